@@ -1,0 +1,55 @@
+//! Errors of the under-storage layer, one variant per outcome a client must be able to tell apart.
+
+use std::io;
+
+/// What went wrong in a mount or a backend. The S3 layer maps each variant to an AWS error code.
+#[derive(Debug, thiserror::Error)]
+pub enum UfsError {
+    #[error("the specified key does not exist")]
+    NoSuchKey,
+    #[error("the specified bucket does not exist: {0}")]
+    NoSuchBucket(String),
+    #[error("the bucket {0} already exists")]
+    BucketExists(String),
+    #[error("the bucket {0} is not empty")]
+    BucketNotEmpty(String),
+    #[error("{0}")]
+    InvalidBucketName(String),
+    #[error("{0}")]
+    InvalidKey(String),
+    #[error("{0}")]
+    KeyTooLong(String),
+    /// The key cannot coexist with an existing one on a file system (an object where a folder is,
+    /// or the reverse).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the Content-MD5 you specified did not match what we received")]
+    BadDigest,
+    #[error("the request body ended after {got} of {expected} bytes")]
+    IncompleteBody { expected: u64, got: u64 },
+    #[error("the request body was longer than the {expected} bytes announced")]
+    BodyTooLong { expected: u64 },
+    /// The client's body stream failed (connection dropped, framing or checksum error).
+    #[error("reading the request body failed: {0}")]
+    Body(Box<dyn std::error::Error + Send + Sync>),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl UfsError {
+    /// Wraps an I/O error with what was being done, for the log.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Self::Io { context: context.into(), source }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type UfsResult<T> = Result<T, UfsError>;

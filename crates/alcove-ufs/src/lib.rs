@@ -1,0 +1,19 @@
+//! Under-storage (UFS) for Alcove: the mount table, path safety, listing semantics and the
+//! local-disk backend, plus the object metadata stored beside the data.
+//!
+//! This crate knows nothing of HTTP or the S3 wire format: it takes validated keys and streams of
+//! bytes, and answers with [`UfsError`]s that the S3 layer maps to AWS error codes.
+
+mod error;
+pub mod key;
+pub mod list;
+pub mod local;
+pub mod meta;
+pub mod mount;
+
+pub use error::{UfsError, UfsResult};
+pub use key::ObjectKey;
+pub use list::{ListItem, ListPage, ListQuery};
+pub use local::{LocalFs, OpenObject, PutChecks};
+pub use meta::{ObjectInfo, WriteMeta};
+pub use mount::{Bucket, BucketInfo, MountEntry, MountTable};

@@ -1,0 +1,537 @@
+//! The local-disk backend: keys are files under the mount's directory, so the tree stays readable
+//! by other tools; folders are 0-byte folder objects (`key/`).
+//!
+//! Writes are crash-safe: the body goes to a temp file in the mount's state folder, is fsynced,
+//! gets its metadata, and is renamed into place (then the parent directory is fsynced). A reader
+//! sees the old object or the new one, never a part. This module may not parse S3 requests; it
+//! takes validated [`ObjectKey`]s only.
+
+use std::fs::{self, File, Metadata};
+use std::io::{self, ErrorKind};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use tokio::io::AsyncWriteExt;
+
+use crate::key::{ObjectKey, STATE_DIR};
+use crate::list::{Collector, Flow, ListPage, ListQuery};
+use crate::meta::{self, ObjectInfo, StoredMeta, WriteMeta};
+use crate::{UfsError, UfsResult};
+
+const TMP_DIR: &str = "tmp";
+
+/// Checks a writer asks for on the received body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PutChecks {
+    /// Decoded `Content-MD5`.
+    pub content_md5: Option<[u8; 16]>,
+    /// The announced length of the (decoded) body.
+    pub expected_len: Option<u64>,
+}
+
+/// An opened object: what it is and a handle positioned nowhere in particular.
+#[derive(Debug)]
+pub struct OpenObject {
+    pub info: ObjectInfo,
+    /// `None` for folder objects, which have no bytes.
+    pub file: Option<File>,
+}
+
+/// One local directory serving as a bucket.
+#[derive(Debug, Clone)]
+pub struct LocalFs {
+    root: PathBuf,
+}
+
+impl LocalFs {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, key: &ObjectKey) -> PathBuf {
+        self.root.join(key.relative_path())
+    }
+
+    fn temp_dir(&self) -> PathBuf {
+        self.root.join(STATE_DIR).join(TMP_DIR)
+    }
+
+    /// Removes temp files left by a crash. Called at start, before serving.
+    pub fn clean_temp_files(&self) -> io::Result<usize> {
+        let dir = self.temp_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            fs::remove_file(entry?.path())?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// True when the bucket holds no object (its state folder does not count).
+    pub fn is_empty(&self) -> io::Result<bool> {
+        for entry in fs::read_dir(&self.root)? {
+            if entry?.file_name() != STATE_DIR {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Opens an object for reading and describes it, both from the same file handle, so the
+    /// description always matches the bytes that will be read.
+    pub async fn open(&self, key: &ObjectKey) -> UfsResult<OpenObject> {
+        let path = self.path_of(key);
+        let folder = key.is_folder();
+        blocking(move || open_blocking(&path, folder)).await
+    }
+
+    pub async fn stat(&self, key: &ObjectKey) -> UfsResult<ObjectInfo> {
+        Ok(self.open(key).await?.info)
+    }
+
+    /// Writes an object from a streamed body; see the module doc for the crash-safety protocol.
+    pub async fn put<S, E>(&self, key: &ObjectKey, body: S, meta: WriteMeta, checks: PutChecks) -> UfsResult<ObjectInfo>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if key.is_folder() {
+            return self.put_folder(key, body, meta).await;
+        }
+        let temp_dir = self.temp_dir();
+        tokio::fs::create_dir_all(&temp_dir)
+            .await
+            .map_err(|e| UfsError::io("creating the temp folder", e))?;
+        let temp = TempFile(temp_dir.join(uuid::Uuid::new_v4().simple().to_string()));
+        let (md5, size) = receive(&temp.0, body, checks).await?;
+        let etag = hex::encode(md5);
+        let target = self.path_of(key);
+        let root = self.root.clone();
+        let temp_path = temp.0.clone();
+        let info = blocking(move || {
+            let file = File::open(&temp_path).map_err(|e| UfsError::io("reopening the temp file", e))?;
+            let md = file.metadata().map_err(|e| UfsError::io("stat of the temp file", e))?;
+            let stored = StoredMeta {
+                etag,
+                size,
+                mtime_ns: meta::mtime_ns(&md),
+                content_type: meta.content_type,
+                user: meta.user,
+            };
+            meta::write_stored(&temp_path, &stored).map_err(|e| UfsError::io("storing object metadata", e))?;
+            publish(&root, &temp_path, &target)?;
+            Ok(ObjectInfo {
+                size,
+                last_modified: meta::last_modified(&md),
+                etag: stored.etag,
+                content_type: stored.content_type,
+                user: stored.user,
+            })
+        })
+        .await?;
+        temp.disarm();
+        Ok(info)
+    }
+
+    /// A folder object is a directory; marking it with metadata makes it explicit, so it stays
+    /// when the objects under it are deleted.
+    async fn put_folder<S, E>(&self, key: &ObjectKey, mut body: S, meta: WriteMeta) -> UfsResult<ObjectInfo>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| UfsError::Body(e.into()))?;
+            if !chunk.is_empty() {
+                return Err(UfsError::InvalidRequest(
+                    "a key ending in '/' is a folder on this mount and cannot hold data; send an empty body".into(),
+                ));
+            }
+        }
+        let path = self.path_of(key);
+        let root = self.root.clone();
+        let display = key_display(key);
+        blocking(move || {
+            create_dirs(&root, &path, &display)?;
+            let md = fs::metadata(&path).map_err(|e| UfsError::io("stat of the folder", e))?;
+            let stored = StoredMeta {
+                etag: meta::EMPTY_ETAG.into(),
+                size: 0,
+                mtime_ns: meta::mtime_ns(&md),
+                content_type: meta.content_type,
+                user: meta.user,
+            };
+            meta::write_stored(&path, &stored).map_err(|e| UfsError::io("marking the folder", e))?;
+            Ok(meta::describe_folder(&path, &md))
+        })
+        .await
+    }
+
+    /// Deletes an object; deleting a missing key succeeds, as on S3. Folders that only existed to
+    /// hold the deleted object are removed with it.
+    pub async fn delete(&self, key: &ObjectKey) -> UfsResult<()> {
+        let path = self.path_of(key);
+        let root = self.root.clone();
+        let folder = key.is_folder();
+        blocking(move || {
+            if folder {
+                match xattr::remove(&path, meta::META_XATTR) {
+                    Ok(()) => {}
+                    Err(e) if is_absent(&e) || e.raw_os_error() == Some(61 /* ENODATA */) => {}
+                    Err(e) => return Err(UfsError::io("unmarking the folder", e)),
+                }
+                prune_empty_folders(&root, &path);
+                return Ok(());
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if is_absent(&e) || e.kind() == ErrorKind::IsADirectory => return Ok(()),
+                Err(e) => return Err(UfsError::io("deleting the object", e)),
+            }
+            if let Some(parent) = path.parent() {
+                prune_empty_folders(&root, parent);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Lists one page of keys in UTF-8 binary order, folders included as `dir/` objects.
+    pub async fn list(&self, query: ListQuery) -> UfsResult<ListPage> {
+        let root = self.root.clone();
+        blocking(move || {
+            let mut collector = Collector::new(query);
+            walk(&root, String::new(), &mut collector).map_err(|e| UfsError::io("listing", e))?;
+            Ok(collector.finish())
+        })
+        .await
+    }
+}
+
+/// Runs blocking file-system work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> UfsResult<T> + Send + 'static) -> UfsResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| UfsError::io("file-system task", io::Error::other(e)))?
+}
+
+fn open_blocking(path: &Path, folder: bool) -> UfsResult<OpenObject> {
+    let file = File::open(path).map_err(read_error)?;
+    let md = file.metadata().map_err(|e| UfsError::io("stat", e))?;
+    match (md.is_dir(), folder) {
+        (true, true) => Ok(OpenObject { info: meta::describe_folder(path, &md), file: None }),
+        (false, false) if md.is_file() => {
+            let info = meta::describe_file(path, &md).map_err(|e| UfsError::io("reading object metadata", e))?;
+            Ok(OpenObject { info, file: Some(file) })
+        }
+        _ => Err(UfsError::NoSuchKey),
+    }
+}
+
+fn read_error(e: io::Error) -> UfsError {
+    if is_absent(&e) {
+        return UfsError::NoSuchKey;
+    }
+    if e.raw_os_error() == Some(36 /* ENAMETOOLONG */) {
+        return UfsError::KeyTooLong("a path component is longer than the file system allows".into());
+    }
+    UfsError::io("opening the object", e)
+}
+
+/// Not there, or a component on the way is a file (ENOTDIR): either way, no such object.
+fn is_absent(e: &io::Error) -> bool {
+    e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory
+}
+
+/// Deletes the temp file on drop unless the write was published.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// Streams the body into `temp`, checking length and MD5, and fsyncs it.
+async fn receive<S, E>(temp: &Path, mut body: S, checks: PutChecks) -> UfsResult<([u8; 16], u64)>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let file = tokio::fs::File::create(temp)
+        .await
+        .map_err(|e| UfsError::io("creating the temp file", e))?;
+    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    let mut md5 = Md5::new();
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| UfsError::Body(e.into()))?;
+        size += chunk.len() as u64;
+        if let Some(expected) = checks.expected_len.filter(|&n| size > n) {
+            return Err(UfsError::BodyTooLong { expected });
+        }
+        md5.update(&chunk);
+        out.write_all(&chunk).await.map_err(|e| UfsError::io("writing the temp file", e))?;
+    }
+    if let Some(expected) = checks.expected_len.filter(|&n| size < n) {
+        return Err(UfsError::IncompleteBody { expected, got: size });
+    }
+    let digest: [u8; 16] = md5.finalize().into();
+    if checks.content_md5.is_some_and(|want| want != digest) {
+        return Err(UfsError::BadDigest);
+    }
+    out.flush().await.map_err(|e| UfsError::io("writing the temp file", e))?;
+    out.get_ref().sync_all().await.map_err(|e| UfsError::io("fsync of the temp file", e))?;
+    Ok((digest, size))
+}
+
+/// Makes the fsynced temp file visible as `target`, atomically.
+fn publish(root: &Path, temp: &Path, target: &Path) -> UfsResult<()> {
+    let display = target.strip_prefix(root).unwrap_or(target).display().to_string();
+    let parent = target.parent().unwrap_or(root);
+    // A concurrent delete may prune the parent folder between its creation and the rename.
+    for _ in 0..8 {
+        create_dirs(root, parent, &display)?;
+        match fs::rename(temp, target) {
+            Ok(()) => {
+                if let Ok(dir) = File::open(parent) {
+                    dir.sync_all().map_err(|e| UfsError::io("fsync of the folder", e))?;
+                }
+                return Ok(());
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::IsADirectory | ErrorKind::DirectoryNotEmpty) => {
+                return Err(conflict(&display, "a folder of that name exists"));
+            }
+            Err(e) if e.kind() == ErrorKind::NotADirectory => {
+                return Err(conflict(&display, "an object is where a folder on its path would be"));
+            }
+            Err(e) => return Err(UfsError::io("publishing the object", e)),
+        }
+    }
+    Err(UfsError::io("publishing the object", io::Error::other("the folder kept disappearing")))
+}
+
+fn create_dirs(root: &Path, dir: &Path, display: &str) -> UfsResult<()> {
+    match fs::create_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::NotADirectory) => {
+            Err(conflict(display, "an object is where a folder on its path would be"))
+        }
+        Err(e) if e.raw_os_error() == Some(36) => {
+            Err(UfsError::KeyTooLong("a path component is longer than the file system allows".into()))
+        }
+        Err(e) => Err(UfsError::io(format!("creating folders under {}", root.display()), e)),
+    }
+}
+
+fn conflict(key: &str, why: &str) -> UfsError {
+    UfsError::Conflict(format!(
+        "cannot store '{key}': {why}; a file-system mount cannot hold an object and a folder with the same name"
+    ))
+}
+
+fn key_display(key: &ObjectKey) -> String {
+    let mut s = key.components().join("/");
+    if key.is_folder() {
+        s.push('/');
+    }
+    s
+}
+
+/// Removes `dir` and its parents while they are empty implicit folders, stopping at the root.
+fn prune_empty_folders(root: &Path, dir: &Path) {
+    let mut dir = dir.to_path_buf();
+    while dir != root && dir.starts_with(root) {
+        if meta::is_explicit_folder(&dir) || fs::remove_dir(&dir).is_err() {
+            return;
+        }
+        if !dir.pop() {
+            return;
+        }
+    }
+}
+
+/// Visits the directory `dir` (whose keys start with `key_prefix`) in key order.
+fn walk(dir: &Path, key_prefix: String, collector: &mut Collector) -> io::Result<Flow> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        // Removed while we walked: nothing there any more.
+        Err(e) if is_absent(&e) => return Ok(Flow::Continue),
+        Err(e) => return Err(e),
+    };
+    let mut children: Vec<(String, bool)> = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            tracing::debug!(dir = %dir.display(), "skipping a name that is not UTF-8");
+            continue;
+        };
+        if name == STATE_DIR || ObjectKey::parse(&name).is_err() {
+            continue;
+        }
+        let file_type = entry.file_type()?;
+        // Symlinks are not followed: they could lead outside the mount.
+        if file_type.is_dir() {
+            children.push((name + "/", true));
+        } else if file_type.is_file() {
+            children.push((name, false));
+        }
+    }
+    children.sort_unstable();
+    for (name, is_dir) in children {
+        let key = format!("{key_prefix}{name}");
+        let path = dir.join(name.trim_end_matches('/'));
+        let flow = collector.offer(&key, || describe_entry(&path, is_dir));
+        if flow == Flow::Stop {
+            return Ok(Flow::Stop);
+        }
+        if is_dir && collector.wants_subtree(&key) && walk(&path, key, collector)? == Flow::Stop {
+            return Ok(Flow::Stop);
+        }
+    }
+    Ok(Flow::Continue)
+}
+
+fn describe_entry(path: &Path, is_dir: bool) -> Option<ObjectInfo> {
+    let md: Metadata = fs::symlink_metadata(path).ok()?;
+    if is_dir {
+        return md.is_dir().then(|| meta::describe_folder(path, &md));
+    }
+    if !md.is_file() {
+        return None;
+    }
+    meta::describe_file(path, &md).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::stream;
+
+    fn key(k: &str) -> ObjectKey {
+        ObjectKey::parse(k).unwrap()
+    }
+
+    fn body(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, io::Error>> + Unpin {
+        stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>())
+    }
+
+    async fn put(fs: &LocalFs, k: &str, data: &'static [u8]) -> UfsResult<ObjectInfo> {
+        fs.put(&key(k), body(&[data]), WriteMeta::default(), PutChecks::default()).await
+    }
+
+    async fn names(fs: &LocalFs, query: ListQuery) -> Vec<String> {
+        fs.list(query).await.unwrap().items.iter().map(|i| i.name().to_owned()).collect()
+    }
+
+    fn all() -> ListQuery {
+        ListQuery { max_keys: 1000, ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn put_get_delete_round_trip_and_prunes_implicit_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::new(dir.path());
+        let info = put(&fs, "a/b/c.txt", b"hello").await.unwrap();
+        assert_eq!(info.etag, "5d41402abc4b2a76b9719d911017c592");
+        assert_eq!(std::fs::read(dir.path().join("a/b/c.txt")).unwrap(), b"hello");
+        assert_eq!(fs.stat(&key("a/b/c.txt")).await.unwrap().etag, info.etag);
+        assert_eq!(names(&fs, all()).await, ["a/", "a/b/", "a/b/c.txt"]);
+        fs.delete(&key("a/b/c.txt")).await.unwrap();
+        assert!(!dir.path().join("a").exists());
+        fs.delete(&key("a/b/c.txt")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn explicit_folders_survive_deletes_below_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::new(dir.path());
+        put(&fs, "keep/", b"").await.unwrap();
+        put(&fs, "keep/x", b"1").await.unwrap();
+        fs.delete(&key("keep/x")).await.unwrap();
+        assert_eq!(names(&fs, all()).await, ["keep/"]);
+        fs.delete(&key("keep/")).await.unwrap();
+        assert!(names(&fs, all()).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn object_and_folder_of_one_name_conflict_and_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::new(dir.path());
+        put(&fs, "f", b"file").await.unwrap();
+        assert!(matches!(put(&fs, "f/x", b"1").await, Err(UfsError::Conflict(_))));
+        put(&fs, "d/x", b"1").await.unwrap();
+        assert!(matches!(put(&fs, "d", b"2").await, Err(UfsError::Conflict(_))));
+        assert_eq!(names(&fs, all()).await, ["d/", "d/x", "f"]);
+        assert_eq!(fs.clean_temp_files().unwrap(), 0, "no temp file left behind");
+    }
+
+    #[tokio::test]
+    async fn bad_digest_and_short_body_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::new(dir.path());
+        let checks = PutChecks { content_md5: Some([0; 16]), expected_len: None };
+        let r = fs.put(&key("x"), body(&[b"data"]), WriteMeta::default(), checks).await;
+        assert!(matches!(r, Err(UfsError::BadDigest)));
+        let checks = PutChecks { content_md5: None, expected_len: Some(10) };
+        let r = fs.put(&key("x"), body(&[b"data"]), WriteMeta::default(), checks).await;
+        assert!(matches!(r, Err(UfsError::IncompleteBody { expected: 10, got: 4 })));
+        let failing = stream::iter(vec![Ok(Bytes::from_static(b"part")), Err(io::Error::other("dropped"))]);
+        let r = fs.put(&key("x"), failing, WriteMeta::default(), PutChecks::default()).await;
+        assert!(matches!(r, Err(UfsError::Body(_))));
+        assert!(!dir.path().join("x").exists());
+        assert_eq!(fs.clean_temp_files().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn foreign_files_get_an_md5_etag_that_tracks_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::new(dir.path());
+        std::fs::write(dir.path().join("ext"), b"hello").unwrap();
+        assert_eq!(fs.stat(&key("ext")).await.unwrap().etag, "5d41402abc4b2a76b9719d911017c592");
+        std::fs::write(dir.path().join("ext"), b"hello world").unwrap();
+        assert_eq!(fs.stat(&key("ext")).await.unwrap().etag, "5eb63bbbe01eeed093cb22bb8f5acdc3");
+    }
+
+    #[tokio::test]
+    async fn listing_order_is_binary_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::new(dir.path());
+        for k in ["b-c", "b/x", "b0", "a", "B"] {
+            put(&fs, k, b"").await.unwrap();
+        }
+        assert_eq!(names(&fs, all()).await, ["B", "a", "b-c", "b/", "b/x", "b0"]);
+        let q = ListQuery { delimiter: Some("/".into()), start_after: Some("b-c".into()), max_keys: 1, ..all() };
+        let page = fs.list(q).await.unwrap();
+        assert_eq!(page.items[0].name(), "b/");
+        assert!(page.truncated);
+    }
+
+    #[tokio::test]
+    async fn state_folder_is_never_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::new(dir.path());
+        std::fs::create_dir_all(dir.path().join(STATE_DIR).join(TMP_DIR)).unwrap();
+        std::fs::write(dir.path().join(STATE_DIR).join("secret"), b"x").unwrap();
+        assert!(names(&fs, all()).await.is_empty());
+        assert!(fs.is_empty().unwrap());
+    }
+}

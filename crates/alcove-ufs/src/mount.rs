@@ -1,0 +1,352 @@
+//! The mount table: which bucket name leads to which under-storage.
+//!
+//! Two sources of buckets: explicit mounts (`/name` → UFS URI, from the config file or added at
+//! run time and persisted in the root's state folder), and the embedded default — every top-level
+//! folder of the local root is a bucket, and CreateBucket makes one. An explicit mount wins over a
+//! root folder of the same name.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::key::STATE_DIR;
+use crate::local::LocalFs;
+use crate::meta;
+use crate::{UfsError, UfsResult};
+
+const MOUNTS_FILE: &str = "mounts.json";
+
+/// One explicit mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountEntry {
+    /// `/bucket`.
+    pub path: String,
+    /// The UFS URI, e.g. `file:///srv/photos`.
+    pub ufs: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    /// Defined in the config file: not persisted, not removable at run time.
+    #[serde(default, skip_serializing)]
+    pub from_config: bool,
+}
+
+/// A bucket as ListBuckets reports it.
+#[derive(Debug, Clone)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created: OffsetDateTime,
+}
+
+/// A resolved bucket: its backend and whether it is an explicit mount.
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    pub name: String,
+    pub store: LocalFs,
+    pub is_mount: bool,
+}
+
+/// A parsed UFS URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UfsUri {
+    Local(PathBuf),
+}
+
+impl UfsUri {
+    pub fn parse(uri: &str) -> UfsResult<Self> {
+        if let Some(path) = uri.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(UfsError::InvalidRequest(format!(
+                    "UFS URI '{uri}' must name an absolute path (file:///dir)"
+                )));
+            }
+            return Ok(Self::Local(PathBuf::from(path)));
+        }
+        let scheme = uri.split_once("://").map_or(uri, |(s, _)| s);
+        Err(UfsError::Unsupported(format!(
+            "UFS scheme '{scheme}' is not supported by this build; use file:///absolute/dir"
+        )))
+    }
+}
+
+/// The mount table and the embedded local root.
+#[derive(Debug)]
+pub struct MountTable {
+    root: PathBuf,
+    mounts: RwLock<BTreeMap<String, MountEntry>>,
+}
+
+impl MountTable {
+    /// Opens the table for the local `root` (created if missing), merging persisted mounts with
+    /// those from the config file.
+    pub fn open(root: &Path, config_mounts: Vec<MountEntry>) -> UfsResult<Self> {
+        fs::create_dir_all(root.join(STATE_DIR))
+            .map_err(|e| UfsError::io(format!("creating the local root {}", root.display()), e))?;
+        let root = root.canonicalize().map_err(|e| UfsError::io("resolving the local root", e))?;
+        let mut mounts = BTreeMap::new();
+        for entry in read_persisted(&root)? {
+            mounts.insert(bucket_of(&entry.path)?.to_owned(), entry);
+        }
+        for mut entry in config_mounts {
+            entry.from_config = true;
+            validate(&entry)?;
+            mounts.insert(bucket_of(&entry.path)?.to_owned(), entry);
+        }
+        Ok(Self { root, mounts: RwLock::new(mounts) })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn list(&self) -> Vec<MountEntry> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Adds a mount and persists it.
+    pub fn add(&self, entry: MountEntry) -> UfsResult<()> {
+        validate(&entry)?;
+        let name = bucket_of(&entry.path)?.to_owned();
+        let mut mounts = self.write();
+        if mounts.contains_key(&name) {
+            return Err(UfsError::BucketExists(name));
+        }
+        mounts.insert(name, entry);
+        self.persist(&mounts)
+    }
+
+    /// Removes a mount (not its data) and persists the change.
+    pub fn remove(&self, path: &str) -> UfsResult<()> {
+        let name = bucket_of(path)?.to_owned();
+        let mut mounts = self.write();
+        match mounts.get(&name) {
+            None => Err(UfsError::NoSuchBucket(name)),
+            Some(e) if e.from_config => Err(UfsError::InvalidRequest(format!(
+                "the mount {path} is defined in the config file; remove it there"
+            ))),
+            Some(_) => {
+                mounts.remove(&name);
+                self.persist(&mounts)
+            }
+        }
+    }
+
+    /// Finds the bucket's backend, or `NoSuchBucket`.
+    pub fn resolve(&self, bucket: &str) -> UfsResult<Bucket> {
+        if let Some(entry) = self.read().get(bucket) {
+            let UfsUri::Local(dir) = UfsUri::parse(&entry.ufs)?;
+            return Ok(Bucket { name: bucket.to_owned(), store: LocalFs::new(dir), is_mount: true });
+        }
+        let dir = self.root_bucket_dir(bucket)?;
+        if dir.is_dir() {
+            return Ok(Bucket { name: bucket.to_owned(), store: LocalFs::new(dir), is_mount: false });
+        }
+        Err(UfsError::NoSuchBucket(bucket.to_owned()))
+    }
+
+    /// All buckets: mounts and the root's folders, by name.
+    pub fn buckets(&self) -> UfsResult<Vec<BucketInfo>> {
+        let mut found = BTreeMap::new();
+        let entries = fs::read_dir(&self.root).map_err(|e| UfsError::io("listing the local root", e))?;
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(md) = entry.metadata() else { continue };
+            if md.is_dir() && validate_bucket_name(&name).is_ok() {
+                found.insert(name, meta::last_modified(&md));
+            }
+        }
+        for (name, entry) in self.read().iter() {
+            let created = UfsUri::parse(&entry.ufs)
+                .ok()
+                .and_then(|UfsUri::Local(dir)| fs::metadata(dir).ok())
+                .map_or(OffsetDateTime::UNIX_EPOCH, |md| meta::last_modified(&md));
+            found.insert(name.clone(), created);
+        }
+        Ok(found.into_iter().map(|(name, created)| BucketInfo { name, created }).collect())
+    }
+
+    /// CreateBucket on the embedded root: a new folder.
+    pub fn create_bucket(&self, bucket: &str) -> UfsResult<()> {
+        if self.read().contains_key(bucket) {
+            return Err(UfsError::BucketExists(bucket.to_owned()));
+        }
+        let dir = self.root_bucket_dir(bucket)?;
+        match fs::create_dir(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(UfsError::BucketExists(bucket.to_owned())),
+            Err(e) => Err(UfsError::io("creating the bucket folder", e)),
+        }
+    }
+
+    /// DeleteBucket on the embedded root: removes an empty bucket folder.
+    pub fn delete_bucket(&self, bucket: &str) -> UfsResult<()> {
+        let resolved = self.resolve(bucket)?;
+        if resolved.is_mount {
+            return Err(UfsError::InvalidRequest(format!(
+                "the bucket {bucket} is a mount; remove it with `alcove mount remove --path /{bucket}`"
+            )));
+        }
+        let dir = resolved.store.root().to_path_buf();
+        if !resolved.store.is_empty().map_err(|e| UfsError::io("reading the bucket folder", e))? {
+            return Err(UfsError::BucketNotEmpty(bucket.to_owned()));
+        }
+        let _ = fs::remove_dir_all(dir.join(STATE_DIR));
+        match fs::remove_dir(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => Err(UfsError::BucketNotEmpty(bucket.to_owned())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(UfsError::NoSuchBucket(bucket.to_owned())),
+            Err(e) => Err(UfsError::io("deleting the bucket folder", e)),
+        }
+    }
+
+    /// Every bucket's backend, for start-up housekeeping.
+    pub fn all_stores(&self) -> Vec<LocalFs> {
+        self.buckets()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|b| self.resolve(&b.name).ok())
+            .map(|b| b.store)
+            .collect()
+    }
+
+    fn root_bucket_dir(&self, bucket: &str) -> UfsResult<PathBuf> {
+        validate_bucket_name(bucket)?;
+        Ok(self.root.join(bucket))
+    }
+
+    fn persist(&self, mounts: &BTreeMap<String, MountEntry>) -> UfsResult<()> {
+        let persisted: Vec<&MountEntry> = mounts.values().filter(|e| !e.from_config).collect();
+        let raw = serde_json::to_vec_pretty(&persisted).map_err(|e| UfsError::io("encoding mounts", e.into()))?;
+        let dir = self.root.join(STATE_DIR);
+        let temp = dir.join(format!("{MOUNTS_FILE}.tmp"));
+        fs::write(&temp, raw)
+            .and_then(|()| fs::File::open(&temp)?.sync_all())
+            .and_then(|()| fs::rename(&temp, dir.join(MOUNTS_FILE)))
+            .map_err(|e| UfsError::io("saving the mount table", e))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, MountEntry>> {
+        self.mounts.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, MountEntry>> {
+        self.mounts.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn read_persisted(root: &Path) -> UfsResult<Vec<MountEntry>> {
+    match fs::read(root.join(STATE_DIR).join(MOUNTS_FILE)) {
+        Ok(raw) => serde_json::from_slice(&raw).map_err(|e| UfsError::io("reading the mount table", e.into())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(UfsError::io("reading the mount table", e)),
+    }
+}
+
+fn validate(entry: &MountEntry) -> UfsResult<()> {
+    bucket_of(&entry.path)?;
+    let UfsUri::Local(dir) = UfsUri::parse(&entry.ufs)?;
+    if !dir.is_dir() {
+        return Err(UfsError::InvalidRequest(format!(
+            "the UFS directory {} does not exist or is not a directory",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `/name` → `name`; only top-level mounts are buckets and `/` is not one.
+pub fn bucket_of(path: &str) -> UfsResult<&str> {
+    let name = path
+        .strip_prefix('/')
+        .ok_or_else(|| UfsError::InvalidBucketName(format!("mount path '{path}' must start with '/'")))?;
+    if name.is_empty() {
+        return Err(UfsError::InvalidBucketName("'/' is not a bucket; mount at /name".into()));
+    }
+    if name.contains('/') {
+        return Err(UfsError::InvalidBucketName(format!(
+            "mount path '{path}' is nested; only top-level mounts are buckets"
+        )));
+    }
+    validate_bucket_name(name)?;
+    Ok(name)
+}
+
+/// The S3 bucket naming rules: 3–63 characters of lowercase letters, digits, `-` and `.`,
+/// starting and ending with a letter or digit, not shaped like an IP address.
+pub fn validate_bucket_name(name: &str) -> UfsResult<()> {
+    let bad = |why: &str| Err(UfsError::InvalidBucketName(format!("the bucket name '{name}' is not valid: {why}")));
+    if !(3..=63).contains(&name.len()) {
+        return bad("it must be 3 to 63 characters long");
+    }
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.') {
+        return bad("only lowercase letters, digits, '-' and '.' are allowed");
+    }
+    let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !edge_ok(name.as_bytes()[0]) || !edge_ok(name.as_bytes()[name.len() - 1]) {
+        return bad("it must start and end with a letter or digit");
+    }
+    if name.contains("..") {
+        return bad("it must not contain two adjacent periods");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return bad("it must not be formatted as an IP address");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names() {
+        for ok in ["abc", "my-bucket.1", "a1b"] {
+            validate_bucket_name(ok).unwrap();
+        }
+        for bad in ["ab", "Abc", "-ab", "ab-", "a..b", "192.168.1.1", ".alcove.sys", "a_b"] {
+            assert!(validate_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mount_paths() {
+        assert_eq!(bucket_of("/photos").unwrap(), "photos");
+        assert!(bucket_of("/").is_err());
+        assert!(bucket_of("photos").is_err());
+        assert!(bucket_of("/a/b").is_err());
+    }
+
+    #[test]
+    fn mounts_persist_and_root_folders_are_buckets() {
+        let root = tempfile::tempdir().unwrap();
+        let ufs = tempfile::tempdir().unwrap();
+        let table = MountTable::open(root.path(), vec![]).unwrap();
+        table.create_bucket("local").unwrap();
+        assert!(matches!(table.create_bucket("local"), Err(UfsError::BucketExists(_))));
+        let uri = format!("file://{}", ufs.path().display());
+        table
+            .add(MountEntry { path: "/photos".into(), ufs: uri.clone(), options: BTreeMap::new(), from_config: false })
+            .unwrap();
+        let names: Vec<String> = table.buckets().unwrap().into_iter().map(|b| b.name).collect();
+        assert_eq!(names, ["local", "photos"]);
+        assert!(table.resolve("photos").unwrap().is_mount);
+        assert!(matches!(table.resolve("nope"), Err(UfsError::NoSuchBucket(_))));
+
+        let reopened = MountTable::open(root.path(), vec![]).unwrap();
+        assert_eq!(reopened.list().len(), 1);
+        reopened.remove("/photos").unwrap();
+        assert!(MountTable::open(root.path(), vec![]).unwrap().list().is_empty());
+        reopened.delete_bucket("local").unwrap();
+        assert!(matches!(reopened.resolve("local"), Err(UfsError::NoSuchBucket(_))));
+    }
+
+    #[test]
+    fn unsupported_and_relative_uris_are_refused() {
+        assert!(matches!(UfsUri::parse("hdfs://nn/x"), Err(UfsError::Unsupported(_))));
+        assert!(matches!(UfsUri::parse("file://relative"), Err(UfsError::InvalidRequest(_))));
+    }
+}
