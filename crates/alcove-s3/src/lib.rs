@@ -1,1 +1,39 @@
-//! x
+//! S3 protocol glue for Alcove, between the wire (handled by `s3s`) and the gateway:
+//! the auth modes (simple mode's pre-layer, sigv4 credentials), aws-chunked decoding for simple
+//! mode, checksums, error mapping and `encoding-type=url`.
+//!
+//! It may not touch storage: it sees requests, bodies and [`alcove_ufs::UfsError`]s only.
+
+pub mod auth;
+pub mod checksum;
+pub mod chunked;
+pub mod error;
+pub mod urlencode;
+
+pub use auth::{AuthMode, AuthSettings, RequestUser};
+pub use error::{decorate_error_body, s3_error_from};
+
+/// Why a request body could not be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("The {algorithm} you specified did not match the calculated checksum.")]
+    ChecksumMismatch { algorithm: &'static str },
+    #[error("The aws-chunked body is malformed: {0}")]
+    Malformed(String),
+    #[error("The trailer {0} was announced in x-amz-trailer but not sent.")]
+    MissingTrailer(String),
+    #[error("The decoded body length does not match x-amz-decoded-content-length.")]
+    LengthMismatch,
+    #[error("The body could not be read: {0}")]
+    Transport(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl BodyError {
+    /// Wraps an error of the underlying stream, keeping a `BodyError` as it is.
+    pub fn from_transport(e: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        match e.downcast::<BodyError>() {
+            Ok(inner) => *inner,
+            Err(other) => Self::Transport(other),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The auth modes.
+//!
+//! * `simple` (the default, as in the seed system): the access key of a SigV4 or V2
+//!   `Authorization` header (or presigned query) names the user and the signature is not checked.
+//!   s3s always verifies what it sees, so [`simple_prelayer`] takes the user from the request,
+//!   removes the signature, decodes aws-chunked framing itself, and hands s3s an unsigned request.
+//! * `sigv4`: s3s verifies header, presigned and chunk signatures against [`CredentialStore`].
+//!
+//! In both modes a request without credentials runs as the worker's own user, unless
+//! `auth.allow_anonymous = false`, in which case it gets `AccessDenied`.
+
+use std::collections::BTreeMap;
+
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
+use http::Uri;
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
+
+use crate::checksum::ChecksumAlgorithm;
+use crate::chunked::AwsChunkedDecoder;
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    #[default]
+    Simple,
+    Sigv4,
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "simple" => Ok(Self::Simple),
+            "sigv4" => Ok(Self::Sigv4),
+            other => Err(format!("unknown auth mode '{other}': expected 'simple' or 'sigv4'")),
+        }
+    }
+}
+
+/// Everything the auth layer needs to know.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    pub allow_anonymous: bool,
+    /// Access key → secret key, for sigv4 mode.
+    pub credentials: BTreeMap<String, String>,
+    /// The user unauthenticated requests run as (the worker's process user).
+    pub anonymous_user: String,
+}
+
+/// The user a request runs as, for the access log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestUser(pub String);
+
+const SIGNING_QUERY_PARAMS: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "AWSAccessKeyId",
+    "Signature",
+    "Expires",
+];
+
+/// The access key a request claims, from its `Authorization` header or presigned query.
+/// Says nothing about whether the signature is right.
+pub fn claimed_access_key<B>(req: &http::Request<B>) -> S3Result<Option<String>> {
+    if let Some(value) = req.headers().get(AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| s3_error!(AuthorizationHeaderMalformed, "The Authorization header is not ASCII."))?;
+        return access_key_of_header(value).map(Some).ok_or_else(|| {
+            s3_error!(
+                AuthorizationHeaderMalformed,
+                "The Authorization header is malformed; expected 'AWS4-HMAC-SHA256 Credential=KEY/…' or 'AWS KEY:SIGNATURE'."
+            )
+        });
+    }
+    let query = req.uri().query().unwrap_or_default();
+    for (name, value) in form_pairs(query) {
+        match name.as_str() {
+            "X-Amz-Credential" => return Ok(value.split('/').next().map(str::to_owned)),
+            "AWSAccessKeyId" => return Ok(Some(value)),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+fn access_key_of_header(value: &str) -> Option<String> {
+    if let Some(rest) = value.strip_prefix("AWS4-HMAC-SHA256") {
+        let credential = rest.split([',', ' ']).find_map(|part| part.trim().strip_prefix("Credential="))?;
+        let key = credential.split('/').next()?;
+        return (!key.is_empty()).then(|| key.to_owned());
+    }
+    let (key, _signature) = value.strip_prefix("AWS ")?.split_once(':')?;
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
+fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode_component(name), decode_component(value))
+    })
+}
+
+fn decode_component(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// Simple mode: identifies the user and turns the request into an unsigned one s3s accepts.
+pub fn simple_prelayer(req: &mut http::Request<s3s::Body>, settings: &AuthSettings) -> S3Result<RequestUser> {
+    let user = match claimed_access_key(req)? {
+        Some(key) => RequestUser(key),
+        None if settings.allow_anonymous => RequestUser(settings.anonymous_user.clone()),
+        None => return Err(anonymous_denied()),
+    };
+    req.headers_mut().remove(AUTHORIZATION);
+    strip_signing_query(req)?;
+    decode_streaming_body(req)?;
+    Ok(user)
+}
+
+fn anonymous_denied() -> S3Error {
+    s3_error!(
+        AccessDenied,
+        "Anonymous access is disabled on this worker (auth.allow_anonymous = false); sign the request."
+    )
+}
+
+fn strip_signing_query(req: &mut http::Request<s3s::Body>) -> S3Result<()> {
+    let Some(query) = req.uri().query() else { return Ok(()) };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(n, _)| n);
+            !SIGNING_QUERY_PARAMS.contains(&decode_component(name).as_str())
+        })
+        .collect();
+    if kept.len() == query.split('&').count() {
+        return Ok(());
+    }
+    let path_and_query = if kept.is_empty() {
+        req.uri().path().to_owned()
+    } else {
+        format!("{}?{}", req.uri().path(), kept.join("&"))
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().map_err(|_| s3_error!(InvalidURI))?);
+    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| s3_error!(InvalidURI))?;
+    Ok(())
+}
+
+/// Replaces an aws-chunked body by its decoded payload.
+fn decode_streaming_body(req: &mut http::Request<s3s::Body>) -> S3Result<()> {
+    let headers = req.headers();
+    let streaming = headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("STREAMING-"));
+    if !streaming {
+        return Ok(());
+    }
+    let decoded_len: u64 = headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            s3_error!(MissingContentLength, "An aws-chunked body needs a valid x-amz-decoded-content-length header.")
+        })?;
+    let trailer = match headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(name) => Some(ChecksumAlgorithm::from_header_name(name).ok_or_else(|| {
+            S3Error::with_message(S3ErrorCode::InvalidRequest, format!("The trailer '{name}' is not a supported checksum."))
+        })?),
+    };
+    let body = std::mem::take(req.body_mut());
+    let decoder = AwsChunkedDecoder::new(body, Some(decoded_len), trailer);
+    *req.body_mut() = s3s::Body::from(Box::pin(LengthHinted { inner: decoder, remaining: decoded_len }) as s3s::stream::DynByteStream);
+    let headers = req.headers_mut();
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(decoded_len));
+    headers.insert("x-amz-content-sha256", HeaderValue::from_static("UNSIGNED-PAYLOAD"));
+    headers.remove("x-amz-decoded-content-length");
+    headers.remove("x-amz-trailer");
+    let other_encodings: Vec<String> = headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(CONTENT_ENCODING);
+    if !other_encodings.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&other_encodings.join(", ")) {
+            headers.insert(CONTENT_ENCODING, v);
+        }
+    }
+    Ok(())
+}
+
+/// Tells s3s the exact length of the decoded body (it rejects PUTs of unknown length).
+struct LengthHinted<S> {
+    inner: S,
+    remaining: u64,
+}
+
+impl<S> futures::Stream for LengthHinted<S>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, crate::BodyError>> + Unpin,
+{
+    type Item = Result<bytes::Bytes, s3s::StdError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        std::pin::Pin::new(&mut this.inner).poll_next(cx).map(|item| {
+            item.map(|r| match r {
+                Ok(b) => {
+                    this.remaining = this.remaining.saturating_sub(b.len() as u64);
+                    Ok(b)
+                }
+                Err(e) => Err(Box::new(e) as s3s::StdError),
+            })
+        })
+    }
+}
+
+impl<S> s3s::stream::ByteStream for LengthHinted<S>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, crate::BodyError>> + Unpin,
+{
+    fn remaining_length(&self) -> s3s::stream::RemainingLength {
+        s3s::stream::RemainingLength::new_exact(self.remaining as usize)
+    }
+}
+
+/// Sigv4 mode: the secrets from the config file.
+#[derive(Debug, Clone)]
+pub struct CredentialStore(pub BTreeMap<String, String>);
+
+#[async_trait::async_trait]
+impl S3Auth for CredentialStore {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        self.0.get(access_key).map(|s| SecretKey::from(s.as_str())).ok_or_else(|| {
+            s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")
+        })
+    }
+}
+
+/// Sigv4 mode: lets signed requests through, and unsigned ones when anonymous access is allowed.
+#[derive(Debug, Clone, Copy)]
+pub struct AnonymousPolicy {
+    pub allow_anonymous: bool,
+}
+
+#[async_trait::async_trait]
+impl S3Access for AnonymousPolicy {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_none() && !self.allow_anonymous {
+            return Err(anonymous_denied());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, auth: Option<&str>) -> http::Request<s3s::Body> {
+        let mut b = http::Request::builder().uri(uri);
+        if let Some(a) = auth {
+            b = b.header(AUTHORIZATION, a);
+        }
+        b.body(s3s::Body::empty()).unwrap()
+    }
+
+    fn settings(allow_anonymous: bool) -> AuthSettings {
+        AuthSettings { allow_anonymous, anonymous_user: "worker".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn user_comes_from_v4_v2_and_presigned_forms() {
+        let v4 = "AWS4-HMAC-SHA256 Credential=alice/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00";
+        let mut r = request("/b/k", Some(v4));
+        assert_eq!(simple_prelayer(&mut r, &settings(false)).unwrap(), RequestUser("alice".into()));
+        assert!(r.headers().get(AUTHORIZATION).is_none());
+
+        let mut r = request("/b/k", Some("AWS bob:c2ln"));
+        assert_eq!(simple_prelayer(&mut r, &settings(false)).unwrap(), RequestUser("bob".into()));
+
+        let mut r = request(
+            "/b/k?versionId=null&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=carol%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=ff",
+            None,
+        );
+        assert_eq!(simple_prelayer(&mut r, &settings(false)).unwrap(), RequestUser("carol".into()));
+        assert_eq!(r.uri().query(), Some("versionId=null"));
+    }
+
+    #[test]
+    fn anonymous_requests_follow_the_setting() {
+        let mut r = request("/b/k", None);
+        assert_eq!(simple_prelayer(&mut r, &settings(true)).unwrap(), RequestUser("worker".into()));
+        let mut r = request("/b/k", None);
+        assert_eq!(*simple_prelayer(&mut r, &settings(false)).unwrap_err().code(), S3ErrorCode::AccessDenied);
+    }
+
+    #[test]
+    fn malformed_authorization_is_refused() {
+        let mut r = request("/b/k", Some("Bearer xyz"));
+        let e = simple_prelayer(&mut r, &settings(true)).unwrap_err();
+        assert_eq!(*e.code(), S3ErrorCode::AuthorizationHeaderMalformed);
+    }
+
+    #[test]
+    fn streaming_bodies_need_a_decoded_length() {
+        let mut r = request("/b/k", None);
+        r.headers_mut().insert("x-amz-content-sha256", HeaderValue::from_static("STREAMING-UNSIGNED-PAYLOAD-TRAILER"));
+        let e = simple_prelayer(&mut r, &settings(true)).unwrap_err();
+        assert_eq!(*e.code(), S3ErrorCode::MissingContentLength);
+    }
+}

@@ -1,0 +1,114 @@
+//! Error mapping: the one place where storage and body errors become AWS error codes, and where
+//! every error document gets its `Resource` and `RequestId`.
+
+use alcove_ufs::UfsError;
+use s3s::{S3Error, S3ErrorCode};
+
+use crate::BodyError;
+
+/// Maps an under-storage error to the S3 error AWS would send.
+pub fn s3_error_from(e: UfsError) -> S3Error {
+    use S3ErrorCode as C;
+    let (code, message): (C, String) = match e {
+        UfsError::NoSuchKey => (C::NoSuchKey, "The specified key does not exist.".into()),
+        UfsError::NoSuchBucket(b) => (
+            C::NoSuchBucket,
+            format!("The specified bucket does not exist: '{b}' is neither a mount nor a folder of the local root."),
+        ),
+        UfsError::BucketExists(b) => {
+            (C::BucketAlreadyOwnedByYou, format!("Your previous request to create the bucket '{b}' succeeded and you already own it."))
+        }
+        UfsError::BucketNotEmpty(b) => (C::BucketNotEmpty, format!("The bucket '{b}' you tried to delete is not empty.")),
+        UfsError::InvalidBucketName(m) => (C::InvalidBucketName, m),
+        UfsError::InvalidKey(m) => (C::InvalidArgument, m),
+        UfsError::KeyTooLong(m) => (C::KeyTooLongError, format!("Your key is too long: {m}.")),
+        UfsError::Conflict(m) | UfsError::InvalidRequest(m) => (C::InvalidRequest, m),
+        UfsError::BadDigest => (C::BadDigest, "The Content-MD5 you specified did not match what we received.".into()),
+        e @ UfsError::IncompleteBody { .. } => (C::IncompleteBody, format!("You did not provide the number of bytes specified by the Content-Length HTTP header: {e}.")),
+        e @ UfsError::BodyTooLong { .. } => (C::InvalidRequest, e.to_string()),
+        UfsError::Body(inner) => return body_error(BodyError::from_transport(inner)),
+        UfsError::Unsupported(m) => (C::NotImplemented, m),
+        e @ UfsError::Io { .. } => {
+            tracing::error!(error = %e, "storage failure");
+            (C::InternalError, "We encountered an internal error; the worker log has the details.".into())
+        }
+    };
+    S3Error::with_message(code, message)
+}
+
+/// Maps a body that could not be accepted.
+pub fn body_error(e: BodyError) -> S3Error {
+    use S3ErrorCode as C;
+    let code = match &e {
+        BodyError::ChecksumMismatch { .. } => C::BadDigest,
+        BodyError::Malformed(_) | BodyError::MissingTrailer(_) => C::InvalidRequest,
+        BodyError::LengthMismatch => C::IncompleteBody,
+        // s3s reports chunk-signature failures through the body stream; its error type is private.
+        BodyError::Transport(t) if t.to_string().contains("SignatureMismatch") => C::SignatureDoesNotMatch,
+        BodyError::Transport(t) if t.to_string().contains("AwsChunkedStreamError") => C::InvalidRequest,
+        BodyError::Transport(_) => C::IncompleteBody,
+    };
+    S3Error::with_message(code, e.to_string())
+}
+
+/// Adds `<Resource>` and `<RequestId>` to an S3 error document that lacks them, as AWS sends
+/// both. Returns `None` when `body` is not an error document.
+pub fn decorate_error_body(body: &[u8], resource: &str, request_id: &str) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let end = text.rfind("</Error>")?;
+    let mut extra = String::new();
+    if !text.contains("<Resource>") {
+        extra.push_str(&format!("<Resource>{}</Resource>", xml_escape(resource)));
+    }
+    if !text.contains("<RequestId>") {
+        extra.push_str(&format!("<RequestId>{}</RequestId>", xml_escape(request_id)));
+    }
+    Some(format!("{}{}{}", &text[..end], extra, &text[end..]).into_bytes())
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decorates_error_documents_once() {
+        let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>m</Message></Error>";
+        let out = decorate_error_body(body, "/b/a&b", "ID1").unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.ends_with("<Resource>/b/a&amp;b</Resource><RequestId>ID1</RequestId></Error>"), "{out}");
+        let again = String::from_utf8(decorate_error_body(out.as_bytes(), "/x", "ID2").unwrap()).unwrap();
+        assert_eq!(again, out);
+        assert!(decorate_error_body(b"<ListBucketResult/>", "/", "x").is_none());
+    }
+
+    #[test]
+    fn storage_errors_map_to_aws_codes() {
+        let cases = [
+            (UfsError::NoSuchKey, S3ErrorCode::NoSuchKey),
+            (UfsError::NoSuchBucket("b".into()), S3ErrorCode::NoSuchBucket),
+            (UfsError::BucketExists("b".into()), S3ErrorCode::BucketAlreadyOwnedByYou),
+            (UfsError::InvalidKey("k".into()), S3ErrorCode::InvalidArgument),
+            (UfsError::KeyTooLong("k".into()), S3ErrorCode::KeyTooLongError),
+            (UfsError::BadDigest, S3ErrorCode::BadDigest),
+            (UfsError::Body(Box::new(BodyError::ChecksumMismatch { algorithm: "CRC32" })), S3ErrorCode::BadDigest),
+        ];
+        for (e, code) in cases {
+            assert_eq!(*s3_error_from(e).code(), code);
+        }
+    }
+}
