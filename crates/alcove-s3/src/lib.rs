@@ -8,6 +8,7 @@ pub mod auth;
 pub mod checksum;
 pub mod chunked;
 pub mod error;
+pub mod integrity;
 pub mod urlencode;
 
 pub use auth::{AuthMode, AuthSettings, RequestUser};

@@ -1,1 +1,114 @@
-//! x
+//! One Alcove worker: reads the configuration, opens the mount table, and serves the S3 port
+//! (through [`front`] and the s3s service over the [`gateway`]) and the admin port.
+//!
+//! It wires the lower crates together and owns process-level concerns (ports, shutdown, logs,
+//! metrics); it may not reach into a backend's files except through alcove-ufs.
+
+pub mod admin;
+pub mod config;
+pub mod front;
+pub mod gateway;
+pub mod metrics;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alcove_s3::auth::{AnonymousPolicy, CredentialStore};
+use alcove_s3::AuthMode;
+use alcove_ufs::{MountTable, UfsError};
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use config::{Config, ConfigError};
+
+/// Why a worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the mount table: {0}")]
+    Mounts(#[from] UfsError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running worker.
+pub struct Worker {
+    pub s3_addr: Option<SocketAddr>,
+    pub admin_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, WorkerError> {
+    TcpListener::bind(addr).await.map_err(|source| WorkerError::Bind { what, addr, source })
+}
+
+impl Worker {
+    /// Opens storage, binds the ports and starts serving.
+    pub async fn start(config: Config) -> Result<Self, WorkerError> {
+        let auth = config.auth_settings()?;
+        let mounts = Arc::new(MountTable::open(&config.root, config.mount_entries())?);
+        for store in mounts.all_stores() {
+            match store.clean_temp_files() {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(bucket = %store.root().display(), removed = n, "removed temp files of interrupted writes"),
+                Err(e) => tracing::warn!(bucket = %store.root().display(), error = %e, "could not clean temp files"),
+            }
+        }
+        let metrics = Arc::new(metrics::Metrics::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let grace = Duration::from_secs(config.s3.shutdown_grace);
+
+        let mut s3_addr = None;
+        if config.s3.enabled {
+            let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(Arc::clone(&mounts)));
+            if auth.mode == AuthMode::Sigv4 {
+                builder.set_auth(CredentialStore(auth.credentials.clone()));
+                builder.set_access(AnonymousPolicy { allow_anonymous: auth.allow_anonymous });
+            }
+            let front = Arc::new(front::S3Front {
+                service: builder.build(),
+                auth: auth.clone(),
+                access_log_all: config.s3.access_log,
+                metrics: Arc::clone(&metrics),
+            });
+            let listener = bind("S3", config.s3.addr).await?;
+            s3_addr = listener.local_addr().ok();
+            let settings = server::HttpSettings { keep_alive: config.s3.keep_alive, idle_timeout: config.idle_timeout(), grace };
+            let rx = shutdown_rx.clone();
+            tasks.spawn(server::serve(listener, settings, rx, move |req, remote| Arc::clone(&front).handle(req, remote)));
+        }
+
+        let admin = Arc::new(admin::Admin {
+            mounts,
+            metrics,
+            ready: Default::default(),
+            started: Instant::now(),
+            s3_addr,
+            auth_mode: config.auth.mode.to_ascii_lowercase(),
+        });
+        let listener = bind("admin", config.admin.addr).await?;
+        let admin_addr = listener.local_addr().map_err(|source| WorkerError::Bind { what: "admin", addr: config.admin.addr, source })?;
+        let settings = server::HttpSettings { keep_alive: true, idle_timeout: Some(Duration::from_secs(60)), grace: Duration::from_secs(1) };
+        let handler_admin = Arc::clone(&admin);
+        tasks.spawn(server::serve(listener, settings, shutdown_rx, move |req, remote| {
+            Arc::clone(&handler_admin).handle(req, remote)
+        }));
+        admin.ready.store(true, Ordering::Release);
+        tracing::info!(s3 = ?s3_addr, admin = %admin_addr, root = %config.root.display(), auth = %config.auth.mode, "worker ready");
+        Ok(Self { s3_addr, admin_addr, shutdown, tasks })
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the grace period), and returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

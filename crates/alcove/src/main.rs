@@ -1,1 +1,180 @@
-fn main(){}
+//! The `alcove` command line: `serve` runs a worker; `mount` and `status` talk to a running
+//! worker's admin port. It holds no logic of its own beyond argument handling and printing.
+
+mod admin_client;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use alcove_worker::{Config, Worker};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "alcove", version, about = "An S3-compatible caching gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a worker. With no config it serves the folders of ./alcove-data as buckets on 127.0.0.1:29998.
+    Serve(ServeArgs),
+    /// Manage mounts (bucket → under-storage) of a running worker.
+    Mount {
+        #[command(subcommand)]
+        action: MountAction,
+    },
+    /// Show a running worker's status.
+    Status {
+        #[arg(long, default_value = "http://127.0.0.1:30000")]
+        admin: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file (alcove.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Local root of the embedded default: its top-level folders are buckets.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Address of the S3 API (HTTP).
+    #[arg(long)]
+    s3_addr: Option<SocketAddr>,
+    /// Address of the S3 API over HTTPS (needs a certificate; not available in this version).
+    #[arg(long)]
+    https_addr: Option<SocketAddr>,
+    /// Address of the worker-to-worker port (used once workers form a cluster).
+    #[arg(long)]
+    peer_addr: Option<SocketAddr>,
+    /// Address of the admin port (/metrics, /healthz, /readyz, mount API).
+    #[arg(long)]
+    admin_addr: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum MountAction {
+    /// Mount an under-storage URI as a bucket.
+    Add {
+        /// The bucket, as /name.
+        #[arg(long)]
+        path: String,
+        /// The under-storage, e.g. file:///srv/photos.
+        #[arg(long)]
+        ufs_uri: String,
+        /// A backend option, KEY=VALUE (repeatable).
+        #[arg(long = "option", value_parser = parse_option)]
+        options: Vec<(String, String)>,
+        #[arg(long, default_value = "http://127.0.0.1:30000")]
+        admin: String,
+    },
+    /// List mounts.
+    List {
+        #[arg(long, default_value = "http://127.0.0.1:30000")]
+        admin: String,
+    },
+    /// Remove a mount (its data stays in the under-storage).
+    Remove {
+        #[arg(long)]
+        path: String,
+        #[arg(long, default_value = "http://127.0.0.1:30000")]
+        admin: String,
+    },
+}
+
+fn parse_option(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("alcove: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Mount { action } => mount(action).await,
+            Command::Status { admin } => admin_client::status(&admin).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("alcove: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let mut config = Config::load(args.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+    if let Some(root) = args.root {
+        config.root = root;
+    }
+    if let Some(addr) = args.s3_addr {
+        config.s3.addr = addr;
+    }
+    if let Some(addr) = args.peer_addr {
+        config.peer.addr = addr;
+    }
+    if let Some(addr) = args.admin_addr {
+        config.admin.addr = addr;
+    }
+    if args.https_addr.is_some() {
+        return Err("HTTPS is not available in this version; serve plain HTTP behind a TLS proxy".into());
+    }
+    let worker = Worker::start(config).await.map_err(|e| e.to_string())?;
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    worker.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn mount(action: MountAction) -> Result<(), String> {
+    match action {
+        MountAction::Add { path, ufs_uri, options, admin } => {
+            admin_client::add_mount(&admin, &path, &ufs_uri, options.into_iter().collect()).await?;
+            println!("mounted {ufs_uri} at {path}");
+            Ok(())
+        }
+        MountAction::List { admin } => admin_client::list_mounts(&admin).await,
+        MountAction::Remove { path, admin } => {
+            admin_client::remove_mount(&admin, &path).await?;
+            println!("removed the mount {path}");
+            Ok(())
+        }
+    }
+}

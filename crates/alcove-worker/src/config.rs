@@ -1,0 +1,247 @@
+//! Worker configuration: one TOML file, overridden by `ALCOVE_…` environment variables, then by
+//! command-line flags. Key names mirror the seed system's properties (see the README's table).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alcove_s3::{AuthMode, AuthSettings};
+use alcove_ufs::MountEntry;
+use serde::Deserialize;
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The embedded default's local root: its top-level folders are buckets.
+    pub root: PathBuf,
+    pub s3: S3Config,
+    pub peer: PeerConfig,
+    pub admin: AdminConfig,
+    pub auth: AuthConfig,
+    pub mounts: Vec<MountConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    pub enabled: bool,
+    pub addr: SocketAddr,
+    pub keep_alive: bool,
+    /// Seconds a kept-alive connection may stay idle; 0 = no limit.
+    pub idle_timeout: u64,
+    /// true: log every request; false: failed requests only.
+    pub access_log: bool,
+    /// Seconds in-flight requests get to finish on SIGTERM.
+    pub shutdown_grace: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerConfig {
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub mode: String,
+    pub allow_anonymous: bool,
+    pub credentials: Vec<Credential>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountConfig {
+    pub path: String,
+    pub ufs: String,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("./alcove-data"),
+            s3: S3Config::default(),
+            peer: PeerConfig::default(),
+            admin: AdminConfig::default(),
+            auth: AuthConfig::default(),
+            mounts: Vec::new(),
+        }
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            addr: SocketAddr::from(([127, 0, 0, 1], 29998)),
+            keep_alive: true,
+            idle_timeout: 0,
+            access_log: false,
+            shutdown_grace: 30,
+        }
+    }
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 29999)) }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 30000)) }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { mode: "simple".into(), allow_anonymous: true, credentials: Vec::new() }
+    }
+}
+
+/// Sections whose keys may be set from `ALCOVE_<SECTION>_<KEY>`.
+const ENV_SECTIONS: &[&str] = &["s3", "peer", "admin", "auth"];
+
+impl Config {
+    /// Reads `file` (if any) and applies the `ALCOVE_…` variables of `env`.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                text.parse().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            apply_env(&mut table, &name, &value)?;
+        }
+        let config: Config =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.auth_settings()?;
+        Ok(config)
+    }
+
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.s3.idle_timeout > 0).then(|| Duration::from_secs(self.s3.idle_timeout))
+    }
+
+    pub fn mount_entries(&self) -> Vec<MountEntry> {
+        self.mounts
+            .iter()
+            .map(|m| MountEntry { path: m.path.clone(), ufs: m.ufs.clone(), options: m.options.clone(), from_config: true })
+            .collect()
+    }
+
+    pub fn auth_settings(&self) -> Result<AuthSettings, ConfigError> {
+        let mode: AuthMode = self.auth.mode.parse().map_err(ConfigError::Invalid)?;
+        if mode == AuthMode::Sigv4 && self.auth.credentials.is_empty() {
+            return Err(ConfigError::Invalid("auth.mode = \"sigv4\" needs at least one [[auth.credentials]] entry".into()));
+        }
+        Ok(AuthSettings {
+            mode,
+            allow_anonymous: self.auth.allow_anonymous,
+            credentials: self.auth.credentials.iter().map(|c| (c.access_key.clone(), c.secret_key.clone())).collect(),
+            anonymous_user: std::env::var("USER").unwrap_or_else(|_| "alcove".into()),
+        })
+    }
+}
+
+/// `ALCOVE_S3_ACCESS_LOG=true` → `s3.access_log = true`; `ALCOVE_ROOT=dir` → `root = "dir"`.
+fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), ConfigError> {
+    let Some(rest) = name.strip_prefix("ALCOVE_") else { return Ok(()) };
+    let rest = rest.to_ascii_lowercase();
+    let parsed = parse_env_value(value);
+    if rest == "root" {
+        table.insert(rest, parsed);
+        return Ok(());
+    }
+    for section in ENV_SECTIONS {
+        if let Some(key) = rest.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
+            let entry = table.entry(*section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(t) = entry else {
+                return Err(ConfigError::Invalid(format!("'{section}' must be a table")));
+            };
+            t.insert(key.to_owned(), parsed);
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn parse_env_value(value: &str) -> toml::Value {
+    if let Ok(b) = value.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    if let Ok(n) = value.parse::<i64>() {
+        return toml::Value::Integer(n);
+    }
+    toml::Value::String(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(None, []).unwrap();
+        assert_eq!(c.s3.addr.port(), 29998);
+        assert_eq!(c.admin.addr.port(), 30000);
+        assert_eq!(c.root, PathBuf::from("./alcove-data"));
+        assert!(c.s3.keep_alive);
+        assert_eq!(c.auth_settings().unwrap().mode, AuthMode::Simple);
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alcove.toml");
+        std::fs::write(
+            &path,
+            "root = \"/r\"\n[s3]\nidle_timeout = 5\n[[mounts]]\npath = \"/photos\"\nufs = \"file:///srv/photos\"\n",
+        )
+        .unwrap();
+        let env = [("ALCOVE_S3_ACCESS_LOG".to_owned(), "true".to_owned()), ("HOME".to_owned(), "/x".to_owned())];
+        let c = Config::load(Some(&path), env).unwrap();
+        assert!(c.s3.access_log);
+        assert_eq!(c.idle_timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(c.mount_entries()[0].path, "/photos");
+    }
+
+    #[test]
+    fn mistakes_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alcove.toml");
+        std::fs::write(&path, "[s3]\nacess_log = true\n").unwrap();
+        assert!(Config::load(Some(&path), []).is_err(), "typo in a key");
+        std::fs::write(&path, "[auth]\nmode = \"sigv4\"\n").unwrap();
+        assert!(Config::load(Some(&path), []).is_err(), "sigv4 without credentials");
+    }
+}

@@ -1,0 +1,283 @@
+//! The S3 front end of a worker: what happens to every request around the s3s service — a
+//! request id, the auth pre-layer, the DeleteObjects integrity check, the error document's
+//! `Resource` and `RequestId`, metrics and the access log.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use alcove_s3::auth::{claimed_access_key, simple_prelayer};
+use alcove_s3::integrity::verify_whole_body;
+use alcove_s3::{decorate_error_body, AuthMode, AuthSettings, RequestUser};
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use s3s::service::S3Service;
+use s3s::{S3Error, S3ErrorCode};
+
+use crate::metrics::{Metrics, RequestLabels};
+
+/// Largest DeleteObjects body read for its integrity check (1000 keys of 1 KiB, plus XML).
+const MAX_DELETE_BODY: usize = 4 << 20;
+/// Largest error document rewritten to add Resource and RequestId.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// Everything the front end needs, shared by all connections.
+pub struct S3Front {
+    pub service: S3Service,
+    pub auth: AuthSettings,
+    pub access_log_all: bool,
+    pub metrics: Arc<Metrics>,
+}
+
+/// What the access log says about one request.
+struct AccessRecord {
+    request_id: String,
+    remote: SocketAddr,
+    method: Method,
+    bucket: String,
+    key: String,
+    user: String,
+    status: StatusCode,
+    bytes_in: u64,
+    started: Instant,
+}
+
+impl S3Front {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Response<LoggedBody> {
+        let started = Instant::now();
+        let request_id = new_request_id();
+        let (bucket, key) = bucket_and_key(req.uri().path());
+        let method = req.method().clone();
+        let bytes_in = content_length(req.headers());
+        let mut req = req.map(s3s::Body::from);
+        let (user, result) = match self.authenticate(&mut req) {
+            Ok(user) => (user.0.clone(), self.call(req, user).await),
+            Err(e) => (String::from("-"), Err(e)),
+        };
+        let mut resp = result.unwrap_or_else(error_response);
+        let resource = resource_of(&bucket, &key);
+        if resp.status().is_client_error() || resp.status().is_server_error() {
+            resp = decorate(resp, &method, &resource, &request_id).await;
+        }
+        let headers = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            headers.insert("x-amz-request-id", v.clone());
+            headers.insert("x-amz-id-2", v);
+        }
+        let record = AccessRecord {
+            request_id,
+            remote,
+            method,
+            bucket,
+            key,
+            user,
+            status: resp.status(),
+            bytes_in,
+            started,
+        };
+        let log = self.access_log_all || record.status.is_client_error() || record.status.is_server_error();
+        resp.map(|body| LoggedBody { inner: body, sent: 0, record: Some(record), log, metrics: Arc::clone(&self.metrics) })
+    }
+
+    /// Finds the user; in simple mode also turns the request into an unsigned one.
+    fn authenticate(&self, req: &mut Request<s3s::Body>) -> Result<RequestUser, S3Error> {
+        match self.auth.mode {
+            AuthMode::Simple => simple_prelayer(req, &self.auth),
+            // s3s verifies the signature; the claimed key is only for the log.
+            AuthMode::Sigv4 => Ok(RequestUser(claimed_access_key(req)?.unwrap_or_else(|| self.auth.anonymous_user.clone()))),
+        }
+    }
+
+    async fn call(&self, mut req: Request<s3s::Body>, user: RequestUser) -> Result<Response<s3s::Body>, S3Error> {
+        if is_delete_objects(&req) {
+            let body = std::mem::take(req.body_mut());
+            let bytes = read_limited(body, MAX_DELETE_BODY)
+                .await
+                .map_err(|e| S3Error::with_message(S3ErrorCode::MalformedXML, e))?;
+            verify_whole_body(req.headers(), &bytes)?;
+            *req.body_mut() = s3s::Body::from(bytes);
+        }
+        req.extensions_mut().insert(user);
+        self.service.call(req).await.map_err(|e| {
+            tracing::error!(error = ?e, "the S3 service failed");
+            S3Error::with_message(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
+        })
+    }
+}
+
+fn is_delete_objects<B>(req: &Request<B>) -> bool {
+    req.method() == Method::POST
+        && req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "delete" || p.starts_with("delete=")))
+}
+
+async fn read_limited(mut body: s3s::Body, limit: usize) -> Result<Bytes, String> {
+    body.store_all_limited(limit).await.map_err(|e| format!("The request body could not be read: {e}"))
+}
+
+/// A random id, shaped like AWS's (16 uppercase hex characters).
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_ascii_uppercase()
+}
+
+fn content_length(headers: &http::HeaderMap) -> u64 {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    header("x-amz-decoded-content-length").or_else(|| header(CONTENT_LENGTH.as_str())).unwrap_or(0)
+}
+
+/// Bucket and key of a path-style request, percent-decoded, for the log and error documents.
+fn bucket_and_key(path: &str) -> (String, String) {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let trimmed = decoded.strip_prefix('/').unwrap_or(&decoded);
+    match trimmed.split_once('/') {
+        Some((b, k)) => (b.to_owned(), k.to_owned()),
+        None => (trimmed.to_owned(), String::new()),
+    }
+}
+
+fn resource_of(bucket: &str, key: &str) -> String {
+    match (bucket.is_empty(), key.is_empty()) {
+        (true, _) => "/".into(),
+        (false, true) => format!("/{bucket}"),
+        (false, false) => format!("/{bucket}/{key}"),
+    }
+}
+
+/// An S3 error document for errors raised before s3s sees the request.
+fn error_response(e: S3Error) -> Response<s3s::Body> {
+    let status = e.status_code().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code><Message>{}</Message></Error>",
+        xml_text(e.code().as_str()),
+        xml_text(e.message().unwrap_or_default())
+    );
+    let mut resp = Response::new(s3s::Body::from(xml));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    resp
+}
+
+fn xml_text(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Adds Resource and RequestId to an error document (HEAD answers carry no body).
+async fn decorate(resp: Response<s3s::Body>, method: &Method, resource: &str, request_id: &str) -> Response<s3s::Body> {
+    let (mut parts, body) = resp.into_parts();
+    if method == Method::HEAD {
+        parts.headers.remove(CONTENT_LENGTH);
+        return Response::from_parts(parts, s3s::Body::empty());
+    }
+    let bytes = match read_limited(body, MAX_ERROR_BODY).await {
+        Ok(b) => b,
+        Err(_) => return Response::from_parts(parts, s3s::Body::empty()),
+    };
+    let bytes = decorate_error_body(&bytes, resource, request_id).map(Bytes::from).unwrap_or(bytes);
+    parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    Response::from_parts(parts, s3s::Body::from(bytes))
+}
+
+/// A response body that counts what it sends and writes the access-log line and metrics when
+/// it ends (or is dropped by a client that went away).
+pub struct LoggedBody {
+    inner: s3s::Body,
+    sent: u64,
+    record: Option<AccessRecord>,
+    log: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl LoggedBody {
+    fn finish(&mut self) {
+        let Some(r) = self.record.take() else { return };
+        let elapsed = r.started.elapsed();
+        self.metrics.requests.get_or_create(&RequestLabels { method: r.method.to_string(), status: r.status.as_u16() }).inc();
+        self.metrics.bytes_sent.inc_by(self.sent);
+        self.metrics.bytes_received.inc_by(r.bytes_in);
+        self.metrics.duration.observe(elapsed.as_secs_f64());
+        if self.log {
+            tracing::info!(
+                target: "alcove::access",
+                "access request_id={} remote={} method={} bucket={:?} key={:?} status={} bytes_in={} bytes_out={} duration_ms={:.3} user={:?}",
+                r.request_id,
+                r.remote,
+                r.method,
+                r.bucket,
+                r.key,
+                r.status.as_u16(),
+                r.bytes_in,
+                self.sent,
+                elapsed.as_secs_f64() * 1000.0,
+                r.user,
+            );
+        }
+    }
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = s3s::StdError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_bucket_and_key() {
+        assert_eq!(bucket_and_key("/b/a%20b/c"), ("b".into(), "a b/c".into()));
+        assert_eq!(bucket_and_key("/b"), ("b".into(), String::new()));
+        assert_eq!(bucket_and_key("/"), (String::new(), String::new()));
+        assert_eq!(resource_of("b", "k"), "/b/k");
+        assert_eq!(resource_of("", ""), "/");
+    }
+
+    #[test]
+    fn delete_objects_is_recognised_by_its_query() {
+        let req = |m: Method, uri: &str| Request::builder().method(m).uri(uri).body(()).unwrap();
+        assert!(is_delete_objects(&req(Method::POST, "/b?delete")));
+        assert!(is_delete_objects(&req(Method::POST, "/b?delete=")));
+        assert!(!is_delete_objects(&req(Method::POST, "/b?deleted")));
+        assert!(!is_delete_objects(&req(Method::DELETE, "/b/k")));
+    }
+
+    #[test]
+    fn request_ids_look_like_aws() {
+        let id = new_request_id();
+        assert_eq!(id.len(), 16);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
+    }
+}

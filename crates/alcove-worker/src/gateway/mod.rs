@@ -1,0 +1,158 @@
+//! The S3 gateway: Alcove's implementation of the `s3s::S3` trait, one module per action family
+//! (as Garage lays its API out), over the mount table. It owns no wire format (s3s does) and no
+//! storage details (alcove-ufs does): it resolves buckets and keys and shapes answers.
+
+mod bucket;
+mod delete;
+mod get;
+mod list;
+mod put;
+
+use std::sync::Arc;
+
+use alcove_s3::s3_error_from;
+use alcove_ufs::{Bucket, MountTable, ObjectKey, UfsError};
+use s3s::dto::{ETag, Owner, Timestamp};
+use s3s::{S3Request, S3Response, S3Result, S3};
+use time::OffsetDateTime;
+
+/// The S3 gateway of one worker.
+#[derive(Clone)]
+pub struct Gateway {
+    mounts: Arc<MountTable>,
+}
+
+impl Gateway {
+    pub fn new(mounts: Arc<MountTable>) -> Self {
+        Self { mounts }
+    }
+
+    fn bucket(&self, name: &str) -> S3Result<Bucket> {
+        self.mounts.resolve(name).map_err(s3_error_from)
+    }
+}
+
+/// Validates a client's key: path safety lives in alcove-ufs, the error mapping in alcove-s3.
+fn object_key(key: &str) -> S3Result<ObjectKey> {
+    ObjectKey::parse(key).map_err(s3_error_from)
+}
+
+fn ufs<T>(r: Result<T, UfsError>) -> S3Result<T> {
+    r.map_err(s3_error_from)
+}
+
+fn etag(hex: &str) -> ETag {
+    ETag::Strong(hex.to_owned())
+}
+
+fn timestamp(t: OffsetDateTime) -> Timestamp {
+    // S3 reports whole seconds; a finer Last-Modified would make If-Modified-Since misbehave.
+    let secs = t.unix_timestamp();
+    Timestamp::from(OffsetDateTime::from_unix_timestamp(secs).unwrap_or(t))
+}
+
+/// The owner shown in listings: a single-tenant gateway has one.
+fn owner() -> Owner {
+    Owner { display_name: Some("alcove".into()), id: Some("alcove".into()) }
+}
+
+#[async_trait::async_trait]
+impl S3 for Gateway {
+    async fn list_buckets(
+        &self,
+        req: S3Request<s3s::dto::ListBucketsInput>,
+    ) -> S3Result<S3Response<s3s::dto::ListBucketsOutput>> {
+        bucket::list_buckets(self, req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<s3s::dto::HeadBucketInput>,
+    ) -> S3Result<S3Response<s3s::dto::HeadBucketOutput>> {
+        bucket::head_bucket(self, req).await
+    }
+
+    async fn create_bucket(
+        &self,
+        req: S3Request<s3s::dto::CreateBucketInput>,
+    ) -> S3Result<S3Response<s3s::dto::CreateBucketOutput>> {
+        bucket::create_bucket(self, req).await
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketOutput>> {
+        bucket::delete_bucket(self, req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<s3s::dto::GetBucketLocationInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketLocationOutput>> {
+        bucket::get_bucket_location(self, req).await
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<s3s::dto::GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketVersioningOutput>> {
+        bucket::get_bucket_versioning(self, req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<s3s::dto::PutObjectInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectOutput>> {
+        put::put_object(self, req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<s3s::dto::GetObjectInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectOutput>> {
+        get::get_object(self, req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<s3s::dto::HeadObjectInput>,
+    ) -> S3Result<S3Response<s3s::dto::HeadObjectOutput>> {
+        get::head_object(self, req).await
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<s3s::dto::DeleteObjectInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteObjectOutput>> {
+        delete::delete_object(self, req).await
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<s3s::dto::DeleteObjectsInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteObjectsOutput>> {
+        delete::delete_objects(self, req).await
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<s3s::dto::ListObjectsInput>,
+    ) -> S3Result<S3Response<s3s::dto::ListObjectsOutput>> {
+        list::list_objects(self, req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<s3s::dto::ListObjectsV2Input>,
+    ) -> S3Result<S3Response<s3s::dto::ListObjectsV2Output>> {
+        list::list_objects_v2(self, req).await
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<s3s::dto::ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<s3s::dto::ListObjectVersionsOutput>> {
+        list::list_object_versions(self, req).await
+    }
+}
