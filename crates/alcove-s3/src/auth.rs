@@ -145,11 +145,8 @@ fn strip_signing_query(req: &mut http::Request<s3s::Body>) -> S3Result<()> {
     if kept.len() == query.split('&').count() {
         return Ok(());
     }
-    let path_and_query = if kept.is_empty() {
-        req.uri().path().to_owned()
-    } else {
-        format!("{}?{}", req.uri().path(), kept.join("&"))
-    };
+    let path_and_query =
+        if kept.is_empty() { req.uri().path().to_owned() } else { format!("{}?{}", req.uri().path(), kept.join("&")) };
     let mut parts = req.uri().clone().into_parts();
     parts.path_and_query = Some(path_and_query.parse().map_err(|_| s3_error!(InvalidURI))?);
     *req.uri_mut() = Uri::from_parts(parts).map_err(|_| s3_error!(InvalidURI))?;
@@ -159,10 +156,8 @@ fn strip_signing_query(req: &mut http::Request<s3s::Body>) -> S3Result<()> {
 /// Replaces an aws-chunked body by its decoded payload.
 fn decode_streaming_body(req: &mut http::Request<s3s::Body>) -> S3Result<()> {
     let headers = req.headers();
-    let streaming = headers
-        .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("STREAMING-"));
+    let streaming =
+        headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("STREAMING-"));
     if !streaming {
         return Ok(());
     }
@@ -176,12 +171,17 @@ fn decode_streaming_body(req: &mut http::Request<s3s::Body>) -> S3Result<()> {
     let trailer = match headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
         None => None,
         Some(name) => Some(ChecksumAlgorithm::from_header_name(name).ok_or_else(|| {
-            S3Error::with_message(S3ErrorCode::InvalidRequest, format!("The trailer '{name}' is not a supported checksum."))
+            S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!("The trailer '{name}' is not a supported checksum."),
+            )
         })?),
     };
     let body = std::mem::take(req.body_mut());
     let decoder = AwsChunkedDecoder::new(body, Some(decoded_len), trailer);
-    *req.body_mut() = s3s::Body::from(Box::pin(LengthHinted { inner: decoder, remaining: decoded_len }) as s3s::stream::DynByteStream);
+    *req.body_mut() = s3s::Body::from(
+        Box::pin(LengthHinted { inner: decoder, remaining: decoded_len }) as s3s::stream::DynByteStream
+    );
     let headers = req.headers_mut();
     headers.insert(CONTENT_LENGTH, HeaderValue::from(decoded_len));
     headers.insert("x-amz-content-sha256", HeaderValue::from_static("UNSIGNED-PAYLOAD"));
@@ -290,7 +290,8 @@ mod tests {
 
     #[test]
     fn user_comes_from_v4_v2_and_presigned_forms() {
-        let v4 = "AWS4-HMAC-SHA256 Credential=alice/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00";
+        let v4 =
+            "AWS4-HMAC-SHA256 Credential=alice/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00";
         let mut r = request("/b/k", Some(v4));
         assert_eq!(simple_prelayer(&mut r, &settings(false)).unwrap(), RequestUser("alice".into()));
         assert!(r.headers().get(AUTHORIZATION).is_none());

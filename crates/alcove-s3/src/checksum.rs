@@ -157,7 +157,9 @@ mod tests {
         assert_eq!(ChecksumAlgorithm::from_header_name("x-amz-checksum-md5"), None);
     }
 
-    async fn drain(s: VerifyingStream<impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin>) -> Result<Vec<u8>, BodyError> {
+    async fn drain(
+        s: VerifyingStream<impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin>,
+    ) -> Result<Vec<u8>, BodyError> {
         let mut s = s;
         let mut out = Vec::new();
         while let Some(chunk) = s.next().await {

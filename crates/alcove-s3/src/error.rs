@@ -15,16 +15,22 @@ pub fn s3_error_from(e: UfsError) -> S3Error {
             C::NoSuchBucket,
             format!("The specified bucket does not exist: '{b}' is neither a mount nor a folder of the local root."),
         ),
-        UfsError::BucketExists(b) => {
-            (C::BucketAlreadyOwnedByYou, format!("Your previous request to create the bucket '{b}' succeeded and you already own it."))
+        UfsError::BucketExists(b) => (
+            C::BucketAlreadyOwnedByYou,
+            format!("Your previous request to create the bucket '{b}' succeeded and you already own it."),
+        ),
+        UfsError::BucketNotEmpty(b) => {
+            (C::BucketNotEmpty, format!("The bucket '{b}' you tried to delete is not empty."))
         }
-        UfsError::BucketNotEmpty(b) => (C::BucketNotEmpty, format!("The bucket '{b}' you tried to delete is not empty.")),
         UfsError::InvalidBucketName(m) => (C::InvalidBucketName, m),
         UfsError::InvalidKey(m) => (C::InvalidArgument, m),
         UfsError::KeyTooLong(m) => (C::KeyTooLongError, format!("Your key is too long: {m}.")),
         UfsError::Conflict(m) | UfsError::InvalidRequest(m) => (C::InvalidRequest, m),
         UfsError::BadDigest => (C::BadDigest, "The Content-MD5 you specified did not match what we received.".into()),
-        e @ UfsError::IncompleteBody { .. } => (C::IncompleteBody, format!("You did not provide the number of bytes specified by the Content-Length HTTP header: {e}.")),
+        e @ UfsError::IncompleteBody { .. } => (
+            C::IncompleteBody,
+            format!("You did not provide the number of bytes specified by the Content-Length HTTP header: {e}."),
+        ),
         e @ UfsError::BodyTooLong { .. } => (C::InvalidRequest, e.to_string()),
         UfsError::Body(inner) => return body_error(BodyError::from_transport(inner)),
         UfsError::Unsupported(m) => (C::NotImplemented, m),
@@ -87,7 +93,8 @@ mod tests {
 
     #[test]
     fn decorates_error_documents_once() {
-        let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>m</Message></Error>";
+        let body =
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>m</Message></Error>";
         let out = decorate_error_body(body, "/b/a&b", "ID1").unwrap();
         let out = String::from_utf8(out).unwrap();
         assert!(out.ends_with("<Resource>/b/a&amp;b</Resource><RequestId>ID1</RequestId></Error>"), "{out}");

@@ -146,8 +146,20 @@ mod tests {
     #[test]
     fn escapes_are_refused() {
         for key in [
-            "..", "../x", "a/../../etc/passwd", "a/..", "./a", "a/./b", "a//b", "/etc/passwd", "//x", "a\\..\\b",
-            "a\0b", "/", "", "a/b//",
+            "..",
+            "../x",
+            "a/../../etc/passwd",
+            "a/..",
+            "./a",
+            "a/./b",
+            "a//b",
+            "/etc/passwd",
+            "//x",
+            "a\\..\\b",
+            "a\0b",
+            "/",
+            "",
+            "a/b//",
         ] {
             assert!(matches!(refused(key), UfsError::InvalidKey(_)), "{key:?}");
         }

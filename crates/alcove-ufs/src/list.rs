@@ -61,7 +61,8 @@ pub struct Collector {
 
 impl Collector {
     pub fn new(query: ListQuery) -> Self {
-        let resumed_prefix = query.start_after.as_deref().and_then(|marker| rolled_up(&query, marker)).map(str::to_owned);
+        let resumed_prefix =
+            query.start_after.as_deref().and_then(|marker| rolled_up(&query, marker)).map(str::to_owned);
         Self { query, resumed_prefix, last_prefix: None, page: ListPage::default() }
     }
 

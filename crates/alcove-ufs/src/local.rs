@@ -110,9 +110,7 @@ impl LocalFs {
             return self.put_folder(key, body, meta).await;
         }
         let temp_dir = self.temp_dir();
-        tokio::fs::create_dir_all(&temp_dir)
-            .await
-            .map_err(|e| UfsError::io("creating the temp folder", e))?;
+        tokio::fs::create_dir_all(&temp_dir).await.map_err(|e| UfsError::io("creating the temp folder", e))?;
         let temp = TempFile(temp_dir.join(uuid::Uuid::new_v4().simple().to_string()));
         let (md5, size) = receive(&temp.0, body, checks).await?;
         let etag = hex::encode(md5);
@@ -221,9 +219,7 @@ impl LocalFs {
 
 /// Runs blocking file-system work off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> UfsResult<T> + Send + 'static) -> UfsResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| UfsError::io("file-system task", io::Error::other(e)))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| UfsError::io("file-system task", io::Error::other(e)))?
 }
 
 fn open_blocking(path: &Path, folder: bool) -> UfsResult<OpenObject> {
@@ -275,9 +271,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let file = tokio::fs::File::create(temp)
-        .await
-        .map_err(|e| UfsError::io("creating the temp file", e))?;
+    let file = tokio::fs::File::create(temp).await.map_err(|e| UfsError::io("creating the temp file", e))?;
     let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut md5 = Md5::new();
     let mut size = 0u64;

@@ -54,10 +54,7 @@ pub struct ObjectInfo {
 }
 
 pub(crate) fn mtime_ns(md: &Metadata) -> i128 {
-    md.modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i128)
+    md.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i128)
 }
 
 pub(crate) fn last_modified(md: &Metadata) -> OffsetDateTime {

@@ -94,7 +94,12 @@ impl Admin {
         };
         let add: AddMount = match serde_json::from_slice(&body) {
             Ok(a) => a,
-            Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("expected {{\"path\", \"ufs\", \"options\"}}: {e}")),
+            Err(e) => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("expected {{\"path\", \"ufs\", \"options\"}}: {e}"),
+                )
+            }
         };
         let entry = MountEntry { path: add.path, ufs: add.ufs, options: add.options, from_config: false };
         match self.mounts.add(entry) {
@@ -121,7 +126,9 @@ impl Admin {
 
 /// Option values that look like secrets are never shown.
 fn redact(options: &std::collections::BTreeMap<String, String>) -> serde_json::Value {
-    let secret = |k: &str| ["secret", "password", "token", "key", "credential"].iter().any(|s| k.to_ascii_lowercase().contains(s));
+    let secret = |k: &str| {
+        ["secret", "password", "token", "key", "credential"].iter().any(|s| k.to_ascii_lowercase().contains(s))
+    };
     options
         .iter()
         .map(|(k, v)| (k.clone(), json!(if secret(k) { "***" } else { v.as_str() })))

@@ -155,14 +155,21 @@ impl Config {
     pub fn mount_entries(&self) -> Vec<MountEntry> {
         self.mounts
             .iter()
-            .map(|m| MountEntry { path: m.path.clone(), ufs: m.ufs.clone(), options: m.options.clone(), from_config: true })
+            .map(|m| MountEntry {
+                path: m.path.clone(),
+                ufs: m.ufs.clone(),
+                options: m.options.clone(),
+                from_config: true,
+            })
             .collect()
     }
 
     pub fn auth_settings(&self) -> Result<AuthSettings, ConfigError> {
         let mode: AuthMode = self.auth.mode.parse().map_err(ConfigError::Invalid)?;
         if mode == AuthMode::Sigv4 && self.auth.credentials.is_empty() {
-            return Err(ConfigError::Invalid("auth.mode = \"sigv4\" needs at least one [[auth.credentials]] entry".into()));
+            return Err(ConfigError::Invalid(
+                "auth.mode = \"sigv4\" needs at least one [[auth.credentials]] entry".into(),
+            ));
         }
         Ok(AuthSettings {
             mode,

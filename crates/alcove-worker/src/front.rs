@@ -69,19 +69,16 @@ impl S3Front {
             headers.insert("x-amz-request-id", v.clone());
             headers.insert("x-amz-id-2", v);
         }
-        let record = AccessRecord {
-            request_id,
-            remote,
-            method,
-            bucket,
-            key,
-            user,
-            status: resp.status(),
-            bytes_in,
-            started,
-        };
+        let record =
+            AccessRecord { request_id, remote, method, bucket, key, user, status: resp.status(), bytes_in, started };
         let log = self.access_log_all || record.status.is_client_error() || record.status.is_server_error();
-        resp.map(|body| LoggedBody { inner: body, sent: 0, record: Some(record), log, metrics: Arc::clone(&self.metrics) })
+        resp.map(|body| LoggedBody {
+            inner: body,
+            sent: 0,
+            record: Some(record),
+            log,
+            metrics: Arc::clone(&self.metrics),
+        })
     }
 
     /// Finds the user; in simple mode also turns the request into an unsigned one.
@@ -89,7 +86,9 @@ impl S3Front {
         match self.auth.mode {
             AuthMode::Simple => simple_prelayer(req, &self.auth),
             // s3s verifies the signature; the claimed key is only for the log.
-            AuthMode::Sigv4 => Ok(RequestUser(claimed_access_key(req)?.unwrap_or_else(|| self.auth.anonymous_user.clone()))),
+            AuthMode::Sigv4 => {
+                Ok(RequestUser(claimed_access_key(req)?.unwrap_or_else(|| self.auth.anonymous_user.clone())))
+            }
         }
     }
 
@@ -195,7 +194,10 @@ impl LoggedBody {
     fn finish(&mut self) {
         let Some(r) = self.record.take() else { return };
         let elapsed = r.started.elapsed();
-        self.metrics.requests.get_or_create(&RequestLabels { method: r.method.to_string(), status: r.status.as_u16() }).inc();
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels { method: r.method.to_string(), status: r.status.as_u16() })
+            .inc();
         self.metrics.bytes_sent.inc_by(self.sent);
         self.metrics.bytes_received.inc_by(r.bytes_in);
         self.metrics.duration.observe(elapsed.as_secs_f64());

@@ -57,7 +57,9 @@ impl Worker {
         for store in mounts.all_stores() {
             match store.clean_temp_files() {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(bucket = %store.root().display(), removed = n, "removed temp files of interrupted writes"),
+                Ok(n) => {
+                    tracing::info!(bucket = %store.root().display(), removed = n, "removed temp files of interrupted writes")
+                }
                 Err(e) => tracing::warn!(bucket = %store.root().display(), error = %e, "could not clean temp files"),
             }
         }
@@ -81,9 +83,12 @@ impl Worker {
             });
             let listener = bind("S3", config.s3.addr).await?;
             s3_addr = listener.local_addr().ok();
-            let settings = server::HttpSettings { keep_alive: config.s3.keep_alive, idle_timeout: config.idle_timeout(), grace };
+            let settings =
+                server::HttpSettings { keep_alive: config.s3.keep_alive, idle_timeout: config.idle_timeout(), grace };
             let rx = shutdown_rx.clone();
-            tasks.spawn(server::serve(listener, settings, rx, move |req, remote| Arc::clone(&front).handle(req, remote)));
+            tasks.spawn(server::serve(listener, settings, rx, move |req, remote| {
+                Arc::clone(&front).handle(req, remote)
+            }));
         }
 
         let admin = Arc::new(admin::Admin {
@@ -95,8 +100,16 @@ impl Worker {
             auth_mode: config.auth.mode.to_ascii_lowercase(),
         });
         let listener = bind("admin", config.admin.addr).await?;
-        let admin_addr = listener.local_addr().map_err(|source| WorkerError::Bind { what: "admin", addr: config.admin.addr, source })?;
-        let settings = server::HttpSettings { keep_alive: true, idle_timeout: Some(Duration::from_secs(60)), grace: Duration::from_secs(1) };
+        let admin_addr = listener.local_addr().map_err(|source| WorkerError::Bind {
+            what: "admin",
+            addr: config.admin.addr,
+            source,
+        })?;
+        let settings = server::HttpSettings {
+            keep_alive: true,
+            idle_timeout: Some(Duration::from_secs(60)),
+            grace: Duration::from_secs(1),
+        };
         let handler_admin = Arc::clone(&admin);
         tasks.spawn(server::serve(listener, settings, shutdown_rx, move |req, remote| {
             Arc::clone(&handler_admin).handle(req, remote)

@@ -31,7 +31,11 @@ impl Default for Metrics {
         registry.register("requests", "S3 requests by method and status", requests.clone());
         registry.register("response_bytes", "Body bytes sent to S3 clients", bytes_sent.clone());
         registry.register("request_bytes", "Body bytes announced by S3 clients", bytes_received.clone());
-        registry.register("request_duration_seconds", "Time from request to the end of the response body", duration.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to the end of the response body",
+            duration.clone(),
+        );
         Self { registry, requests, bytes_sent, bytes_received, duration }
     }
 }

@@ -27,8 +27,12 @@ pub struct HttpSettings {
 }
 
 /// Serves `listener` until `shutdown` turns true, then drains connections for `settings.grace`.
-pub async fn serve<H, Fut, B>(listener: TcpListener, settings: HttpSettings, mut shutdown: watch::Receiver<bool>, handler: H)
-where
+pub async fn serve<H, Fut, B>(
+    listener: TcpListener,
+    settings: HttpSettings,
+    mut shutdown: watch::Receiver<bool>,
+    handler: H,
+) where
     H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<B>> + Send + 'static,
     B: hyper::body::Body<Data = Bytes> + Send + 'static,

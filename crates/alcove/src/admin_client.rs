@@ -51,7 +51,8 @@ pub async fn list_mounts(admin: &str) -> Result<(), String> {
     for m in mounts.as_array().into_iter().flatten() {
         let path = m.get("path").and_then(Value::as_str).unwrap_or_default();
         let ufs = m.get("ufs").and_then(Value::as_str).unwrap_or_default();
-        let source = if m.get("from_config").and_then(Value::as_bool).unwrap_or(false) { "  (config file)" } else { "" };
+        let source =
+            if m.get("from_config").and_then(Value::as_bool).unwrap_or(false) { "  (config file)" } else { "" };
         println!("{path}  {ufs}{source}");
     }
     Ok(())

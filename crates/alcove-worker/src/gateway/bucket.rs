@@ -19,13 +19,19 @@ pub async fn head_bucket(gw: &Gateway, req: S3Request<HeadBucketInput>) -> S3Res
     Ok(S3Response::new(HeadBucketOutput { bucket_region: Some("us-east-1".into()), ..Default::default() }))
 }
 
-pub async fn create_bucket(gw: &Gateway, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+pub async fn create_bucket(
+    gw: &Gateway,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
     let name = req.input.bucket;
     ufs(gw.mounts.create_bucket(&name))?;
-    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")), ..Default::default() }))
+    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
 }
 
-pub async fn delete_bucket(gw: &Gateway, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+pub async fn delete_bucket(
+    gw: &Gateway,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
     ufs(gw.mounts.delete_bucket(&req.input.bucket))?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }

@@ -9,14 +9,20 @@ use super::{object_key, ufs, Gateway};
 /// AWS's limit on keys per DeleteObjects request.
 const MAX_DELETE_KEYS: usize = 1000;
 
-pub async fn delete_object(gw: &Gateway, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+pub async fn delete_object(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
     let key = object_key(&req.input.key)?;
     let bucket = gw.bucket(&req.input.bucket)?;
     ufs(bucket.store.delete(&key).await)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
-pub async fn delete_objects(gw: &Gateway, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+pub async fn delete_objects(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let bucket = gw.bucket(&req.input.bucket)?;
     let delete = req.input.delete;
     if delete.objects.len() > MAX_DELETE_KEYS {
@@ -32,7 +38,11 @@ pub async fn delete_objects(gw: &Gateway, req: S3Request<DeleteObjectsInput>) ->
         };
         match outcome {
             Ok(()) if quiet => {}
-            Ok(()) => deleted.push(DeletedObject { key: Some(object.key), version_id: object.version_id, ..Default::default() }),
+            Ok(()) => deleted.push(DeletedObject {
+                key: Some(object.key),
+                version_id: object.version_id,
+                ..Default::default()
+            }),
             Err(e) => errors.push(Error {
                 code: Some(e.code().as_str().to_owned()),
                 key: Some(object.key),

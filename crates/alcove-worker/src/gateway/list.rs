@@ -45,7 +45,8 @@ impl Page {
     }
 
     fn common_prefixes(&self) -> Option<Vec<CommonPrefix>> {
-        (!self.prefixes.is_empty()).then(|| self.prefixes.iter().map(|p| CommonPrefix { prefix: Some(self.encode(p)) }).collect())
+        (!self.prefixes.is_empty())
+            .then(|| self.prefixes.iter().map(|p| CommonPrefix { prefix: Some(self.encode(p)) }).collect())
     }
 
     fn encoding_type(&self) -> Option<EncodingType> {
@@ -142,7 +143,10 @@ fn decode_token(token: &str) -> S3Result<String> {
         .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))
 }
 
-pub async fn list_objects_v2(gw: &Gateway, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+pub async fn list_objects_v2(
+    gw: &Gateway,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
     let input = &req.input;
     let resume = match input.continuation_token.as_deref() {
         Some(token) => Some(decode_token(token)?),

@@ -36,7 +36,10 @@ fn requested_checksum(req: &S3Request<PutObjectInput>) -> S3Result<Option<(Check
     let mut given = headers.into_iter().filter_map(|(a, v)| v.clone().map(|v| (a, v)));
     if let Some((algorithm, value)) = given.next() {
         if given.next().is_some() {
-            return Err(s3_error!(InvalidRequest, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."));
+            return Err(s3_error!(
+                InvalidRequest,
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+            ));
         }
         return Ok(Some((algorithm, Expected::Known(value))));
     }
@@ -46,7 +49,8 @@ fn requested_checksum(req: &S3Request<PutObjectInput>) -> S3Result<Option<(Check
             let algorithm = ChecksumAlgorithm::from_header_name(name)
                 .ok_or_else(|| s3_error!(InvalidRequest, "The trailer x-amz-trailer names no supported checksum."))?;
             let header = algorithm.header_name();
-            let read = move || trailers.read(|h| h.get(header).and_then(|v| v.to_str().ok()).map(str::to_owned)).flatten();
+            let read =
+                move || trailers.read(|h| h.get(header).and_then(|v| v.to_str().ok()).map(str::to_owned)).flatten();
             Ok(Some((algorithm, Expected::Later(Box::new(read)))))
         }
         _ => Ok(None),
