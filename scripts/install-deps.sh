@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Install what the Python client test suite (tests/clients) needs:
+#   - Debian packages s3cmd and rclone (apt, only if missing)
+#   - a Python venv (default /var/tmp/alcove-venv, override with ALCOVE_VENV)
+#     with tests/clients/requirements.txt installed (skipped when a stamp with
+#     the requirements' hash says it is up to date).
+# Idempotent; meant to run as root on Debian. Network: apt and PyPI only.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+req="$repo/tests/clients/requirements.txt"
+venv="${ALCOVE_VENV:-/var/tmp/alcove-venv}"
+python="${PYTHON:-python3}"
+
+log() { echo "install-deps: $*" >&2; }
+
+if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+apt_updated=0
+apt_update_if_needed() {
+    # Update the package lists once, and only when they are missing or a
+    # package we want has no install candidate.
+    [ "$apt_updated" -eq 1 ] && return 0
+    local need=0
+    if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
+        need=1
+    else
+        local p
+        for p in "$@"; do
+            local pol
+            pol="$(apt-cache policy "$p" 2>/dev/null || true)"
+            if ! grep -q 'Candidate: [0-9]' <<<"$pol"; then
+                need=1
+            fi
+        done
+    fi
+    if [ "$need" -eq 1 ]; then
+        log "apt-get update"
+        $sudo apt-get update -q
+        apt_updated=1
+    fi
+}
+
+apt_install() {
+    # apt_install PKG...: install the given packages (all assumed missing).
+    [ "$#" -eq 0 ] && return 0
+    apt_update_if_needed "$@"
+    log "apt-get install -y $*"
+    if ! $sudo apt-get install -y -q --no-install-recommends "$@"; then
+        if [ "$apt_updated" -eq 0 ]; then
+            log "install failed; retrying after apt-get update"
+            $sudo apt-get update -q
+            apt_updated=1
+            $sudo apt-get install -y -q --no-install-recommends "$@"
+        else
+            return 1
+        fi
+    fi
+}
+
+# 1. Command-line clients from Debian.
+missing=()
+command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+# 2. A Python that can make venvs (python3-venv on Debian).
+if ! command -v "$python" >/dev/null 2>&1; then
+    missing+=(python3 python3-venv)
+    python=python3
+elif ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
+else
+    log "s3cmd, rclone and $python already present"
+fi
+
+# 3. The venv with the pinned Python clients.
+stamp="$venv/.alcove-requirements.sha256"
+want="$( (sha256sum "$req" | cut -d' ' -f1; "$python" -c 'import sys; print(sys.version)') | sha256sum | cut -d' ' -f1)"
+if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    log "venv $venv is up to date"
+    exit 0
+fi
+if [ ! -x "$venv/bin/python" ]; then
+    log "creating venv $venv"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+fi
+rm -f "$stamp"
+"$venv/bin/python" -m pip install -q --upgrade pip
+log "pip install -r $req"
+"$venv/bin/python" -m pip install -q -r "$req"
+echo "$want" > "$stamp"
+log "done: $venv"

@@ -1,0 +1,175 @@
+//! Process lifecycle: data and ETags survive a restart, SIGTERM lets an
+//! in-flight GET finish, and the access log.
+
+use std::time::{Duration, Instant};
+
+use alcove_tests::*;
+use md5::{Digest as _, Md5};
+
+const B: &str = "life";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_and_etags_survive_restart() {
+    let mut server = Server::start().await;
+    server.create_bucket(B).await;
+    let client = server.client();
+    let mut objs = Vec::new();
+    for i in 0..5u64 {
+        let data = pseudo_random_bytes(i, 10_000 * (i as usize + 1));
+        let key = format!("p/{i}");
+        let etag = put_bytes(&client, B, &key, &data).await;
+        let lm = client.head_object().bucket(B).key(&key).send().await.unwrap().last_modified().unwrap().secs();
+        objs.push((key, data, etag, lm));
+    }
+    let pid = server.pid();
+    server.restart().await;
+    assert_ne!(server.pid(), pid, "a new process");
+    let client = server.client();
+    for (key, data, etag, lm) in &objs {
+        let h = client.head_object().bucket(B).key(key).send().await.unwrap();
+        assert_eq!(h.e_tag(), Some(etag.as_str()), "ETag of {key} stable across restart");
+        assert_eq!(h.last_modified().unwrap().secs(), *lm, "Last-Modified of {key} stable");
+        assert_eq!(&get_bytes(&client, B, key).await, data);
+    }
+    assert_eq!(list_all_keys(&client, B, "").await, vec!["p/", "p/0", "p/1", "p/2", "p/3", "p/4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_get_finish() {
+    const SIZE: usize = 64 << 20;
+    let mut server = Server::start().await;
+    server.create_bucket(B).await;
+    let path = server.bucket_dir(B).join("big");
+    let md5 = write_random_file(&path, 4242, SIZE);
+
+    let http = http_client();
+    let url = format!("{}/{B}/big", server.endpoint());
+    let mut resp = http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut hasher = Md5::new();
+    let mut total = 0usize;
+    // Read a little, so the response is certainly in flight.
+    let first = resp.chunk().await.unwrap().expect("first chunk");
+    hasher.update(&first);
+    total += first.len();
+    assert!(total < SIZE);
+
+    let t0 = Instant::now();
+    server.sigterm();
+    // Stall a moment so the server reaches its shutdown path while the body
+    // is still far from sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while let Some(c) = resp.chunk().await.expect("body continues after SIGTERM") {
+        hasher.update(&c);
+        total += c.len();
+    }
+    assert_eq!(total, SIZE, "the in-flight GET got the whole object");
+    assert_eq!(hex::encode(hasher.finalize()), md5);
+
+    // And then the worker exits by itself, cleanly, within the grace period.
+    let status = server.wait_exit(Duration::from_secs(10)).expect("worker exits after SIGTERM once the GET is done");
+    assert!(status.success(), "clean exit after SIGTERM: {status}");
+    assert!(t0.elapsed() < Duration::from_secs(15));
+
+    // New connections are refused now.
+    assert!(tokio::net::TcpStream::connect(server.s3_addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_idle_worker_exits_promptly() {
+    let mut server = Server::start().await;
+    server.create_bucket(B).await;
+    let t0 = Instant::now();
+    server.sigterm();
+    let status = server.wait_exit(Duration::from_secs(10)).expect("exits within 10 s");
+    assert!(status.success(), "{status}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "idle shutdown took {:?}", t0.elapsed());
+    // Restart on the same root works and the bucket is still there.
+    server.restart().await;
+    server.client().head_bucket().bucket(B).send().await.unwrap();
+}
+
+/// Finds the access line that mentions this request id.
+fn line_for(lines: &[String], request_id: &str) -> String {
+    let found: Vec<&String> = lines.iter().filter(|l| l.contains(request_id)).collect();
+    assert_eq!(found.len(), 1, "exactly one access line for {request_id}: {lines:#?}");
+    found[0].clone()
+}
+
+fn assert_line(line: &str, method: &str, bucket: &str, key: &str, status: u16) {
+    assert!(line.starts_with("access "), "{line}");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert!(words.contains(&method), "method {method} in {line}");
+    assert!(line.contains(bucket), "bucket {bucket} in {line}");
+    assert!(line.contains(key), "key {key} in {line}");
+    assert!(
+        words.iter().any(|w| w.trim_matches(|c: char| !c.is_ascii_digit()) == status.to_string()),
+        "status {status} in {line}"
+    );
+}
+
+async fn wait_for_log(server: &Server, ids: &[String]) -> Vec<String> {
+    for _ in 0..50 {
+        let lines = server.access_log_lines();
+        if ids.iter().all(|id| lines.iter().any(|l| l.contains(id.as_str()))) {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.access_log_lines()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_every_request() {
+    let server = Server::start_with_config("[s3]\naccess_log = true\n").await;
+    server.create_bucket("logb").await;
+    let mut reqs = Vec::new();
+    for (method, key, status) in [
+        ("PUT", "dir/logged-object", 200u16),
+        ("GET", "dir/logged-object", 200),
+        ("HEAD", "dir/logged-object", 200),
+        ("GET", "dir/absent-object", 404),
+        ("DELETE", "dir/logged-object", 204),
+    ] {
+        let r = server.raw(method, &format!("/logb/{key}"), &[], body_for(method, b"payload")).await;
+        assert_eq!(r.status, status, "{method} {key}");
+        let id = r.header("x-amz-request-id").expect("request id").to_owned();
+        reqs.push((method, key, status, id));
+    }
+    let ids: Vec<String> = reqs.iter().map(|r| r.3.clone()).collect();
+    let lines = wait_for_log(&server, &ids).await;
+    for (method, key, status, id) in &reqs {
+        let line = line_for(&lines, id);
+        assert_line(&line, method, "logb", key, *status);
+    }
+    // Bucket-level requests are logged as well.
+    let r = server.raw("GET", "/logb?list-type=2", &[], b"").await;
+    let id = r.header("x-amz-request-id").unwrap().to_owned();
+    let lines = wait_for_log(&server, std::slice::from_ref(&id)).await;
+    let line = line_for(&lines, &id);
+    assert!(line.contains("GET") && line.contains("logb") && line.contains("200"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_failed_requests_only_by_default() {
+    let server = Server::start().await;
+    server.create_bucket("quiet").await;
+    let ok = server.raw("PUT", "/quiet/fine-object", &[], b"data").await;
+    assert_eq!(ok.status, 200);
+    let ok_get = server.raw("GET", "/quiet/fine-object", &[], b"").await;
+    assert_eq!(ok_get.status, 200);
+    let miss = server.raw("GET", "/quiet/missing-object", &[], b"").await;
+    assert_eq!(miss.status, 404);
+    let nob = server.raw("GET", "/no-such-bucket-here/k", &[], b"").await;
+    assert_eq!(nob.status, 404);
+    let miss_id = miss.header("x-amz-request-id").unwrap().to_owned();
+    let nob_id = nob.header("x-amz-request-id").unwrap().to_owned();
+    let lines = wait_for_log(&server, &[miss_id.clone(), nob_id.clone()]).await;
+    assert_line(&line_for(&lines, &miss_id), "GET", "quiet", "missing-object", 404);
+    assert_line(&line_for(&lines, &nob_id), "GET", "no-such-bucket-here", "k", 404);
+    for r in [&ok, &ok_get] {
+        let id = r.header("x-amz-request-id").unwrap();
+        assert!(lines.iter().all(|l| !l.contains(id)), "successful request {id} must not be logged: {lines:#?}");
+    }
+    assert!(lines.iter().all(|l| !l.contains("fine-object")), "no access line for successful requests: {lines:#?}");
+}
