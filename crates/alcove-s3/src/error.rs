@@ -63,6 +63,10 @@ pub fn decorate_error_body(body: &[u8], resource: &str, request_id: &str) -> Opt
     let text = std::str::from_utf8(body).ok()?;
     let end = text.rfind("</Error>")?;
     let mut extra = String::new();
+    if !text.contains("<Message>") {
+        let code = text.split("<Code>").nth(1).and_then(|r| r.split("</Code>").next()).unwrap_or_default();
+        extra.push_str(&format!("<Message>{}</Message>", xml_escape(default_message(code))));
+    }
     if !text.contains("<Resource>") {
         extra.push_str(&format!("<Resource>{}</Resource>", xml_escape(resource)));
     }
@@ -70,6 +74,31 @@ pub fn decorate_error_body(body: &[u8], resource: &str, request_id: &str) -> Opt
         extra.push_str(&format!("<RequestId>{}</RequestId>", xml_escape(request_id)));
     }
     Some(format!("{}{}{}", &text[..end], extra, &text[end..]).into_bytes())
+}
+
+/// AWS's wording for errors that s3s raises without a message.
+fn default_message(code: &str) -> &'static str {
+    match code {
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "NoSuchBucket" => "The specified bucket does not exist.",
+        "NoSuchKey" => "The specified key does not exist.",
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        }
+        "InvalidAccessKeyId" => "The AWS Access Key Id you provided does not exist in our records.",
+        "AccessDenied" => "Access Denied",
+        "RequestTimeTooSkewed" => "The difference between the request time and the current time is too large.",
+        "MalformedXML" => "The XML you provided was not well-formed or did not validate against our published schema.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "NotImplemented" => "A header or query you provided implies functionality that is not implemented.",
+        "InvalidRange" => "The requested range is not satisfiable.",
+        "PreconditionFailed" => "At least one of the preconditions you specified did not hold.",
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "InvalidArgument" => "Invalid Argument",
+        "InvalidRequest" => "Invalid Request",
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        _ => "The request could not be served.",
+    }
 }
 
 fn xml_escape(s: &str) -> String {
