@@ -342,9 +342,10 @@ impl Server {
         raw_request(self.s3_addr, method, target, headers, body).await
     }
 
-    /// Lines of the worker log that start with `access `.
+    /// Access log lines of the worker: lines that start with `access ` (or,
+    /// leniently, carry an ` access ` record after a log-framework prefix).
     pub fn access_log_lines(&self) -> Vec<String> {
-        self.log().lines().filter(|l| l.starts_with("access ")).map(str::to_owned).collect()
+        self.log().lines().filter(|l| l.starts_with("access ") || l.contains(" access ")).map(str::to_owned).collect()
     }
 }
 
@@ -352,6 +353,16 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether `tok` occurs in `line` as a whole word (not preceded or followed
+/// by an alphanumeric character).
+pub fn has_token(line: &str, tok: &str) -> bool {
+    line.match_indices(tok).any(|(i, _)| {
+        let before = line[..i].chars().next_back();
+        let after = line[i + tok.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric()) && !after.is_some_and(|c| c.is_alphanumeric())
+    })
 }
 
 /// A reqwest client (plain HTTP, no proxy).
@@ -652,6 +663,38 @@ impl RawResponse {
         let body = self.text();
         assert_eq!(xml_top(&body, "Code").as_deref(), Some(code), "error code; body: {body}");
         assert_error_shape(self);
+    }
+}
+
+/// Collects error responses whose XML shape is checked at the end of a test,
+/// so that a missing field does not hide the outcome of later steps.
+#[derive(Default)]
+pub struct ShapeChecks(Vec<(String, RawResponse)>);
+
+impl ShapeChecks {
+    /// Asserts status and code now; remembers the response for [`Self::finish`].
+    #[track_caller]
+    pub fn check(&mut self, what: &str, r: &RawResponse, status: u16, code: &str) {
+        assert_eq!(r.status, status, "{what}: status; body: {}", r.text());
+        assert_eq!(r.error_code().as_deref(), Some(code), "{what}: code; body: {}", r.text());
+        self.0.push((what.to_owned(), r.clone()));
+    }
+
+    /// Asserts the full error shape of every collected response.
+    #[track_caller]
+    pub fn finish(self) {
+        let mut bad = Vec::new();
+        for (what, r) in &self.0 {
+            if let Err(e) = std::panic::catch_unwind(|| assert_error_shape(r)) {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                bad.push(format!("{what}: {msg}"));
+            }
+        }
+        assert!(bad.is_empty(), "error responses with a bad shape:\n{}", bad.join("\n"));
     }
 }
 

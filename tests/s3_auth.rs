@@ -104,6 +104,7 @@ async fn signed_streaming_upload_in_simple_mode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_denied_when_disallowed() {
+    let mut shapes = ShapeChecks::default();
     let server = Server::start_with_config("[auth]\nallow_anonymous = false\n").await;
     let client = server.client();
     client.create_bucket().bucket(B).send().await.unwrap();
@@ -117,7 +118,7 @@ async fn anonymous_denied_when_disallowed() {
         ("PUT", "/newbucket".to_owned()),
     ] {
         let r = server.raw(method, &target, &[], body_for(method, b"data")).await;
-        r.assert_error(403, "AccessDenied");
+        shapes.check(&format!("anonymous {method} {target}"), &r, 403, "AccessDenied");
         assert!(!r.text().contains("private"));
     }
     let r = server.raw("HEAD", &format!("/{B}/obj"), &[], b"").await;
@@ -125,10 +126,12 @@ async fn anonymous_denied_when_disallowed() {
     assert!(!object_exists(&client, B, "anon").await);
     assert!(!server.root().join("newbucket").exists());
     assert_eq!(get_bytes(&client, B, "obj").await, b"private", "signed requests still work");
+    shapes.finish();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigv4_credentials_checked() {
+    let mut shapes = ShapeChecks::default();
     let server = Server::start_with_config(&sigv4_config(false)).await;
     let good = good_client(&server);
     good.create_bucket().bucket(B).send().await.unwrap_or_else(|e| panic!("{}", err_text(&e)));
@@ -166,7 +169,7 @@ async fn sigv4_credentials_checked() {
 
     // Anonymous.
     let r = server.raw("GET", &format!("/{B}/obj"), &[], b"").await;
-    r.assert_error(403, "AccessDenied");
+    shapes.check("anonymous GET", &r, 403, "AccessDenied");
 
     // Nothing was changed by the rejected requests.
     assert_eq!(list_all_keys(&good, B, "").await, vec!["obj"]);
@@ -183,7 +186,7 @@ async fn sigv4_credentials_checked() {
         time::OffsetDateTime::now_utc(),
     )
     .await;
-    r.assert_error(403, "SignatureDoesNotMatch");
+    shapes.check("raw wrong secret", &r, 403, "SignatureDoesNotMatch");
     let r = signed_raw(
         &server,
         &SigV4::new("AKIDNOBODY", SECRET_KEY),
@@ -193,11 +196,13 @@ async fn sigv4_credentials_checked() {
         time::OffsetDateTime::now_utc(),
     )
     .await;
-    r.assert_error(403, "InvalidAccessKeyId");
+    shapes.check("raw unknown key", &r, 403, "InvalidAccessKeyId");
+    shapes.finish();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigv4_clock_skew() {
+    let mut shapes = ShapeChecks::default();
     let server = Server::start_with_config(&sigv4_config(false)).await;
     good_client(&server).create_bucket().bucket(B).send().await.unwrap();
     put_bytes(&good_client(&server), B, "obj", b"skew").await;
@@ -213,12 +218,13 @@ async fn sigv4_clock_skew() {
     }
     for offset in [-20 * 60i64, 20 * 60, -24 * 3600] {
         let r = signed_raw(&server, &signer, "GET", &path, b"", now + time::Duration::seconds(offset)).await;
-        r.assert_error(403, "RequestTimeTooSkewed");
+        shapes.check(&format!("skew {offset}s"), &r, 403, "RequestTimeTooSkewed");
     }
     let r =
         signed_raw(&server, &signer, "PUT", &format!("/{B}/late"), b"late", now - time::Duration::minutes(30)).await;
-    r.assert_error(403, "RequestTimeTooSkewed");
+    shapes.check("skewed PUT", &r, 403, "RequestTimeTooSkewed");
     assert!(!server.bucket_dir(B).join("late").exists());
+    shapes.finish();
 }
 
 async fn send_presigned(
@@ -296,7 +302,7 @@ async fn sigv4_presigned_urls() {
     assert_eq!((status, xml_code(&body).as_deref()), (403, Some("InvalidAccessKeyId")));
 
     // A valid URL altered to point at another key.
-    put_bytes(&good, B, "dir/other.txt", b"other").await;
+    put_bytes(&good, B, "dir/other.txt", b"OTHER-CONTENT").await;
     let req = pc.get_object().bucket(B).key("dir/file.txt").presigned(valid()).await.unwrap();
     let tampered = req.uri().replace("dir/file.txt", "dir/other.txt");
     assert_ne!(tampered, req.uri());
@@ -304,7 +310,7 @@ async fn sigv4_presigned_urls() {
     let status = resp.status().as_u16();
     let body = resp.bytes().await.unwrap();
     assert_eq!((status, xml_code(&body).as_deref()), (403, Some("SignatureDoesNotMatch")));
-    assert!(!String::from_utf8_lossy(&body).contains("other"));
+    assert!(!String::from_utf8_lossy(&body).contains("OTHER-CONTENT"));
 }
 
 /// PUT with STREAMING-AWS4-HMAC-SHA256-PAYLOAD; `tamper` flips a payload byte
@@ -349,6 +355,7 @@ async fn streaming_put(server: &Server, signer: &SigV4, key: &str, data: &[u8], 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigv4_signed_streaming_upload() {
+    let mut shapes = ShapeChecks::default();
     let server = Server::start_with_config(&sigv4_config(false)).await;
     let good = good_client(&server);
     good.create_bucket().bucket(B).send().await.unwrap();
@@ -361,12 +368,12 @@ async fn sigv4_signed_streaming_upload() {
 
     // A chunk whose data does not match its signature.
     let r = streaming_put(&server, &signer, "tampered", &data, true).await;
-    r.assert_error(403, "SignatureDoesNotMatch");
+    shapes.check("tampered chunk", &r, 403, "SignatureDoesNotMatch");
     assert!(!object_exists(&good, B, "tampered").await);
 
     // Wrong secret on the seed signature.
     let r = streaming_put(&server, &SigV4::new(ACCESS_KEY, "wrong"), "wrongseed", &data, false).await;
-    r.assert_error(403, "SignatureDoesNotMatch");
+    shapes.check("wrong seed signature", &r, 403, "SignatureDoesNotMatch");
     assert!(!object_exists(&good, B, "wrongseed").await);
     assert_eq!(list_all_keys(&good, B, "").await, vec!["chunky"]);
 
@@ -374,4 +381,5 @@ async fn sigv4_signed_streaming_upload() {
     let big = pseudo_random_bytes(7, 3 << 20);
     put_bytes(&good, B, "sdk-default", &big).await;
     assert_eq!(get_bytes(&good, B, "sdk-default").await, big);
+    shapes.finish();
 }

@@ -97,15 +97,11 @@ fn line_for(lines: &[String], request_id: &str) -> String {
 }
 
 fn assert_line(line: &str, method: &str, bucket: &str, key: &str, status: u16) {
-    assert!(line.starts_with("access "), "{line}");
-    let words: Vec<&str> = line.split_whitespace().collect();
-    assert!(words.contains(&method), "method {method} in {line}");
-    assert!(line.contains(bucket), "bucket {bucket} in {line}");
+    assert!(has_token(line, "access"), "{line}");
+    assert!(has_token(line, method), "method {method} in {line}");
+    assert!(has_token(line, bucket), "bucket {bucket} in {line}");
     assert!(line.contains(key), "key {key} in {line}");
-    assert!(
-        words.iter().any(|w| w.trim_matches(|c: char| !c.is_ascii_digit()) == status.to_string()),
-        "status {status} in {line}"
-    );
+    assert!(has_token(line, &status.to_string()), "status {status} in {line}");
 }
 
 async fn wait_for_log(server: &Server, ids: &[String]) -> Vec<String> {
@@ -147,7 +143,18 @@ async fn access_log_every_request() {
     let id = r.header("x-amz-request-id").unwrap().to_owned();
     let lines = wait_for_log(&server, std::slice::from_ref(&id)).await;
     let line = line_for(&lines, &id);
-    assert!(line.contains("GET") && line.contains("logb") && line.contains("200"), "{line}");
+    assert!(has_token(&line, "GET") && has_token(&line, "logb") && has_token(&line, "200"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_start_with_access() {
+    let server = Server::start_with_config("[s3]\naccess_log = true\n").await;
+    let r = server.raw("GET", "/format-check-bucket/some-key", &[], b"").await;
+    assert_eq!(r.status, 404);
+    let id = r.header("x-amz-request-id").unwrap().to_owned();
+    let lines = wait_for_log(&server, std::slice::from_ref(&id)).await;
+    let line = line_for(&lines, &id);
+    assert!(line.starts_with("access "), "access log lines start with \"access \" (contract): {line:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,4 +179,104 @@ async fn access_log_failed_requests_only_by_default() {
         assert!(lines.iter().all(|l| !l.contains(id)), "successful request {id} must not be logged: {lines:#?}");
     }
     assert!(lines.iter().all(|l| !l.contains("fine-object")), "no access line for successful requests: {lines:#?}");
+}
+
+/// Reads one HTTP/1.1 response (Content-Length framed) from a kept-alive
+/// connection. None when the server closed the connection first.
+async fn read_response(s: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 8192];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = s.read(&mut tmp).await.ok()?;
+        if n == 0 {
+            assert!(buf.is_empty(), "connection closed mid-response: {:?}", String::from_utf8_lossy(&buf));
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .expect("Content-Length framed response");
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut tmp).await.unwrap();
+        assert!(n > 0, "connection closed mid-body");
+        body.extend_from_slice(&tmp[..n]);
+    }
+    Some((head, body))
+}
+
+async fn send_get(s: &mut tokio::net::TcpStream, server: &Server, target: &str) {
+    use tokio::io::AsyncWriteExt as _;
+    let req = format!("GET {target} HTTP/1.1\r\nHost: {}\r\n\r\n", server.s3_addr);
+    s.write_all(req.as_bytes()).await.unwrap();
+}
+
+/// Whether the server closes the (idle) connection within `within`.
+async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut b = [0u8; 1];
+    match tokio::time::timeout(within, s.read(&mut b)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => true,
+        Ok(Ok(_)) => panic!("unexpected bytes on an idle connection"),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_by_default_without_idle_timeout() {
+    let server = Server::start().await;
+    server.create_bucket("kab").await;
+    put_bytes(&server.client(), "kab", "obj", b"kept alive").await;
+    let mut s = tokio::net::TcpStream::connect(server.s3_addr).await.unwrap();
+    for round in 0..3 {
+        send_get(&mut s, &server, "/kab/obj").await;
+        let (head, body) = read_response(&mut s).await.expect("response on the same connection");
+        assert!(head.starts_with("http/1.1 200"), "round {round}: {head}");
+        assert_eq!(body, b"kept alive");
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+    // idle_timeout = 0: an idle connection stays open.
+    assert!(!closed_within(&mut s, Duration::from_millis(2500)).await, "idle connection kept");
+    send_get(&mut s, &server, "/kab/obj").await;
+    let (head, body) = read_response(&mut s).await.expect("still usable after idling");
+    assert!(head.starts_with("http/1.1 200"));
+    assert_eq!(body, b"kept alive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_disabled_closes_after_each_response() {
+    let server = Server::start_with_config("[s3]\nkeep_alive = false\n").await;
+    server.create_bucket("kab").await;
+    put_bytes(&server.client(), "kab", "obj", b"one shot").await;
+    let mut s = tokio::net::TcpStream::connect(server.s3_addr).await.unwrap();
+    send_get(&mut s, &server, "/kab/obj").await;
+    let (head, body) = read_response(&mut s).await.expect("first response");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, b"one shot");
+    assert!(head.contains("connection: close"), "keep_alive=false announces close: {head}");
+    assert!(closed_within(&mut s, Duration::from_secs(5)).await, "server closes the connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_closes_idle_connections() {
+    let server = Server::start_with_config("[s3]\nidle_timeout = 1\n").await;
+    server.create_bucket("kab").await;
+    put_bytes(&server.client(), "kab", "obj", b"idle").await;
+    let mut s = tokio::net::TcpStream::connect(server.s3_addr).await.unwrap();
+    send_get(&mut s, &server, "/kab/obj").await;
+    let (head, body) = read_response(&mut s).await.expect("response");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body, b"idle");
+    let t0 = Instant::now();
+    assert!(closed_within(&mut s, Duration::from_secs(6)).await, "idle connection closed");
+    assert!(t0.elapsed() >= Duration::from_millis(500), "not closed right away: {:?}", t0.elapsed());
+    // A fresh connection works.
+    assert_eq!(get_bytes(&server.client(), "kab", "obj").await, b"idle");
 }

@@ -29,11 +29,16 @@ fn mount_list(server: &Server) -> Vec<(String, String)> {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let mut parts = l.split_whitespace();
-            let path = parts.next().unwrap_or("").to_owned();
+            let (path, rest) = l.split_once("  ").unwrap_or_else(|| panic!("mount line is `path  uri`: {l:?}"));
+            let mut parts = rest.split_whitespace();
             let uri = parts.next().unwrap_or("").to_owned();
-            assert!(parts.next().is_none(), "one mount per line, `path  uri`: {l:?}");
-            (path, uri)
+            // Anything after the URI may only be an annotation like "(config file)".
+            let tail = parts.collect::<Vec<_>>().join(" ");
+            assert!(
+                tail.is_empty() || (tail.starts_with('(') && tail.ends_with(')')),
+                "unexpected text after the URI: {l:?}"
+            );
+            (path.to_owned(), uri)
         })
         .collect();
     v.sort();

@@ -204,7 +204,9 @@ def make_client(endpoint: str, access_key: str = ACCESS_KEY, secret_key: str = S
         region_name=REGION,
         signature_version="s3v4",
         s3={"addressing_style": "path"},
-        retries={"total_max_attempts": 1},
+        # one retry, standard mode: covers a dropped keep-alive connection
+        # (4xx answers are never retried, so error codes stay exact)
+        retries={"total_max_attempts": 2, "mode": "standard"},
         connect_timeout=10,
         read_timeout=60,
     )

@@ -422,6 +422,19 @@ def test_range_unsatisfiable(s3, bucket, worker, rng):
     assert r.status == 416 and r.code == "InvalidRange"
 
 
+def test_invalid_range_reports_actual_size(s3, bucket, worker):
+    """AWS puts RangeRequested and ActualObjectSize into the InvalidRange
+    error; CRT-based clients rely on ActualObjectSize=0 to read empty objects."""
+    s3.put_object(Bucket=bucket, Key="r", Body=DATA100)
+    s3.put_object(Bucket=bucket, Key="empty", Body=b"")
+    r = worker.raw("GET", f"/{bucket}/r", {"Range": "bytes=100-"})
+    assert r.status == 416 and r.error().get("ActualObjectSize") == "100", r
+    r = worker.raw("GET", f"/{bucket}/empty", {"Range": "bytes=0-8388607"})
+    assert r.status == 416 and r.code == "InvalidRange", r
+    assert r.error().get("ActualObjectSize") == "0", r
+    assert r.error().get("RangeRequested") == "bytes=0-8388607", r
+
+
 def test_range_raw_headers(s3, bucket, worker):
     s3.put_object(Bucket=bucket, Key="r", Body=DATA100)
     r = worker.raw("GET", f"/{bucket}/r", {"Range": "bytes=-10"})
@@ -1201,6 +1214,35 @@ def test_dropped_upload_leaves_nothing(s3, bucket, worker):
     assert s3.get_object(Bucket=bucket, Key="after")["Body"].read() == b"fine"
 
 
+@pytest.mark.parametrize("expect", [True, False])
+def test_early_error_keeps_or_closes_connection_cleanly(bucket, worker, expect):
+    """A request rejected before its body was read: the server must either
+    say `Connection: close` or keep serving the connection. Closing it
+    silently makes keep-alive clients (urllib3/boto3) fail their next request
+    with RemoteDisconnected."""
+    s = socket.create_connection(("127.0.0.1", worker.s3_port), timeout=10)
+    try:
+        s.sendall((f"PUT /{bucket}/a//b HTTP/1.1\r\nHost: {worker.host}\r\nContent-Length: 5\r\n"
+                   + ("Expect: 100-continue\r\n" if expect else "") + "\r\n").encode())
+        import http.client
+        resp = http.client.HTTPResponse(s, method="PUT")
+        resp.begin()
+        resp.read()
+        assert resp.status == 400
+        if (resp.getheader("connection") or "").lower() == "close":
+            return
+        # no close announced: the connection must still work (the body never came)
+        s.sendall(f"GET /{bucket}?list-type=2 HTTP/1.1\r\nHost: {worker.host}\r\n\r\n".encode())
+        resp2 = http.client.HTTPResponse(s, method="GET")
+        try:
+            resp2.begin()
+        except (http.client.RemoteDisconnected, ConnectionResetError) as e:
+            pytest.fail(f"server closed the connection after a 400 without sending 'Connection: close': {e!r}")
+        assert resp2.status in (200, 400)
+    finally:
+        s.close()
+
+
 # --------------------------------------------------------------------------
 # mounts (alcove mount CLI)
 # --------------------------------------------------------------------------
@@ -1306,7 +1348,8 @@ def test_sigv4_good_credentials(v4):
     key = "sp ace+plus&\u00fcn\u00ef/~x=y;z"
     c.put_object(Bucket=b, Key=key, Body=b"odd key")
     assert c.get_object(Bucket=b, Key=key)["Body"].read() == b"odd key"
-    assert [o["Key"] for o in c.list_objects_v2(Bucket=b, Prefix="sp ace+")["Contents"]] == [key]
+    assert [o["Key"] for o in c.list_objects_v2(Bucket=b, Prefix="sp ace+")["Contents"]] == [
+        "sp ace+plus&\u00fcn\u00ef/", key]
     r = c.list_objects(Bucket=b, Prefix="sp ace+", Delimiter="/")
     assert r.get("Contents", []) == []
     assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["sp ace+plus&\u00fcn\u00ef/"]

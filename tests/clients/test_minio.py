@@ -169,7 +169,9 @@ def test_fput_fget(mc, bucket, tmp_path):
 
 
 def test_versioning_off(mc, bucket):
-    assert mc.get_bucket_versioning(bucket).status == "Off"
+    cfg = mc.get_bucket_versioning(bucket)
+    assert cfg.status is None and cfg.mfa_delete is None
+    assert cfg.status_string == "Off"
 
 
 @pytest.mark.parametrize("key", ["sp ace", "pl+us", "am&p", "pct%25", "\u65e5\u672c/\u00e9", "q?x#y", "x/y/z/"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 
@@ -79,7 +80,8 @@ def test_listing_and_folders(fs, s3, bucket):
     assert fs.isdir(f"{bucket}/a") and fs.isdir(f"{bucket}/a/b")
     assert fs.isfile(f"{bucket}/a/d") and not fs.isfile(f"{bucket}/a")
     assert fs.exists(f"{bucket}/a/b/c") and not fs.exists(f"{bucket}/zzz")
-    walked = {root: sorted(files) for root, _dirs, files in fs.walk(bucket)}
+    # s3fs reports a folder object inside its own folder as a file named ''
+    walked = {root: sorted(f for f in files if f) for root, _dirs, files in fs.walk(bucket)}
     assert walked[bucket] == ["e"] and walked[f"{bucket}/a"] == ["d"] and walked[f"{bucket}/a/b"] == ["c"]
     assert fs.du(bucket) == len(b"a/b/c") + len(b"a/d") + len(b"e")
     assert sorted(fs.glob(f"{bucket}/a/*")) == [f"{bucket}/a/b", f"{bucket}/a/d"]
@@ -165,7 +167,11 @@ def test_invalid_key_rejected(fs, bucket, worker):
     before = tree(worker.root.parent)
     with pytest.raises(OSError) as ei:
         fs.pipe(f"{bucket}/x/.alcove.sys/y", b"PWNED")
-    assert "InvalidArgument" in repr(ei.value) or "Invalid" in str(ei.value), repr(ei.value)
+    assert ei.value.errno == errno.EINVAL, repr(ei.value)  # s3fs maps InvalidArgument to EINVAL
+    assert "reserved" in str(ei.value)
+    with pytest.raises(OSError) as ei:
+        fs.pipe(f"{bucket}/a//b", b"PWNED")
+    assert ei.value.errno == errno.EINVAL, repr(ei.value)
     assert tree(worker.root.parent) == before
 
 
@@ -175,7 +181,7 @@ def test_sigv4(sigv4_worker):
     good.mkdir(name)
     good.pipe(f"{name}/a b/c+d", b"signed")
     assert good.cat(f"{name}/a b/c+d") == b"signed"
-    assert good.ls(f"{name}/a b") == [f"{name}/a b/c+d"]
+    assert files_only(good.ls(f"{name}/a b")) == [f"{name}/a b/c+d"]
     bad = mkfs(sigv4_worker, secret="wrong")
     with pytest.raises((PermissionError, OSError)) as ei:
         bad.cat(f"{name}/a b/c+d")

@@ -138,12 +138,15 @@ fn bucket_and_key(path: &str) -> (String, String) {
     }
 }
 
+/// The `Resource` of an error document; control characters (a NUL in a key, say) cannot appear
+/// in XML, so they are percent-encoded.
 fn resource_of(bucket: &str, key: &str) -> String {
-    match (bucket.is_empty(), key.is_empty()) {
+    let path = match (bucket.is_empty(), key.is_empty()) {
         (true, _) => "/".into(),
         (false, true) => format!("/{bucket}"),
         (false, false) => format!("/{bucket}/{key}"),
-    }
+    };
+    percent_encoding::utf8_percent_encode(&path, percent_encoding::CONTROLS).to_string()
 }
 
 /// An S3 error document for errors raised before s3s sees the request.
@@ -202,8 +205,9 @@ impl LoggedBody {
         self.metrics.bytes_received.inc_by(r.bytes_in);
         self.metrics.duration.observe(elapsed.as_secs_f64());
         if self.log {
-            tracing::info!(
-                target: "alcove::access",
+            // A plain line on stderr, so log shippers can match `^access ` without parsing
+            // the tracing prefix.
+            eprintln!(
                 "access request_id={} remote={} method={} bucket={:?} key={:?} status={} bytes_in={} bytes_out={} duration_ms={:.3} user={:?}",
                 r.request_id,
                 r.remote,
@@ -265,6 +269,7 @@ mod tests {
         assert_eq!(bucket_and_key("/"), (String::new(), String::new()));
         assert_eq!(resource_of("b", "k"), "/b/k");
         assert_eq!(resource_of("", ""), "/");
+        assert_eq!(resource_of("b", "a\0b"), "/b/a%00b");
     }
 
     #[test]
