@@ -76,6 +76,13 @@ impl ChecksumAlgorithm {
         value.unwrap_or_default()
     }
 
+    /// Finishes `hasher` and compares it with what the client sent (`None`: it sent nothing,
+    /// though it announced a value).
+    pub fn verify_hasher(self, hasher: ChecksumHasher, expected: Option<&str>) -> Result<(), BodyError> {
+        let expected = expected.ok_or_else(|| BodyError::MissingTrailer(self.header_name().to_owned()))?;
+        self.verify(&self.finish(hasher), expected)
+    }
+
     /// Compares a computed value with the one the client sent.
     pub fn verify(self, computed: &str, expected: &str) -> Result<(), BodyError> {
         if computed == expected.trim() {
@@ -130,10 +137,7 @@ where
                     Expected::Known(v) => Some(v),
                     Expected::Later(read) => read(),
                 };
-                let result = match expected {
-                    Some(want) => algorithm.verify(&algorithm.finish(hasher), &want),
-                    None => Err(BodyError::MissingTrailer(algorithm.header_name().to_owned())),
-                };
+                let result = algorithm.verify_hasher(hasher, expected.as_deref());
                 Poll::Ready(result.err().map(Err))
             }
         }

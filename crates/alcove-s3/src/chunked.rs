@@ -148,11 +148,7 @@ impl<S> AwsChunkedDecoder<S> {
             return Err(BodyError::LengthMismatch);
         }
         if let Some((algorithm, hasher)) = self.trailer.take() {
-            let expected = self
-                .trailer_value
-                .take()
-                .ok_or_else(|| BodyError::MissingTrailer(algorithm.header_name().to_owned()))?;
-            algorithm.verify(&algorithm.finish(hasher), &expected)?;
+            algorithm.verify_hasher(hasher, self.trailer_value.as_deref())?;
         }
         self.state = State::Done;
         Ok(())

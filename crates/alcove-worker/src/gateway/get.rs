@@ -42,6 +42,18 @@ impl Conditions<'_> {
     }
 }
 
+/// Both GetObjectInput and HeadObjectInput carry the four conditional headers.
+macro_rules! conditions_of {
+    ($input:expr) => {
+        Conditions {
+            if_match: $input.if_match.as_ref(),
+            if_none_match: $input.if_none_match.as_ref(),
+            if_modified_since: $input.if_modified_since.as_ref(),
+            if_unmodified_since: $input.if_unmodified_since.as_ref(),
+        }
+    };
+}
+
 fn matches_etag(cond: &ETagCondition, current: &ETag) -> bool {
     match cond {
         ETagCondition::Any => true,
@@ -72,13 +84,7 @@ pub async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Resul
     let bucket = gw.bucket(&input.bucket)?;
     let opened = ufs(bucket.store.open(&key).await)?;
     let info = opened.info;
-    Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since: input.if_modified_since.as_ref(),
-        if_unmodified_since: input.if_unmodified_since.as_ref(),
-    }
-    .check(&info)?;
+    conditions_of!(input).check(&info)?;
     let range = byte_range(input.range.as_ref(), info.size)?;
     let span = range.clone().unwrap_or(0..info.size);
     let len = span.end - span.start;
@@ -113,13 +119,7 @@ pub async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -> S3Res
     let key = object_key(&input.key)?;
     let bucket = gw.bucket(&input.bucket)?;
     let info = ufs(bucket.store.stat(&key).await)?;
-    Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since: input.if_modified_since.as_ref(),
-        if_unmodified_since: input.if_unmodified_since.as_ref(),
-    }
-    .check(&info)?;
+    conditions_of!(input).check(&info)?;
     let range = byte_range(input.range.as_ref(), info.size)?;
     let len = range.as_ref().map_or(info.size, |r| r.end - r.start);
     let output = HeadObjectOutput {
