@@ -26,6 +26,18 @@ pub fn s3_error_from(e: UfsError) -> S3Error {
         UfsError::InvalidKey(m) => (C::InvalidArgument, m),
         UfsError::KeyTooLong(m) => (C::KeyTooLongError, format!("Your key is too long: {m}.")),
         UfsError::Conflict(m) | UfsError::InvalidRequest(m) => (C::InvalidRequest, m),
+        UfsError::NoSuchUpload => (
+            C::NoSuchUpload,
+            "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.".into(),
+        ),
+        UfsError::InvalidPart(m) => (C::InvalidPart, format!("One or more of the specified parts could not be found: {m}.")),
+        UfsError::InvalidPartOrder => {
+            (C::InvalidPartOrder, "The list of parts was not in ascending order. Parts must be ordered by part number.".into())
+        }
+        UfsError::EntityTooSmall(m) => (C::EntityTooSmall, format!("Your proposed upload is smaller than the minimum allowed object size: {m}.")),
+        UfsError::PreconditionFailed => {
+            (C::PreconditionFailed, "At least one of the pre-conditions you specified did not hold.".into())
+        }
         UfsError::BadDigest => (C::BadDigest, "The Content-MD5 you specified did not match what we received.".into()),
         e @ UfsError::IncompleteBody { .. } => (
             C::IncompleteBody,

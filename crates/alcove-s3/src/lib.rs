@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod chunked;
 pub mod error;
 pub mod integrity;
+pub mod limits;
 pub mod urlencode;
 
 pub use auth::{AuthMode, AuthSettings, RequestUser};

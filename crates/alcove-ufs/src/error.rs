@@ -7,6 +7,16 @@ use std::io;
 pub enum UfsError {
     #[error("the specified key does not exist")]
     NoSuchKey,
+    #[error("the specified multipart upload does not exist")]
+    NoSuchUpload,
+    #[error("{0}")]
+    InvalidPart(String),
+    #[error("the list of parts was not in ascending order")]
+    InvalidPartOrder,
+    #[error("{0}")]
+    EntityTooSmall(String),
+    #[error("at least one of the preconditions you specified did not hold")]
+    PreconditionFailed,
     #[error("the specified bucket does not exist: {0}")]
     NoSuchBucket(String),
     #[error("the bucket {0} already exists")]

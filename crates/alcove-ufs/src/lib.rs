@@ -10,10 +10,12 @@ pub mod list;
 pub mod local;
 pub mod meta;
 pub mod mount;
+pub mod multipart;
 
 pub use error::{UfsError, UfsResult};
 pub use key::ObjectKey;
 pub use list::{ListItem, ListPage, ListQuery};
-pub use local::{LocalFs, OpenObject, PutChecks};
-pub use meta::{ObjectInfo, WriteMeta};
+pub use local::{LocalFs, OpenObject, Precondition, PutChecks};
+pub use meta::{ObjectInfo, ObjectMeta, StoredChecksum};
+pub use multipart::{CompletePart, PartInfo, UploadInfo};
 pub use mount::{Bucket, BucketInfo, MountEntry, MountTable};

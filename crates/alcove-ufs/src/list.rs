@@ -143,8 +143,7 @@ mod tests {
             size: 0,
             last_modified: time::OffsetDateTime::UNIX_EPOCH,
             etag: String::new(),
-            content_type: None,
-            user: Default::default(),
+            meta: Default::default(),
         })
     }
 

@@ -17,18 +17,42 @@ use tokio::io::AsyncWriteExt;
 
 use crate::key::{ObjectKey, STATE_DIR};
 use crate::list::{Collector, Flow, ListPage, ListQuery};
-use crate::meta::{self, ObjectInfo, StoredMeta, WriteMeta};
+use crate::meta::{self, MetaStore, ObjectInfo, ObjectMeta, StoredMeta};
 use crate::{UfsError, UfsResult};
 
 const TMP_DIR: &str = "tmp";
 
 /// Checks a writer asks for on the received body.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PutChecks {
     /// Decoded `Content-MD5`.
     pub content_md5: Option<[u8; 16]>,
     /// The announced length of the (decoded) body.
     pub expected_len: Option<u64>,
+    /// Conditional write: checked atomically with the publishing rename.
+    pub precondition: Option<Precondition>,
+}
+
+/// A conditional write (`If-None-Match: *` or `If-Match: etag`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// Create only: fail if the key exists.
+    IfNoneMatchAny,
+    /// Replace only this version (hex ETag, unquoted): fail if it changed; `NoSuchKey` if absent.
+    IfMatch(String),
+}
+
+/// Serialises the check-and-publish of one target path (and metadata updates) in this process.
+/// Striped, so unrelated keys rarely wait on each other.
+static KEY_LOCKS: std::sync::LazyLock<Vec<std::sync::Mutex<()>>> =
+    std::sync::LazyLock::new(|| (0..256).map(|_| std::sync::Mutex::new(())).collect());
+
+pub(crate) fn lock_key(path: &Path) -> std::sync::MutexGuard<'static, ()> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    let stripe = &KEY_LOCKS[(h.finish() % KEY_LOCKS.len() as u64) as usize];
+    stripe.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// An opened object: what it is and a handle positioned nowhere in particular.
@@ -93,7 +117,8 @@ impl LocalFs {
     pub async fn open(&self, key: &ObjectKey) -> UfsResult<OpenObject> {
         let path = self.path_of(key);
         let folder = key.is_folder();
-        blocking(move || open_blocking(&path, folder)).await
+        let root = self.root.clone();
+        blocking(move || open_blocking(&root, &path, folder)).await
     }
 
     pub async fn stat(&self, key: &ObjectKey) -> UfsResult<ObjectInfo> {
@@ -101,53 +126,95 @@ impl LocalFs {
     }
 
     /// Writes an object from a streamed body; see the module doc for the crash-safety protocol.
-    pub async fn put<S, E>(&self, key: &ObjectKey, body: S, meta: WriteMeta, checks: PutChecks) -> UfsResult<ObjectInfo>
+    /// `meta` is asked for once the whole body has arrived (checksums are known only then).
+    pub async fn put<S, E, M>(&self, key: &ObjectKey, body: S, meta: M, checks: PutChecks) -> UfsResult<ObjectInfo>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        M: FnOnce() -> ObjectMeta + Send + 'static,
     {
         if key.is_folder() {
-            return self.put_folder(key, body, meta).await;
+            return self.put_folder(key, body, meta, checks).await;
         }
+        let temp = self.new_temp_file().await?;
+        let (md5, size) = receive(&temp.0, body, &checks).await?;
+        let info = self.commit(key, &temp, hex::encode(md5), size, meta(), checks.precondition).await?;
+        temp.disarm();
+        Ok(info)
+    }
+
+    /// A fresh temp file path in the mount's state folder (same file system as the objects).
+    pub(crate) async fn new_temp_file(&self) -> UfsResult<TempFile> {
         let temp_dir = self.temp_dir();
         tokio::fs::create_dir_all(&temp_dir).await.map_err(|e| UfsError::io("creating the temp folder", e))?;
-        let temp = TempFile(temp_dir.join(uuid::Uuid::new_v4().simple().to_string()));
-        let (md5, size) = receive(&temp.0, body, checks).await?;
-        let etag = hex::encode(md5);
+        Ok(TempFile(temp_dir.join(uuid::Uuid::new_v4().simple().to_string())))
+    }
+
+    /// Gives the complete, fsynced temp file its metadata and publishes it as `key`.
+    pub(crate) async fn commit(
+        &self,
+        key: &ObjectKey,
+        temp: &TempFile,
+        etag: String,
+        size: u64,
+        meta: ObjectMeta,
+        precondition: Option<Precondition>,
+    ) -> UfsResult<ObjectInfo> {
         let target = self.path_of(key);
         let root = self.root.clone();
         let temp_path = temp.0.clone();
-        let info = blocking(move || {
-            let file = File::open(&temp_path).map_err(|e| UfsError::io("reopening the temp file", e))?;
-            let md = file.metadata().map_err(|e| UfsError::io("stat of the temp file", e))?;
-            let stored = StoredMeta {
-                etag,
-                size,
-                mtime_ns: meta::mtime_ns(&md),
-                content_type: meta.content_type,
-                user: meta.user,
-            };
-            meta::write_stored(&temp_path, &stored).map_err(|e| UfsError::io("storing object metadata", e))?;
+        blocking(move || {
+            let md = fs::metadata(&temp_path).map_err(|e| UfsError::io("stat of the temp file", e))?;
+            let stored = StoredMeta { etag, size, mtime_ns: meta::mtime_ns(&md), meta };
+            MetaStore::new(&root)
+                .write(&temp_path, &stored)
+                .map_err(|e| UfsError::io("storing object metadata", e))?;
+            let _guard = lock_key(&target);
+            check_precondition(&root, &target, false, precondition.as_ref())?;
             publish(&root, &temp_path, &target)?;
             Ok(ObjectInfo {
                 size,
                 last_modified: meta::last_modified(&md),
                 etag: stored.etag,
-                content_type: stored.content_type,
-                user: stored.user,
+                meta: stored.meta,
             })
         })
-        .await?;
-        temp.disarm();
-        Ok(info)
+        .await
+    }
+
+    /// Changes an object's metadata in place (tags, or a copy onto itself), keeping its data.
+    pub async fn update_meta<F>(&self, key: &ObjectKey, change: F) -> UfsResult<ObjectInfo>
+    where
+        F: FnOnce(&mut ObjectMeta) + Send + 'static,
+    {
+        let path = self.path_of(key);
+        let root = self.root.clone();
+        let folder = key.is_folder();
+        blocking(move || {
+            let _guard = lock_key(&path);
+            let info = open_blocking(&root, &path, folder)?.info;
+            let mut stored = StoredMeta { etag: info.etag, size: info.size, mtime_ns: 0, meta: info.meta };
+            let md = fs::metadata(&path).map_err(read_error)?;
+            stored.mtime_ns = meta::mtime_ns(&md);
+            change(&mut stored.meta);
+            MetaStore::new(&root).write(&path, &stored).map_err(|e| UfsError::io("updating object metadata", e))?;
+            Ok(ObjectInfo {
+                size: stored.size,
+                last_modified: meta::last_modified(&md),
+                etag: stored.etag,
+                meta: stored.meta,
+            })
+        })
+        .await
     }
 
     /// A folder object is a directory; marking it with metadata makes it explicit, so it stays
     /// when the objects under it are deleted.
-    async fn put_folder<S, E>(&self, key: &ObjectKey, mut body: S, meta: WriteMeta) -> UfsResult<ObjectInfo>
+    async fn put_folder<S, E, M>(&self, key: &ObjectKey, mut body: S, meta: M, checks: PutChecks) -> UfsResult<ObjectInfo>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        M: FnOnce() -> ObjectMeta + Send + 'static,
     {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| UfsError::Body(e.into()))?;
@@ -160,18 +227,16 @@ impl LocalFs {
         let path = self.path_of(key);
         let root = self.root.clone();
         let display = key_display(key);
+        let meta = meta();
         blocking(move || {
+            let _guard = lock_key(&path);
+            check_precondition(&root, &path, true, checks.precondition.as_ref())?;
             create_dirs(&root, &path, &display)?;
             let md = fs::metadata(&path).map_err(|e| UfsError::io("stat of the folder", e))?;
-            let stored = StoredMeta {
-                etag: meta::EMPTY_ETAG.into(),
-                size: 0,
-                mtime_ns: meta::mtime_ns(&md),
-                content_type: meta.content_type,
-                user: meta.user,
-            };
-            meta::write_stored(&path, &stored).map_err(|e| UfsError::io("marking the folder", e))?;
-            Ok(meta::describe_folder(&path, &md))
+            let stored = StoredMeta { etag: meta::EMPTY_ETAG.into(), size: 0, mtime_ns: meta::mtime_ns(&md), meta };
+            let store = MetaStore::new(&root);
+            store.write(&path, &stored).map_err(|e| UfsError::io("marking the folder", e))?;
+            Ok(store.describe_folder(&path, &md))
         })
         .await
     }
@@ -210,7 +275,8 @@ impl LocalFs {
         let root = self.root.clone();
         blocking(move || {
             let mut collector = Collector::new(query);
-            walk(&root, String::new(), &mut collector).map_err(|e| UfsError::io("listing", e))?;
+            let store = MetaStore::new(&root);
+            walk(&store, &root, String::new(), &mut collector).map_err(|e| UfsError::io("listing", e))?;
             Ok(collector.finish())
         })
         .await
@@ -218,20 +284,38 @@ impl LocalFs {
 }
 
 /// Runs blocking file-system work off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> UfsResult<T> + Send + 'static) -> UfsResult<T> {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> UfsResult<T> + Send + 'static) -> UfsResult<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| UfsError::io("file-system task", io::Error::other(e)))?
 }
 
-fn open_blocking(path: &Path, folder: bool) -> UfsResult<OpenObject> {
+fn open_blocking(root: &Path, path: &Path, folder: bool) -> UfsResult<OpenObject> {
     let file = File::open(path).map_err(read_error)?;
     let md = file.metadata().map_err(|e| UfsError::io("stat", e))?;
+    let store = MetaStore::new(root);
     match (md.is_dir(), folder) {
-        (true, true) => Ok(OpenObject { info: meta::describe_folder(path, &md), file: None }),
+        (true, true) => Ok(OpenObject { info: store.describe_folder(path, &md), file: None }),
         (false, false) if md.is_file() => {
-            let info = meta::describe_file(path, &md).map_err(|e| UfsError::io("reading object metadata", e))?;
+            let info = store.describe_file(path, &md).map_err(|e| UfsError::io("reading object metadata", e))?;
             Ok(OpenObject { info, file: Some(file) })
         }
         _ => Err(UfsError::NoSuchKey),
+    }
+}
+
+/// Evaluates a conditional write against what `target` holds now. Call under the key lock.
+fn check_precondition(root: &Path, target: &Path, folder: bool, precondition: Option<&Precondition>) -> UfsResult<()> {
+    let Some(precondition) = precondition else { return Ok(()) };
+    let current = match open_blocking(root, target, folder) {
+        Ok(o) => Some(o.info),
+        Err(UfsError::NoSuchKey) => None,
+        Err(e) => return Err(e),
+    };
+    match (precondition, current) {
+        (Precondition::IfNoneMatchAny, Some(_)) => Err(UfsError::PreconditionFailed),
+        (Precondition::IfNoneMatchAny, None) => Ok(()),
+        (Precondition::IfMatch(_), None) => Err(UfsError::NoSuchKey),
+        (Precondition::IfMatch(want), Some(info)) if *want != info.etag => Err(UfsError::PreconditionFailed),
+        (Precondition::IfMatch(_), Some(_)) => Ok(()),
     }
 }
 
@@ -251,10 +335,10 @@ fn is_absent(e: &io::Error) -> bool {
 }
 
 /// Deletes the temp file on drop unless the write was published.
-struct TempFile(PathBuf);
+pub(crate) struct TempFile(pub(crate) PathBuf);
 
 impl TempFile {
-    fn disarm(self) {
+    pub(crate) fn disarm(self) {
         std::mem::forget(self);
     }
 }
@@ -266,7 +350,7 @@ impl Drop for TempFile {
 }
 
 /// Streams the body into `temp`, checking length and MD5, and fsyncs it.
-async fn receive<S, E>(temp: &Path, mut body: S, checks: PutChecks) -> UfsResult<([u8; 16], u64)>
+pub(crate) async fn receive<S, E>(temp: &Path, mut body: S, checks: &PutChecks) -> UfsResult<([u8; 16], u64)>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -364,7 +448,7 @@ fn prune_empty_folders(root: &Path, dir: &Path) {
 }
 
 /// Visits the directory `dir` (whose keys start with `key_prefix`) in key order.
-fn walk(dir: &Path, key_prefix: String, collector: &mut Collector) -> io::Result<Flow> {
+fn walk(store: &MetaStore<'_>, dir: &Path, key_prefix: String, collector: &mut Collector) -> io::Result<Flow> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         // Removed while we walked: nothing there any more.
@@ -393,26 +477,26 @@ fn walk(dir: &Path, key_prefix: String, collector: &mut Collector) -> io::Result
     for (name, is_dir) in children {
         let key = format!("{key_prefix}{name}");
         let path = dir.join(name.trim_end_matches('/'));
-        let flow = collector.offer(&key, || describe_entry(&path, is_dir));
+        let flow = collector.offer(&key, || describe_entry(store, &path, is_dir));
         if flow == Flow::Stop {
             return Ok(Flow::Stop);
         }
-        if is_dir && collector.wants_subtree(&key) && walk(&path, key, collector)? == Flow::Stop {
+        if is_dir && collector.wants_subtree(&key) && walk(store, &path, key, collector)? == Flow::Stop {
             return Ok(Flow::Stop);
         }
     }
     Ok(Flow::Continue)
 }
 
-fn describe_entry(path: &Path, is_dir: bool) -> Option<ObjectInfo> {
+fn describe_entry(store: &MetaStore<'_>, path: &Path, is_dir: bool) -> Option<ObjectInfo> {
     let md: Metadata = fs::symlink_metadata(path).ok()?;
     if is_dir {
-        return md.is_dir().then(|| meta::describe_folder(path, &md));
+        return md.is_dir().then(|| store.describe_folder(path, &md));
     }
     if !md.is_file() {
         return None;
     }
-    meta::describe_file(path, &md).ok()
+    store.describe_file(path, &md).ok()
 }
 
 #[cfg(test)]
@@ -429,7 +513,7 @@ mod tests {
     }
 
     async fn put(fs: &LocalFs, k: &str, data: &'static [u8]) -> UfsResult<ObjectInfo> {
-        fs.put(&key(k), body(&[data]), WriteMeta::default(), PutChecks::default()).await
+        fs.put(&key(k), body(&[data]), ObjectMeta::default, PutChecks::default()).await
     }
 
     async fn names(fs: &LocalFs, query: ListQuery) -> Vec<String> {
@@ -482,14 +566,14 @@ mod tests {
     async fn bad_digest_and_short_body_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let fs = LocalFs::new(dir.path());
-        let checks = PutChecks { content_md5: Some([0; 16]), expected_len: None };
-        let r = fs.put(&key("x"), body(&[b"data"]), WriteMeta::default(), checks).await;
+        let checks = PutChecks { content_md5: Some([0; 16]), ..Default::default() };
+        let r = fs.put(&key("x"), body(&[b"data"]), ObjectMeta::default, checks).await;
         assert!(matches!(r, Err(UfsError::BadDigest)));
-        let checks = PutChecks { content_md5: None, expected_len: Some(10) };
-        let r = fs.put(&key("x"), body(&[b"data"]), WriteMeta::default(), checks).await;
+        let checks = PutChecks { expected_len: Some(10), ..Default::default() };
+        let r = fs.put(&key("x"), body(&[b"data"]), ObjectMeta::default, checks).await;
         assert!(matches!(r, Err(UfsError::IncompleteBody { expected: 10, got: 4 })));
         let failing = stream::iter(vec![Ok(Bytes::from_static(b"part")), Err(io::Error::other("dropped"))]);
-        let r = fs.put(&key("x"), failing, WriteMeta::default(), PutChecks::default()).await;
+        let r = fs.put(&key("x"), failing, ObjectMeta::default, PutChecks::default()).await;
         assert!(matches!(r, Err(UfsError::Body(_))));
         assert!(!dir.path().join("x").exists());
         assert_eq!(fs.clean_temp_files().unwrap(), 0);
