@@ -50,6 +50,11 @@ pub struct AuthSettings {
     pub anonymous_user: String,
 }
 
+/// Set on a request whose aws-chunked trailer checksum simple mode's decoder already verified,
+/// so the gateway stores it without checking twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedTrailer(pub ChecksumAlgorithm);
+
 /// The user a request runs as, for the access log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestUser(pub String);
@@ -177,6 +182,9 @@ fn decode_streaming_body(req: &mut http::Request<s3s::Body>) -> S3Result<()> {
             )
         })?),
     };
+    if let Some(algorithm) = trailer {
+        req.extensions_mut().insert(VerifiedTrailer(algorithm));
+    }
     let body = std::mem::take(req.body_mut());
     let decoder = AwsChunkedDecoder::new(body, Some(decoded_len), trailer);
     *req.body_mut() = s3s::Body::from(

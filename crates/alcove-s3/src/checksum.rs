@@ -30,6 +30,11 @@ impl ChecksumAlgorithm {
         Self::ALL.into_iter().find(|a| a.header_name().eq_ignore_ascii_case(name.trim()))
     }
 
+    /// From an S3 algorithm name such as `CRC32` (any case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.display_name().eq_ignore_ascii_case(name.trim()))
+    }
+
     pub fn header_name(self) -> &'static str {
         match self {
             Self::Crc32 => "x-amz-checksum-crc32",
@@ -93,23 +98,34 @@ impl ChecksumAlgorithm {
     }
 }
 
-/// Where the expected value comes from: a request header (known up front) or a trailer that is
-/// only readable once the body has been consumed.
+/// Where the expected value comes from: a request header (known up front), a trailer that is
+/// only readable once the body has been consumed, or nowhere (compute and store only: the client
+/// named the algorithm without a value, or simple mode's decoder already verified the trailer).
 pub enum Expected {
     Known(String),
     Later(Box<dyn FnOnce() -> Option<String> + Send + Sync>),
+    Unchecked,
 }
+
+/// Where a [`VerifyingStream`] leaves the value it computed, once the body has ended cleanly.
+pub type ChecksumSlot = std::sync::Arc<std::sync::Mutex<Option<String>>>;
 
 /// Passes a body through, computing a checksum; at its end, a mismatch turns into an error
 /// instead of the end of the stream, so a writer never commits a body that failed its checksum.
 pub struct VerifyingStream<S> {
     inner: S,
     state: Option<(ChecksumAlgorithm, ChecksumHasher, Expected)>,
+    slot: ChecksumSlot,
 }
 
 impl<S> VerifyingStream<S> {
     pub fn new(inner: S, algorithm: ChecksumAlgorithm, expected: Expected) -> Self {
-        Self { inner, state: Some((algorithm, algorithm.hasher(), expected)) }
+        Self { inner, state: Some((algorithm, algorithm.hasher(), expected)), slot: ChecksumSlot::default() }
+    }
+
+    /// The computed (and, unless unchecked, verified) value, available after the stream ended.
+    pub fn slot(&self) -> ChecksumSlot {
+        self.slot.clone()
     }
 }
 
@@ -133,11 +149,19 @@ where
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::from_transport(e.into())))),
             Poll::Ready(None) => {
                 let Some((algorithm, hasher, expected)) = this.state.take() else { return Poll::Ready(None) };
+                let computed = algorithm.finish(hasher);
                 let expected = match expected {
                     Expected::Known(v) => Some(v),
                     Expected::Later(read) => read(),
+                    Expected::Unchecked => Some(computed.clone()),
                 };
-                let result = algorithm.verify_hasher(hasher, expected.as_deref());
+                let result = match expected {
+                    Some(want) => algorithm.verify(&computed, &want),
+                    None => Err(BodyError::MissingTrailer(algorithm.header_name().to_owned())),
+                };
+                if result.is_ok() {
+                    *this.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(computed);
+                }
                 Poll::Ready(result.err().map(Err))
             }
         }
@@ -179,7 +203,13 @@ mod tests {
     #[tokio::test]
     async fn verifying_stream_passes_good_and_fails_bad() {
         let good = VerifyingStream::new(body(), ChecksumAlgorithm::Crc32, Expected::Known("DUoRhQ==".into()));
+        let slot = good.slot();
         assert_eq!(drain(good).await.unwrap(), b"hello world");
+        assert_eq!(slot.lock().unwrap().as_deref(), Some("DUoRhQ=="));
+        let unchecked = VerifyingStream::new(body(), ChecksumAlgorithm::Crc32, Expected::Unchecked);
+        let slot = unchecked.slot();
+        drain(unchecked).await.unwrap();
+        assert_eq!(slot.lock().unwrap().as_deref(), Some("DUoRhQ=="));
         let bad = VerifyingStream::new(body(), ChecksumAlgorithm::Crc32, Expected::Known("AAAAAA==".into()));
         assert!(matches!(drain(bad).await, Err(BodyError::ChecksumMismatch { algorithm: "CRC32" })));
         let missing = VerifyingStream::new(body(), ChecksumAlgorithm::Crc32, Expected::Later(Box::new(|| None)));

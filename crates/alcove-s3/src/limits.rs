@@ -59,7 +59,9 @@ impl Limits {
             }
             if self.tagging_restrictions {
                 if key.chars().count() > MAX_TAG_KEY_CHARS {
-                    return Err(invalid_tag(format!("The TagKey you have provided is too long, max {MAX_TAG_KEY_CHARS}.")));
+                    return Err(invalid_tag(format!(
+                        "The TagKey you have provided is too long, max {MAX_TAG_KEY_CHARS}."
+                    )));
                 }
                 if value.chars().count() > MAX_TAG_VALUE_CHARS {
                     return Err(invalid_tag(format!(
@@ -72,7 +74,10 @@ impl Limits {
             }
         }
         if self.tagging_restrictions && set.len() > max_count {
-            return Err(invalid_tag(format!("The number of tags ({}) exceeds the limit of {max_count} tags.", set.len())));
+            return Err(invalid_tag(format!(
+                "The number of tags ({}) exceeds the limit of {max_count} tags.",
+                set.len()
+            )));
         }
         Ok(set)
     }

@@ -17,5 +17,5 @@ pub use key::ObjectKey;
 pub use list::{ListItem, ListPage, ListQuery};
 pub use local::{LocalFs, OpenObject, Precondition, PutChecks};
 pub use meta::{ObjectInfo, ObjectMeta, StoredChecksum};
-pub use multipart::{CompletePart, PartInfo, UploadInfo};
 pub use mount::{Bucket, BucketInfo, MountEntry, MountTable};
+pub use multipart::{CompletePart, PartInfo, UploadInfo};

@@ -20,7 +20,7 @@ pub struct ListQuery {
 /// One entry of a page, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListItem {
-    Object { key: String, info: ObjectInfo },
+    Object { key: String, info: Box<ObjectInfo> },
     CommonPrefix(String),
 }
 
@@ -106,7 +106,7 @@ impl Collector {
             Some(prefix) if self.last_prefix.as_deref() == Some(prefix) => return Flow::Continue,
             Some(prefix) => ListItem::CommonPrefix(prefix.to_owned()),
             None => match describe() {
-                Some(info) => ListItem::Object { key: key.to_owned(), info },
+                Some(info) => ListItem::Object { key: key.to_owned(), info: Box::new(info) },
                 // Vanished between the walk and the look: not part of the listing.
                 None => return Flow::Continue,
             },

@@ -6,6 +6,7 @@
 //! sees the old object or the new one, never a part. This module may not parse S3 requests; it
 //! takes validated [`ObjectKey`]s only.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, Metadata};
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::meta::{self, MetaStore, ObjectInfo, ObjectMeta, StoredMeta};
 use crate::{UfsError, UfsResult};
 
 const TMP_DIR: &str = "tmp";
+const BUCKET_TAGS: &str = "bucket-tagging.json";
 
 /// Checks a writer asks for on the received body.
 #[derive(Debug, Clone, Default)]
@@ -166,18 +168,11 @@ impl LocalFs {
         blocking(move || {
             let md = fs::metadata(&temp_path).map_err(|e| UfsError::io("stat of the temp file", e))?;
             let stored = StoredMeta { etag, size, mtime_ns: meta::mtime_ns(&md), meta };
-            MetaStore::new(&root)
-                .write(&temp_path, &stored)
-                .map_err(|e| UfsError::io("storing object metadata", e))?;
+            MetaStore::new(&root).write(&temp_path, &stored).map_err(|e| UfsError::io("storing object metadata", e))?;
             let _guard = lock_key(&target);
             check_precondition(&root, &target, false, precondition.as_ref())?;
             publish(&root, &temp_path, &target)?;
-            Ok(ObjectInfo {
-                size,
-                last_modified: meta::last_modified(&md),
-                etag: stored.etag,
-                meta: stored.meta,
-            })
+            Ok(ObjectInfo { size, last_modified: meta::last_modified(&md), etag: stored.etag, meta: stored.meta })
         })
         .await
     }
@@ -210,7 +205,13 @@ impl LocalFs {
 
     /// A folder object is a directory; marking it with metadata makes it explicit, so it stays
     /// when the objects under it are deleted.
-    async fn put_folder<S, E, M>(&self, key: &ObjectKey, mut body: S, meta: M, checks: PutChecks) -> UfsResult<ObjectInfo>
+    async fn put_folder<S, E, M>(
+        &self,
+        key: &ObjectKey,
+        mut body: S,
+        meta: M,
+        checks: PutChecks,
+    ) -> UfsResult<ObjectInfo>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -266,6 +267,43 @@ impl LocalFs {
                 prune_empty_folders(&root, parent);
             }
             Ok(())
+        })
+        .await
+    }
+
+    /// The bucket's tag set, if one was put.
+    pub async fn bucket_tags(&self) -> UfsResult<Option<BTreeMap<String, String>>> {
+        let path = self.root.join(STATE_DIR).join(BUCKET_TAGS);
+        blocking(move || match fs::read(&path) {
+            Ok(raw) => {
+                serde_json::from_slice(&raw).map(Some).map_err(|e| UfsError::io("reading bucket tags", e.into()))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(UfsError::io("reading bucket tags", e)),
+        })
+        .await
+    }
+
+    /// Replaces (or, with `None`, removes) the bucket's tag set.
+    pub async fn set_bucket_tags(&self, tags: Option<BTreeMap<String, String>>) -> UfsResult<()> {
+        let dir = self.root.join(STATE_DIR);
+        blocking(move || {
+            let path = dir.join(BUCKET_TAGS);
+            let result = match tags {
+                None => match fs::remove_file(&path) {
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                    other => other,
+                },
+                Some(tags) => (|| {
+                    let raw = serde_json::to_vec(&tags).map_err(io::Error::other)?;
+                    fs::create_dir_all(&dir)?;
+                    let temp = dir.join(format!("{BUCKET_TAGS}.tmp"));
+                    fs::write(&temp, raw)?;
+                    File::open(&temp)?.sync_all()?;
+                    fs::rename(&temp, &path)
+                })(),
+            };
+            result.map_err(|e| UfsError::io("saving bucket tags", e))
         })
         .await
     }

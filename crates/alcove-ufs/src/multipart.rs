@@ -85,7 +85,9 @@ impl LocalFs {
     /// Starts an upload for `key`.
     pub async fn create_upload(&self, key: &ObjectKey, mut info: UploadInfo) -> UfsResult<UploadInfo> {
         if key.is_folder() {
-            return Err(UfsError::InvalidRequest("a key ending in '/' is a folder and cannot be uploaded in parts".into()));
+            return Err(UfsError::InvalidRequest(
+                "a key ending in '/' is a folder and cannot be uploaded in parts".into(),
+            ));
         }
         info.upload_id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.upload_dir(&info.upload_id)?;
@@ -299,15 +301,12 @@ fn select_parts(uploaded: &[PartInfo], chosen: &[CompletePart]) -> UfsResult<Vec
     }
     let mut parts = Vec::with_capacity(chosen.len());
     for want in chosen {
-        let part = uploaded
-            .iter()
-            .find(|p| p.number == want.number && p.etag == want.etag)
-            .ok_or_else(|| {
-                UfsError::InvalidPart(format!(
-                    "part {} with ETag \"{}\" was not uploaded, or its ETag differs",
-                    want.number, want.etag
-                ))
-            })?;
+        let part = uploaded.iter().find(|p| p.number == want.number && p.etag == want.etag).ok_or_else(|| {
+            UfsError::InvalidPart(format!(
+                "part {} with ETag \"{}\" was not uploaded, or its ETag differs",
+                want.number, want.etag
+            ))
+        })?;
         parts.push(part.clone());
     }
     if let Some(small) = parts.iter().rev().skip(1).find(|p| p.size < MIN_PART_SIZE) {
@@ -391,14 +390,9 @@ mod tests {
         let names = fs.list(ListQuery { max_keys: 100, ..Default::default() }).await.unwrap();
         assert!(names.items.is_empty(), "uploads are never listed");
 
-        let chosen = vec![
-            CompletePart { number: 1, etag: p1.etag.clone() },
-            CompletePart { number: 2, etag: p2.etag.clone() },
-        ];
-        let info = fs
-            .complete_upload(&key, &upload, chosen, None, None, |_| Ok(new_upload("").meta))
-            .await
-            .unwrap();
+        let chosen =
+            vec![CompletePart { number: 1, etag: p1.etag.clone() }, CompletePart { number: 2, etag: p2.etag.clone() }];
+        let info = fs.complete_upload(&key, &upload, chosen, None, None, |_| Ok(new_upload("").meta)).await.unwrap();
         let mut md5s = Md5::new();
         md5s.update(hex::decode(&p1.etag).unwrap());
         md5s.update(hex::decode(&p2.etag).unwrap());
@@ -429,10 +423,7 @@ mod tests {
         };
         assert!(matches!(complete(vec![part(2, &p2.etag), part(1, &p1.etag)]).await, Err(UfsError::InvalidPartOrder)));
         assert!(matches!(complete(vec![part(1, "00")]).await, Err(UfsError::InvalidPart(_))));
-        assert!(matches!(
-            complete(vec![part(1, &p1.etag), part(2, &p2.etag)]).await,
-            Err(UfsError::EntityTooSmall(_))
-        ));
+        assert!(matches!(complete(vec![part(1, &p1.etag), part(2, &p2.etag)]).await, Err(UfsError::EntityTooSmall(_))));
         assert!(!dir.path().join("k").exists(), "nothing published");
         // A single small part is fine: it is the last.
         complete(vec![part(1, &p1.etag)]).await.unwrap();

@@ -43,6 +43,10 @@ pub struct S3Config {
     pub access_log: bool,
     /// Seconds in-flight requests get to finish on SIGTERM.
     pub shutdown_grace: u64,
+    /// Largest total size of `x-amz-meta-*` names and values, in bytes.
+    pub metadata_max_size: usize,
+    /// Enforce AWS's limits on tag counts and lengths.
+    pub tagging_restrictions: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +107,8 @@ impl Default for S3Config {
             idle_timeout: 0,
             access_log: false,
             shutdown_grace: 30,
+            metadata_max_size: 2048,
+            tagging_restrictions: true,
         }
     }
 }
@@ -150,6 +156,13 @@ impl Config {
 
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.s3.idle_timeout > 0).then(|| Duration::from_secs(self.s3.idle_timeout))
+    }
+
+    pub fn limits(&self) -> alcove_s3::limits::Limits {
+        alcove_s3::limits::Limits {
+            metadata_max_size: self.s3.metadata_max_size,
+            tagging_restrictions: self.s3.tagging_restrictions,
+        }
     }
 
     pub fn mount_entries(&self) -> Vec<MountEntry> {

@@ -70,7 +70,7 @@ impl Worker {
 
         let mut s3_addr = None;
         if config.s3.enabled {
-            let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(Arc::clone(&mounts)));
+            let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(Arc::clone(&mounts), config.limits()));
             if auth.mode == AuthMode::Sigv4 {
                 builder.set_auth(CredentialStore(auth.credentials.clone()));
                 builder.set_access(AnonymousPolicy { allow_anonymous: auth.allow_anonymous });

@@ -1,30 +1,34 @@
-//! GetObject and HeadObject: ranges, conditional requests and streamed bodies.
+//! GetObject and HeadObject: ranges and part numbers, conditional requests, metadata, tags
+//! count, stored checksums, and streamed bodies.
 
 use std::io::SeekFrom;
+use std::ops::Range as Span;
 
+use alcove_s3::checksum::ChecksumAlgorithm;
 use alcove_ufs::ObjectInfo;
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
+use super::object_meta::{fill_read_headers, set_checksum};
 use super::{etag, object_key, timestamp, ufs, Gateway};
 
 /// Read size for streamed bodies: large enough to keep syscalls rare, small enough to bound memory.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// The conditional headers of a GET or HEAD.
-struct Conditions<'a> {
-    if_match: Option<&'a ETagCondition>,
-    if_none_match: Option<&'a ETagCondition>,
-    if_modified_since: Option<&'a Timestamp>,
-    if_unmodified_since: Option<&'a Timestamp>,
+/// The conditional headers of a GET, HEAD or copy source.
+pub(super) struct Conditions<'a> {
+    pub if_match: Option<&'a ETagCondition>,
+    pub if_none_match: Option<&'a ETagCondition>,
+    pub if_modified_since: Option<&'a Timestamp>,
+    pub if_unmodified_since: Option<&'a Timestamp>,
 }
 
 impl Conditions<'_> {
     /// RFC 9110 §13.2.2 order: If-Match, else If-Unmodified-Since (412); then If-None-Match,
     /// else If-Modified-Since (304). A failed 412 check wins over a 304.
-    fn check(&self, info: &ObjectInfo) -> S3Result<()> {
+    pub fn check(&self, info: &ObjectInfo) -> S3Result<()> {
         let current = etag(&info.etag);
         let modified = time::OffsetDateTime::from(timestamp(info.last_modified));
         match (self.if_match, self.if_unmodified_since) {
@@ -61,21 +65,63 @@ fn matches_etag(cond: &ETagCondition, current: &ETag) -> bool {
     }
 }
 
-fn byte_range(range: Option<&Range>, size: u64) -> S3Result<Option<std::ops::Range<u64>>> {
-    let Some(range) = range else { return Ok(None) };
-    range.check(size).map(Some).map_err(|_| {
-        let mut e = s3_error!(InvalidRange, "The requested range is not satisfiable for an object of {size} bytes.");
+pub(super) fn invalid_range(size: u64) -> S3Error {
+    let mut e = s3_error!(InvalidRange, "The requested range is not satisfiable for an object of {size} bytes.");
+    e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+    e
+}
+
+/// The bytes a read asks for: a Range, a part of a multipart object, or (None) everything.
+fn requested_span(range: Option<&Range>, part_number: Option<i32>, info: &ObjectInfo) -> S3Result<Option<Span<u64>>> {
+    match (range, part_number) {
+        (Some(_), Some(_)) => Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber.")),
+        (Some(r), None) => r.check(info.size).map(Some).map_err(|_| invalid_range(info.size)),
+        (None, Some(n)) => part_span(n, info).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+fn part_span(number: i32, info: &ObjectInfo) -> S3Result<Span<u64>> {
+    let parts: &[u64] = if info.meta.parts.is_empty() { &[info.size] } else { &info.meta.parts };
+    let index = usize::try_from(number).ok().filter(|&n| n >= 1 && n <= parts.len()).ok_or_else(|| {
+        let code = S3ErrorCode::from_bytes(b"InvalidPartNumber").unwrap_or(S3ErrorCode::InvalidArgument);
+        let mut e = S3Error::with_message(code, "The requested partnumber is not satisfiable");
         e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
         e
-    })
+    })?;
+    let start: u64 = parts[..index - 1].iter().sum();
+    Ok(start..start + parts[index - 1])
 }
 
-fn content_range(r: &std::ops::Range<u64>, size: u64) -> String {
-    format!("bytes {}-{}/{}", r.start, r.end - 1, size)
+fn content_range(r: &Span<u64>, size: u64) -> Option<String> {
+    (r.end > r.start).then(|| format!("bytes {}-{}/{}", r.start, r.end - 1, size))
 }
 
-fn user_metadata(info: &ObjectInfo) -> Option<Metadata> {
-    (!info.user.is_empty()).then(|| info.user.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+/// Everything GET and HEAD answer with besides the body.
+macro_rules! fill_object_headers {
+    ($output:expr, $info:expr, $span:expr, $part_number:expr, $checksum_mode:expr) => {{
+        let info: &ObjectInfo = $info;
+        let span: &Option<Span<u64>> = $span;
+        let len = span.as_ref().map_or(info.size, |r| r.end - r.start);
+        $output.accept_ranges = Some("bytes".into());
+        $output.content_length = Some(len as i64);
+        $output.content_range = span.as_ref().and_then(|r| content_range(r, info.size));
+        $output.e_tag = Some(etag(&info.etag));
+        $output.last_modified = Some(timestamp(info.last_modified));
+        fill_read_headers!($output, &info.meta);
+        if $part_number.is_some() && !info.meta.parts.is_empty() {
+            $output.parts_count = Some(info.meta.parts.len() as i32);
+        }
+        let whole = span.is_none() || ($part_number.is_some() && info.meta.parts.len() <= 1);
+        if $checksum_mode.is_some_and(|m: &ChecksumMode| m.as_str() == ChecksumMode::ENABLED) && whole {
+            if let Some(c) = &info.meta.checksum {
+                if let Some(a) = ChecksumAlgorithm::from_name(&c.algorithm) {
+                    set_checksum!($output, a, Some(c.value.clone()));
+                    $output.checksum_type = Some(ChecksumType::from(c.kind.clone()));
+                }
+            }
+        }
+    }};
 }
 
 pub async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
@@ -85,14 +131,13 @@ pub async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Resul
     let opened = ufs(bucket.store.open(&key).await)?;
     let info = opened.info;
     conditions_of!(input).check(&info)?;
-    let range = byte_range(input.range.as_ref(), info.size)?;
-    let span = range.clone().unwrap_or(0..info.size);
-    let len = span.end - span.start;
+    let span = requested_span(input.range.as_ref(), input.part_number, &info)?;
+    let (start, len) = span.as_ref().map_or((0, info.size), |r| (r.start, r.end - r.start));
     let body = match opened.file {
         Some(file) => {
             let mut file = tokio::fs::File::from_std(file);
-            if span.start > 0 {
-                file.seek(SeekFrom::Start(span.start))
+            if start > 0 {
+                file.seek(SeekFrom::Start(start))
                     .await
                     .map_err(|e| s3_error!(e, InternalError, "seeking in the object failed"))?;
             }
@@ -100,17 +145,9 @@ pub async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Resul
         }
         None => StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()),
     };
-    let output = GetObjectOutput {
-        body: Some(body),
-        accept_ranges: Some("bytes".into()),
-        content_length: Some(len as i64),
-        content_range: range.as_ref().map(|r| content_range(r, info.size)),
-        content_type: Some(info.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into())),
-        e_tag: Some(etag(&info.etag)),
-        last_modified: Some(timestamp(info.last_modified)),
-        metadata: user_metadata(&info),
-        ..Default::default()
-    };
+    let mut output = GetObjectOutput { body: Some(body), ..Default::default() };
+    fill_object_headers!(output, &info, &span, input.part_number, input.checksum_mode.as_ref());
+    output.tag_count = (!info.meta.tags.is_empty()).then_some(info.meta.tags.len() as i32);
     Ok(S3Response::new(output))
 }
 
@@ -120,20 +157,11 @@ pub async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -> S3Res
     let bucket = gw.bucket(&input.bucket)?;
     let info = ufs(bucket.store.stat(&key).await)?;
     conditions_of!(input).check(&info)?;
-    let range = byte_range(input.range.as_ref(), info.size)?;
-    let len = range.as_ref().map_or(info.size, |r| r.end - r.start);
-    let output = HeadObjectOutput {
-        accept_ranges: Some("bytes".into()),
-        content_length: Some(len as i64),
-        content_range: range.as_ref().map(|r| content_range(r, info.size)),
-        content_type: Some(info.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into())),
-        e_tag: Some(etag(&info.etag)),
-        last_modified: Some(timestamp(info.last_modified)),
-        metadata: user_metadata(&info),
-        ..Default::default()
-    };
+    let span = requested_span(input.range.as_ref(), input.part_number, &info)?;
+    let mut output = HeadObjectOutput::default();
+    fill_object_headers!(output, &info, &span, input.part_number, input.checksum_mode.as_ref());
     let mut resp = S3Response::new(output);
-    if range.is_some() {
+    if span.is_some() {
         resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
     }
     Ok(resp)

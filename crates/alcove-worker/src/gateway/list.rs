@@ -82,7 +82,7 @@ impl Listing<'_> {
         let mut page = Page { objects: Vec::new(), prefixes: Vec::new(), next, url, max_keys };
         for item in items {
             match item {
-                ListItem::Object { key, info } => page.objects.push((key, info)),
+                ListItem::Object { key, info } => page.objects.push((key, *info)),
                 ListItem::CommonPrefix(p) => page.prefixes.push(p),
             }
         }

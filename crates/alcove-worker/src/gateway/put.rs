@@ -1,18 +1,19 @@
-//! PutObject: Content-MD5, checksums (header or trailer), metadata, streamed into the UFS.
+//! PutObject: Content-MD5, checksums (header or trailer), metadata and tags, conditional writes
+//! (`If-None-Match: *`, `If-Match`), streamed into the UFS.
 
-use alcove_s3::checksum::{ChecksumAlgorithm, Expected, VerifyingStream};
-use alcove_ufs::{PutChecks, WriteMeta};
+use alcove_ufs::{Precondition, PutChecks};
 use base64::Engine as _;
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, StreamExt};
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result, StdError};
+use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use super::object_meta::{
+    checksum_values, full_object, set_checksum, write_headers, Body, ChecksumRequest, Checksummed,
+};
 use super::{etag, object_key, ufs, Gateway};
 
-type Body = BoxStream<'static, Result<bytes::Bytes, StdError>>;
-
 /// Decodes `Content-MD5`: it must be the base64 of 16 bytes.
-fn content_md5(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
+pub(super) fn content_md5(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
     let Some(value) = value else { return Ok(None) };
     base64::engine::general_purpose::STANDARD
         .decode(value.trim())
@@ -22,80 +23,65 @@ fn content_md5(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
         .ok_or_else(|| s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid."))
 }
 
-/// The checksum the client asked us to verify: a header value, or a trailer s3s collected
-/// (sigv4 mode; simple mode's decoder verifies trailers itself).
-fn requested_checksum(req: &S3Request<PutObjectInput>) -> S3Result<Option<(ChecksumAlgorithm, Expected)>> {
-    let input = &req.input;
-    let headers = [
-        (ChecksumAlgorithm::Crc32, &input.checksum_crc32),
-        (ChecksumAlgorithm::Crc32c, &input.checksum_crc32c),
-        (ChecksumAlgorithm::Crc64Nvme, &input.checksum_crc64nvme),
-        (ChecksumAlgorithm::Sha1, &input.checksum_sha1),
-        (ChecksumAlgorithm::Sha256, &input.checksum_sha256),
-    ];
-    let mut given = headers.into_iter().filter_map(|(a, v)| v.clone().map(|v| (a, v)));
-    if let Some((algorithm, value)) = given.next() {
-        if given.next().is_some() {
-            return Err(s3_error!(
-                InvalidRequest,
-                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
-            ));
+/// The conditional-write headers of PutObject and CompleteMultipartUpload.
+pub(super) fn write_precondition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<Option<Precondition>> {
+    match (if_match, if_none_match) {
+        (Some(_), Some(_)) => {
+            Err(s3_error!(InvalidRequest, "If-Match and If-None-Match cannot be combined on a write."))
         }
-        return Ok(Some((algorithm, Expected::Known(value))));
+        (Some(ETagCondition::ETag(tag)), None) => Ok(Some(Precondition::IfMatch(tag.value().to_owned()))),
+        (None, Some(ETagCondition::Any)) => Ok(Some(Precondition::IfNoneMatchAny)),
+        (Some(ETagCondition::Any), None) | (None, Some(ETagCondition::ETag(_))) => {
+            Err(s3_error!(NotImplemented, "A write supports only If-None-Match: * and If-Match: <etag>."))
+        }
+        (None, None) => Ok(None),
     }
-    let trailer = req.headers.get("x-amz-trailer").and_then(|v| v.to_str().ok());
-    match (trailer, req.trailing_headers.clone()) {
-        (Some(name), Some(trailers)) => {
-            let algorithm = ChecksumAlgorithm::from_header_name(name)
-                .ok_or_else(|| s3_error!(InvalidRequest, "The trailer x-amz-trailer names no supported checksum."))?;
-            let header = algorithm.header_name();
-            let read =
-                move || trailers.read(|h| h.get(header).and_then(|v| v.to_str().ok()).map(str::to_owned)).flatten();
-            Ok(Some((algorithm, Expected::Later(Box::new(read)))))
-        }
-        _ => Ok(None),
+}
+
+/// The request body, or an empty one.
+pub(super) fn body_of(blob: Option<StreamingBlob>) -> Body {
+    match blob {
+        Some(blob) => blob.boxed(),
+        None => stream::empty().boxed(),
     }
 }
 
 pub async fn put_object(gw: &Gateway, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let key = object_key(&req.input.key)?;
     let bucket = gw.bucket(&req.input.bucket)?;
-    let checks = PutChecks {
-        content_md5: content_md5(req.input.content_md5.as_deref())?,
-        expected_len: req.input.content_length.and_then(|n| u64::try_from(n).ok()),
-    };
-    let checksum = requested_checksum(&req)?;
     let input = &mut req.input;
-    let meta = WriteMeta {
-        content_type: input.content_type.take(),
-        user: input.metadata.take().unwrap_or_default().into_iter().collect(),
+    let checks = PutChecks {
+        content_md5: content_md5(input.content_md5.as_deref())?,
+        expected_len: input.content_length.and_then(|n| u64::try_from(n).ok()),
+        precondition: write_precondition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
     };
-    let raw: Body = match input.body.take() {
-        Some(blob) => blob.boxed(),
-        None => stream::empty().boxed(),
-    };
-    let mut output = PutObjectOutput::default();
-    let body: Body = match checksum {
-        Some((algorithm, expected)) => {
-            if let Expected::Known(v) = &expected {
-                set_checksum(&mut output, algorithm, v.clone());
-            }
-            VerifyingStream::new(raw, algorithm, expected).map(|r| r.map_err(|e| Box::new(e) as StdError)).boxed()
+    let mut meta = write_headers!(input).into_meta(&gw.limits)?;
+    let sdk_algorithm =
+        input.checksum_algorithm.as_ref().map(|a| super::object_meta::algorithm_named(a.as_str())).transpose()?;
+    let checksummed: Checksummed = ChecksumRequest {
+        values: checksum_values!(input),
+        algorithm: sdk_algorithm,
+        headers: &req.headers,
+        extensions: &req.extensions,
+        trailing_headers: req.trailing_headers.clone(),
+    }
+    .apply(body_of(req.input.body.take()))?;
+    let (algorithm, slot) = (checksummed.algorithm, checksummed.slot());
+    let finish_slot = slot.clone();
+    let finish = move || {
+        if let (Some(a), Some(v)) = (algorithm, Checksummed::value(&finish_slot)) {
+            meta.checksum = Some(full_object(a, v));
         }
-        None => raw,
+        meta
     };
-    let info = ufs(bucket.store.put(&key, body, meta, checks).await)?;
-    output.e_tag = Some(etag(&info.etag));
+    let info = ufs(bucket.store.put(&key, checksummed.body, finish, checks).await)?;
+    let mut output = PutObjectOutput { e_tag: Some(etag(&info.etag)), ..Default::default() };
+    if let Some(a) = algorithm {
+        set_checksum!(output, a, Checksummed::value(&slot));
+        output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+    }
     Ok(S3Response::new(output))
-}
-
-fn set_checksum(output: &mut PutObjectOutput, algorithm: ChecksumAlgorithm, value: String) {
-    let slot = match algorithm {
-        ChecksumAlgorithm::Crc32 => &mut output.checksum_crc32,
-        ChecksumAlgorithm::Crc32c => &mut output.checksum_crc32c,
-        ChecksumAlgorithm::Crc64Nvme => &mut output.checksum_crc64nvme,
-        ChecksumAlgorithm::Sha1 => &mut output.checksum_sha1,
-        ChecksumAlgorithm::Sha256 => &mut output.checksum_sha256,
-    };
-    *slot = Some(value);
 }

@@ -1,0 +1,136 @@
+//! CopyObject (and the source side of UploadPartCopy): `x-amz-copy-source`, its conditions and
+//! range, and the metadata and tagging directives.
+
+use alcove_ufs::{ObjectInfo, ObjectKey, ObjectMeta, PutChecks};
+use futures::StreamExt;
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result, StdError};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::get::{invalid_range, Conditions};
+use super::object_meta::{write_headers, Body};
+use super::{etag, object_key, timestamp, ufs, Gateway};
+
+/// An opened copy source: its description and a body over the requested bytes.
+pub(super) struct Source {
+    pub bucket: String,
+    pub key: ObjectKey,
+    pub info: ObjectInfo,
+    file: Option<std::fs::File>,
+}
+
+/// The `x-amz-copy-source-if-*` headers of CopyObject and UploadPartCopy.
+macro_rules! copy_conditions {
+    ($input:expr) => {
+        Conditions {
+            if_match: $input.copy_source_if_match.as_ref(),
+            if_none_match: $input.copy_source_if_none_match.as_ref(),
+            if_modified_since: $input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: $input.copy_source_if_unmodified_since.as_ref(),
+        }
+    };
+}
+pub(super) use copy_conditions;
+
+impl Source {
+    /// Opens `x-amz-copy-source` and checks its conditions; every failed copy condition is a
+    /// 412, as AWS answers (never a 304).
+    pub async fn open(gw: &Gateway, source: &CopySource, conditions: Conditions<'_>) -> S3Result<Self> {
+        let CopySource::Bucket { bucket, key, version_id } = source else {
+            return Err(s3_error!(NotImplemented, "Copying from an access point is not supported."));
+        };
+        if version_id.as_deref().is_some_and(|v| v != "null") {
+            return Err(s3_error!(NoSuchVersion, "The specified version does not exist."));
+        }
+        let store = gw.bucket(bucket)?.store;
+        let key = object_key(key)?;
+        let opened = ufs(store.open(&key).await)?;
+        conditions.check(&opened.info).map_err(|e| {
+            if *e.code() == s3s::S3ErrorCode::NotModified {
+                s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold.")
+            } else {
+                e
+            }
+        })?;
+        Ok(Self { bucket: bucket.to_string(), key, info: opened.info, file: opened.file })
+    }
+
+    /// A body over `span` of the source (all of it when `None`).
+    pub async fn body(self, span: Option<std::ops::Range<u64>>) -> S3Result<Body> {
+        let span = span.unwrap_or(0..self.info.size);
+        let Some(file) = self.file else { return Ok(futures::stream::empty().boxed()) };
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(std::io::SeekFrom::Start(span.start))
+            .await
+            .map_err(|e| s3_error!(e, InternalError, "reading the copy source failed"))?;
+        let stream = ReaderStream::with_capacity(file.take(span.end - span.start), 256 * 1024);
+        Ok(stream.map(|r| r.map_err(|e| Box::new(e) as StdError)).boxed())
+    }
+
+    /// Parses `x-amz-copy-source-range` (`bytes=first-last`, both inside the source).
+    pub fn range(&self, header: Option<&str>) -> S3Result<Option<std::ops::Range<u64>>> {
+        let Some(header) = header else { return Ok(None) };
+        let bad =
+            || s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last.");
+        let (first, last) = header.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
+        let first: u64 = first.parse().map_err(|_| bad())?;
+        let last: u64 = last.parse().map_err(|_| bad())?;
+        if first > last || last >= self.info.size {
+            return Err(invalid_range(self.info.size));
+        }
+        Ok(Some(first..last + 1))
+    }
+}
+
+fn is_replace(directive: Option<&str>, name: &str) -> S3Result<bool> {
+    match directive {
+        None | Some("COPY") => Ok(false),
+        Some("REPLACE") => Ok(true),
+        Some(other) => Err(s3_error!(InvalidArgument, "Unknown {name} directive: {other}.")),
+    }
+}
+
+pub async fn copy_object(gw: &Gateway, mut req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    let dest_key = object_key(&req.input.key)?;
+    let dest = gw.bucket(&req.input.bucket)?;
+    let source = Source::open(gw, &req.input.copy_source, copy_conditions!(req.input)).await?;
+    let input = &mut req.input;
+    let replace_meta = is_replace(input.metadata_directive.as_ref().map(MetadataDirective::as_str), "metadata")?;
+    let replace_tags = is_replace(input.tagging_directive.as_ref().map(TaggingDirective::as_str), "tagging")?;
+    let requested = write_headers!(input).into_meta(&gw.limits)?;
+    let mut meta = source.info.meta.clone();
+    if replace_meta {
+        // The request's headers and user metadata; what describes the bytes stays.
+        meta = ObjectMeta { checksum: meta.checksum, parts: meta.parts, tags: meta.tags, ..requested.clone() };
+    }
+    if replace_tags {
+        meta.tags = requested.tags;
+    }
+    let same_object = source.bucket == input.bucket && source.key == dest_key;
+    let info = if same_object {
+        if !replace_meta && !replace_tags {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        ufs(dest.store.update_meta(&dest_key, move |m| *m = meta).await)?
+    } else {
+        // A copy is one new object: part boundaries and composite checksums do not carry over.
+        meta.parts.clear();
+        if meta.checksum.as_ref().is_some_and(|c| c.kind != "FULL_OBJECT") {
+            meta.checksum = None;
+        }
+        let body = source.body(None).await?;
+        ufs(dest.store.put(&dest_key, body, move || meta, PutChecks::default()).await)?
+    };
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(etag(&info.etag)),
+            last_modified: Some(timestamp(info.last_modified)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}
