@@ -17,8 +17,11 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
 
-use crate::checksum::ChecksumAlgorithm;
+use crate::checksum::{ChecksumAlgorithm, Expected, VerifyingStream};
 use crate::chunked::AwsChunkedDecoder;
+use crate::BodyError;
+use futures::StreamExt as _;
+use s3s::stream::ByteStream as _;
 
 /// How requests are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -128,7 +131,36 @@ pub fn simple_prelayer(req: &mut http::Request<s3s::Body>, settings: &AuthSettin
     req.headers_mut().remove(AUTHORIZATION);
     strip_signing_query(req)?;
     decode_streaming_body(req)?;
+    verify_payload_hash(req);
     Ok(user)
+}
+
+/// A hex `x-amz-content-sha256` promises the body's SHA-256; s3s checks it only while verifying
+/// a signature, so simple mode checks it here (`XAmzContentSHA256Mismatch`).
+fn verify_payload_hash(req: &mut http::Request<s3s::Body>) {
+    let Some(digest) = req
+        .headers()
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() == 64)
+        .and_then(|v| hex::decode(v).ok())
+    else {
+        return;
+    };
+    use base64::Engine as _;
+    let expected = base64::engine::general_purpose::STANDARD.encode(digest);
+    let length = req.body().remaining_length();
+    let body = std::mem::take(req.body_mut());
+    let verified = VerifyingStream::new(body, ChecksumAlgorithm::Sha256, Expected::Known(expected)).map(|r| {
+        r.map_err(|e| match e {
+            BodyError::ChecksumMismatch { .. } => BodyError::ContentSha256Mismatch,
+            other => other,
+        })
+    });
+    let remaining = length.exact().map_or(u64::MAX, |n| n as u64);
+    *req.body_mut() =
+        s3s::Body::from(Box::pin(LengthHinted { inner: verified, remaining, exact: length.exact().is_some() })
+            as s3s::stream::DynByteStream);
 }
 
 fn anonymous_denied() -> S3Error {
@@ -187,9 +219,9 @@ fn decode_streaming_body(req: &mut http::Request<s3s::Body>) -> S3Result<()> {
     }
     let body = std::mem::take(req.body_mut());
     let decoder = AwsChunkedDecoder::new(body, Some(decoded_len), trailer);
-    *req.body_mut() = s3s::Body::from(
-        Box::pin(LengthHinted { inner: decoder, remaining: decoded_len }) as s3s::stream::DynByteStream
-    );
+    *req.body_mut() =
+        s3s::Body::from(Box::pin(LengthHinted { inner: decoder, remaining: decoded_len, exact: true })
+            as s3s::stream::DynByteStream);
     let headers = req.headers_mut();
     headers.insert(CONTENT_LENGTH, HeaderValue::from(decoded_len));
     headers.insert("x-amz-content-sha256", HeaderValue::from_static("UNSIGNED-PAYLOAD"));
@@ -217,6 +249,7 @@ fn decode_streaming_body(req: &mut http::Request<s3s::Body>) -> S3Result<()> {
 struct LengthHinted<S> {
     inner: S,
     remaining: u64,
+    exact: bool,
 }
 
 impl<S> futures::Stream for LengthHinted<S>
@@ -247,7 +280,11 @@ where
     S: futures::Stream<Item = Result<bytes::Bytes, crate::BodyError>> + Unpin,
 {
     fn remaining_length(&self) -> s3s::stream::RemainingLength {
-        s3s::stream::RemainingLength::new_exact(self.remaining as usize)
+        if self.exact {
+            s3s::stream::RemainingLength::new_exact(self.remaining as usize)
+        } else {
+            s3s::stream::RemainingLength::unknown()
+        }
     }
 }
 
@@ -328,6 +365,29 @@ mod tests {
         let mut r = request("/b/k", Some("Bearer xyz"));
         let e = simple_prelayer(&mut r, &settings(true)).unwrap_err();
         assert_eq!(*e.code(), S3ErrorCode::AuthorizationHeaderMalformed);
+    }
+
+    #[tokio::test]
+    async fn payload_hash_is_verified_in_simple_mode() {
+        use futures::StreamExt as _;
+        let read = |digest: &'static str| async move {
+            let mut r = http::Request::builder().uri("/b/k").body(s3s::Body::from(String::from("hello"))).unwrap();
+            r.headers_mut().insert("x-amz-content-sha256", HeaderValue::from_static(digest));
+            simple_prelayer(&mut r, &settings(true)).unwrap();
+            let mut body = std::mem::take(r.body_mut());
+            let mut out = Vec::new();
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(c) => out.extend_from_slice(&c),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            Ok(out)
+        };
+        let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        assert_eq!(read(good).await.unwrap(), b"hello");
+        let bad = "0000000000000000000000000000000000000000000000000000000000000000";
+        assert!(read(bad).await.unwrap_err().contains("x-amz-content-sha256"));
     }
 
     #[test]

@@ -59,6 +59,14 @@ pub fn body_error(e: BodyError) -> S3Error {
     use S3ErrorCode as C;
     let code = match &e {
         BodyError::ChecksumMismatch { .. } => C::BadDigest,
+        BodyError::ContentSha256Mismatch => {
+            let mut err = S3Error::with_message(
+                S3ErrorCode::from_bytes(b"XAmzContentSHA256Mismatch").unwrap_or(C::BadDigest),
+                e.to_string(),
+            );
+            err.set_status_code(http::StatusCode::BAD_REQUEST);
+            return err;
+        }
         BodyError::Malformed(_) | BodyError::MissingTrailer(_) => C::InvalidRequest,
         BodyError::LengthMismatch => C::IncompleteBody,
         // s3s reports chunk-signature failures through the body stream; its error type is private.

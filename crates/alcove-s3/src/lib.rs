@@ -20,6 +20,8 @@ pub use error::{decorate_error_body, s3_error_from};
 pub enum BodyError {
     #[error("The {algorithm} you specified did not match the calculated checksum.")]
     ChecksumMismatch { algorithm: &'static str },
+    #[error("The provided 'x-amz-content-sha256' header does not match what was computed.")]
+    ContentSha256Mismatch,
     #[error("The aws-chunked body is malformed: {0}")]
     Malformed(String),
     #[error("The trailer {0} was announced in x-amz-trailer but not sent.")]
