@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import http.client
+import shutil
 import socket
 import time
 import urllib.parse
@@ -36,6 +38,7 @@ from alcove_helpers import (
     now_utc,
     parse_error,
     sign_v4,
+    streaming_len,
     streaming_signed_body,
     tree,
     unsigned_trailer_body,
@@ -198,7 +201,6 @@ def test_hand_made_folder_is_a_bucket(s3, worker):
         keys, _, _ = list_v2_all(s3, name)
         assert keys == ["sub/", "sub/f.txt"]
     finally:
-        import shutil
         shutil.rmtree(worker.root / name, ignore_errors=True)
 
 
@@ -556,7 +558,6 @@ def _trailer_put(worker, bucket, key, data, checksum, transfer_chunked=False):
         "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDALCOVETEST/20250101/us-east-1/s3/aws4_request, "
                          "SignedHeaders=host, Signature=" + "0" * 64,
     }
-    import http.client
     conn = http.client.HTTPConnection("127.0.0.1", worker.s3_port, timeout=30)
     try:
         if transfer_chunked:
@@ -781,7 +782,6 @@ def big_bucket(worker, s3):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(k.encode())
     yield name
-    import shutil
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -1224,7 +1224,6 @@ def test_early_error_keeps_or_closes_connection_cleanly(bucket, worker, expect):
     try:
         s.sendall((f"PUT /{bucket}/a//b HTTP/1.1\r\nHost: {worker.host}\r\nContent-Length: 5\r\n"
                    + ("Expect: 100-continue\r\n" if expect else "") + "\r\n").encode())
-        import http.client
         resp = http.client.HTTPResponse(s, method="PUT")
         resp.begin()
         resp.read()
@@ -1427,7 +1426,6 @@ def test_sigv4_presigned_get_put(v4):
 
 def _http_error(url, method="GET", data=None):
     u = urllib.parse.urlsplit(url)
-    import http.client
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
     conn.request(method, u.path + ("?" + u.query if u.query else ""), body=data)
     r = conn.getresponse()
@@ -1467,7 +1465,6 @@ def test_sigv4_streaming_signed_payload(v4, tamper):
     data = payload(150_000, seed=99)
     chunk = 65536
     key = f"streamed-{tamper}"
-    from alcove_helpers import streaming_len
     enc_len = streaming_len(len(data), chunk)
     now = now_utc()
     h = sign_v4("PUT", w.host, key_path(b, key), {
@@ -1512,6 +1509,20 @@ def test_simple_mode_anonymous_disallowed(start_worker):
     assert c.get_object(Bucket="named", Key="k")["Body"].read() == b"v"
     r = w.raw("GET", "/named/k")
     assert r.status == 403 and r.code == "AccessDenied"
+
+
+def test_simple_mode_checks_payload_sha256(worker, s3, bucket):
+    """Simple mode skips the signature, but x-amz-content-sha256 is an
+    integrity check of the body (the only one minio-py sends over http):
+    a body that does not match it must not be stored."""
+    h = sign_v4("PUT", worker.host, key_path(bucket, "k"), {}, b"declared body", "any", "thing")
+    r = worker.raw("PUT", key_path(bucket, "k"), h, b"another body!")
+    assert r.status == 400 and r.code == "XAmzContentSHA256Mismatch", r
+    expect_error("NoSuchKey", 404, s3.get_object, Bucket=bucket, Key="k")
+    h = sign_v4("PUT", worker.host, key_path(bucket, "k"), {}, b"declared body", "any", "thing")
+    r = worker.raw("PUT", key_path(bucket, "k"), h, b"declared body")
+    assert r.status == 200, r
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"declared body"
 
 
 def test_simple_mode_ignores_signature(worker, s3, bucket):

@@ -57,32 +57,90 @@ pub fn s3_error_from(e: UfsError) -> S3Error {
 /// Maps a body that could not be accepted.
 pub fn body_error(e: BodyError) -> S3Error {
     use S3ErrorCode as C;
+    // s3s reports signed-body failures through the body stream; its error types are private, so
+    // they are told apart by their names.
+    let transport = match &e {
+        BodyError::Transport(t) => t.to_string(),
+        _ => String::new(),
+    };
     let code = match &e {
         BodyError::ChecksumMismatch { .. } => C::BadDigest,
-        BodyError::ContentSha256Mismatch => {
-            let mut err = S3Error::with_message(
-                S3ErrorCode::from_bytes(b"XAmzContentSHA256Mismatch").unwrap_or(C::BadDigest),
-                e.to_string(),
-            );
-            err.set_status_code(http::StatusCode::BAD_REQUEST);
-            return err;
+        BodyError::ContentSha256Mismatch => return sha256_mismatch(e.to_string()),
+        BodyError::Transport(_) if transport.contains("Sha256Mismatch") => {
+            return sha256_mismatch(BodyError::ContentSha256Mismatch.to_string())
         }
         BodyError::Malformed(_) | BodyError::MissingTrailer(_) => C::InvalidRequest,
         BodyError::LengthMismatch => C::IncompleteBody,
-        // s3s reports chunk-signature failures through the body stream; its error type is private.
-        BodyError::Transport(t) if t.to_string().contains("SignatureMismatch") => C::SignatureDoesNotMatch,
-        BodyError::Transport(t) if t.to_string().contains("AwsChunkedStreamError") => C::InvalidRequest,
+        BodyError::Transport(_) if transport.contains("SignatureMismatch") => C::SignatureDoesNotMatch,
+        BodyError::Transport(_) if transport.contains("AwsChunkedStreamError") => C::InvalidRequest,
         BodyError::Transport(_) => C::IncompleteBody,
     };
     S3Error::with_message(code, e.to_string())
 }
 
-/// Adds `<Resource>` and `<RequestId>` to an S3 error document that lacks them, as AWS sends
-/// both. Returns `None` when `body` is not an error document.
-pub fn decorate_error_body(body: &[u8], resource: &str, request_id: &str) -> Option<Vec<u8>> {
+/// `XAmzContentSHA256Mismatch` is an AWS code that s3s's generated list lacks.
+fn sha256_mismatch(message: String) -> S3Error {
+    let code = S3ErrorCode::from_bytes(b"XAmzContentSHA256Mismatch").unwrap_or(S3ErrorCode::BadDigest);
+    let mut err = S3Error::with_message(code, message);
+    err.set_status_code(http::StatusCode::BAD_REQUEST);
+    err
+}
+
+/// Prefix of the response headers that carry extra error-document elements (such as
+/// `ActualObjectSize`) from the gateway to [`decorate_error_body`]; never sent to clients.
+pub const DETAIL_HEADER_PREFIX: &str = "x-alcove-detail-";
+
+/// Attaches an extra element (`<name>value</name>`) to an error's document.
+pub fn with_detail(mut e: S3Error, name: &str, value: &str) -> S3Error {
+    let mut headers = e.headers().cloned().unwrap_or_default();
+    if let (Ok(n), Ok(v)) = (
+        http::HeaderName::from_bytes(format!("{DETAIL_HEADER_PREFIX}{name}").as_bytes()),
+        http::HeaderValue::from_str(value),
+    ) {
+        headers.insert(n, v);
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    }
+    e.set_headers(headers);
+    e
+}
+
+/// Takes the detail headers out of an error response, as `(element, value)` pairs.
+pub fn take_details(headers: &mut http::HeaderMap) -> Vec<(String, String)> {
+    let names: Vec<http::HeaderName> =
+        headers.keys().filter(|n| n.as_str().starts_with(DETAIL_HEADER_PREFIX)).cloned().collect();
+    let mut details = Vec::new();
+    for name in names {
+        if let Some(v) = headers.remove(&name).and_then(|v| v.to_str().ok().map(str::to_owned)) {
+            // Header names are lowercase; S3 element names are CamelCase.
+            let element = match &name.as_str()[DETAIL_HEADER_PREFIX.len()..] {
+                "actualobjectsize" => "ActualObjectSize",
+                "rangerequested" => "RangeRequested",
+                other => other,
+            };
+            details.push((element.to_owned(), v));
+        }
+    }
+    details.sort();
+    details.reverse();
+    details
+}
+
+/// Adds `<Resource>`, `<RequestId>` (as AWS sends both) and any `details` to an S3 error document.
+/// Returns `None` when `body` is not an error document.
+pub fn decorate_error_body(
+    body: &[u8],
+    resource: &str,
+    request_id: &str,
+    details: &[(String, String)],
+) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(body).ok()?;
     let end = text.rfind("</Error>")?;
     let mut extra = String::new();
+    for (name, value) in details {
+        if !text.contains(&format!("<{name}>")) {
+            extra.push_str(&format!("<{name}>{}</{name}>", xml_escape(value)));
+        }
+    }
     if !text.contains("<Message>") {
         let code = text.split("<Code>").nth(1).and_then(|r| r.split("</Code>").next()).unwrap_or_default();
         extra.push_str(&format!("<Message>{}</Message>", xml_escape(default_message(code))));
@@ -144,12 +202,30 @@ mod tests {
     fn decorates_error_documents_once() {
         let body =
             b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>m</Message></Error>";
-        let out = decorate_error_body(body, "/b/a&b", "ID1").unwrap();
+        let out = decorate_error_body(body, "/b/a&b", "ID1", &[]).unwrap();
         let out = String::from_utf8(out).unwrap();
         assert!(out.ends_with("<Resource>/b/a&amp;b</Resource><RequestId>ID1</RequestId></Error>"), "{out}");
-        let again = String::from_utf8(decorate_error_body(out.as_bytes(), "/x", "ID2").unwrap()).unwrap();
+        let again = String::from_utf8(decorate_error_body(out.as_bytes(), "/x", "ID2", &[]).unwrap()).unwrap();
         assert_eq!(again, out);
-        assert!(decorate_error_body(b"<ListBucketResult/>", "/", "x").is_none());
+        assert!(decorate_error_body(b"<ListBucketResult/>", "/", "x", &[]).is_none());
+    }
+
+    #[test]
+    fn details_travel_in_headers_and_land_in_the_document() {
+        let e = with_detail(
+            with_detail(S3Error::new(S3ErrorCode::InvalidRange), "RangeRequested", "bytes=0-9"),
+            "ActualObjectSize",
+            "0",
+        );
+        let mut headers = e.headers().cloned().unwrap();
+        let details = take_details(&mut headers);
+        assert!(headers.keys().all(|k| !k.as_str().starts_with(DETAIL_HEADER_PREFIX)));
+        let body = b"<Error><Code>InvalidRange</Code><Message>m</Message></Error>";
+        let out = String::from_utf8(decorate_error_body(body, "/b/k", "ID", &details).unwrap()).unwrap();
+        assert!(
+            out.contains("<RangeRequested>bytes=0-9</RangeRequested><ActualObjectSize>0</ActualObjectSize>"),
+            "{out}"
+        );
     }
 
     #[test]

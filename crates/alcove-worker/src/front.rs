@@ -9,10 +9,11 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use alcove_s3::auth::{claimed_access_key, simple_prelayer};
+use alcove_s3::error::take_details;
 use alcove_s3::integrity::verify_whole_body;
 use alcove_s3::{decorate_error_body, AuthMode, AuthSettings, RequestUser};
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
@@ -54,6 +55,8 @@ impl S3Front {
         let (bucket, key) = bucket_and_key(req.uri().path());
         let method = req.method().clone();
         let bytes_in = content_length(req.headers());
+        let close_on_error = announces_body(req.headers());
+        let close_always = expects_continue_without_body(req.headers());
         let mut req = req.map(s3s::Body::from);
         let (user, result) = match self.authenticate(&mut req) {
             Ok(user) => (user.0.clone(), self.call(req, user).await),
@@ -64,7 +67,11 @@ impl S3Front {
         if resp.status().is_client_error() || resp.status().is_server_error() {
             resp = decorate(resp, &method, &resource, &request_id).await;
         }
+        let failed = resp.status().is_client_error() || resp.status().is_server_error();
         let headers = resp.headers_mut();
+        if (failed && close_on_error) || close_always {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             headers.insert("x-amz-request-id", v.clone());
             headers.insert("x-amz-id-2", v);
@@ -107,6 +114,18 @@ impl S3Front {
             S3Error::with_message(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
         })
     }
+}
+
+/// An error may be sent before the request body was read; the connection then cannot carry
+/// another request, and saying so lets clients reconnect instead of failing on a dead socket.
+fn announces_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(TRANSFER_ENCODING) || content_length(headers) > 0
+}
+
+/// hyper sends `100 Continue` only when a body is read, so an empty body never gets one; some
+/// botocore versions then misread the next response on the connection. Closing it is safe.
+fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
+    headers.get(EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")) && !announces_body(headers)
 }
 
 fn is_delete_objects<B>(req: &Request<B>) -> bool {
@@ -170,6 +189,7 @@ fn xml_text(s: &str) -> String {
 /// Adds Resource and RequestId to an error document (HEAD answers carry no body).
 async fn decorate(resp: Response<s3s::Body>, method: &Method, resource: &str, request_id: &str) -> Response<s3s::Body> {
     let (mut parts, body) = resp.into_parts();
+    let details = take_details(&mut parts.headers);
     if method == Method::HEAD {
         parts.headers.remove(CONTENT_LENGTH);
         return Response::from_parts(parts, s3s::Body::empty());
@@ -178,7 +198,7 @@ async fn decorate(resp: Response<s3s::Body>, method: &Method, resource: &str, re
         Ok(b) => b,
         Err(_) => return Response::from_parts(parts, s3s::Body::empty()),
     };
-    let bytes = decorate_error_body(&bytes, resource, request_id).map(Bytes::from).unwrap_or(bytes);
+    let bytes = decorate_error_body(&bytes, resource, request_id, &details).map(Bytes::from).unwrap_or(bytes);
     parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     Response::from_parts(parts, s3s::Body::from(bytes))
 }

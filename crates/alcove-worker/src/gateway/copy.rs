@@ -77,7 +77,7 @@ impl Source {
         let first: u64 = first.parse().map_err(|_| bad())?;
         let last: u64 = last.parse().map_err(|_| bad())?;
         if first > last || last >= self.info.size {
-            return Err(invalid_range(self.info.size));
+            return Err(invalid_range(self.info.size, Some(header.trim().to_owned())));
         }
         Ok(Some(first..last + 1))
     }

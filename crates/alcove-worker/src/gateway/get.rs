@@ -5,6 +5,7 @@ use std::io::SeekFrom;
 use std::ops::Range as Span;
 
 use alcove_s3::checksum::ChecksumAlgorithm;
+use alcove_s3::error::with_detail;
 use alcove_ufs::ObjectInfo;
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
@@ -65,17 +66,24 @@ fn matches_etag(cond: &ETagCondition, current: &ETag) -> bool {
     }
 }
 
-pub(super) fn invalid_range(size: u64) -> S3Error {
+/// `InvalidRange` with the elements AWS adds; CRT-based clients read `ActualObjectSize` (it is
+/// how they learn that an object is empty).
+pub(super) fn invalid_range(size: u64, requested: Option<String>) -> S3Error {
     let mut e = s3_error!(InvalidRange, "The requested range is not satisfiable for an object of {size} bytes.");
     e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
-    e
+    if let Some(r) = requested {
+        e = with_detail(e, "RangeRequested", &r);
+    }
+    with_detail(e, "ActualObjectSize", &size.to_string())
 }
 
 /// The bytes a read asks for: a Range, a part of a multipart object, or (None) everything.
 fn requested_span(range: Option<&Range>, part_number: Option<i32>, info: &ObjectInfo) -> S3Result<Option<Span<u64>>> {
     match (range, part_number) {
         (Some(_), Some(_)) => Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber.")),
-        (Some(r), None) => r.check(info.size).map(Some).map_err(|_| invalid_range(info.size)),
+        (Some(r), None) => {
+            r.check(info.size).map(Some).map_err(|_| invalid_range(info.size, Some(r.to_header_string())))
+        }
         (None, Some(n)) => part_span(n, info).map(Some),
         (None, None) => Ok(None),
     }
