@@ -624,6 +624,237 @@ pub fn private_files(dir: &Path) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------
+// Checksums (computed here, independently of the server)
+// ---------------------------------------------------------------------------
+
+/// The five S3 checksum algorithms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alg {
+    /// CRC32 (ISO-HDLC).
+    Crc32,
+    /// CRC32C (Castagnoli).
+    Crc32c,
+    /// CRC64NVME.
+    Crc64Nvme,
+    /// SHA-1.
+    Sha1,
+    /// SHA-256.
+    Sha256,
+}
+
+impl Alg {
+    /// All five, in S3's order.
+    pub const ALL: [Alg; 5] = [Alg::Crc32, Alg::Crc32c, Alg::Crc64Nvme, Alg::Sha1, Alg::Sha256];
+
+    /// The raw (binary, big-endian for CRCs) checksum of `data`.
+    pub fn raw(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Alg::Crc32 => crc32fast::hash(data).to_be_bytes().to_vec(),
+            Alg::Crc32c => crc32c(data).to_be_bytes().to_vec(),
+            Alg::Crc64Nvme => crc64nvme(data).to_be_bytes().to_vec(),
+            Alg::Sha1 => <sha1::Sha1 as sha1::Digest>::digest(data).to_vec(),
+            Alg::Sha256 => <Sha256 as sha2::Digest>::digest(data).to_vec(),
+        }
+    }
+
+    /// The base64 checksum of `data` (the value of `x-amz-checksum-*`).
+    pub fn b64(self, data: &[u8]) -> String {
+        b64(&self.raw(data))
+    }
+
+    /// The composite (multipart) checksum: the checksum of the concatenated
+    /// binary part checksums, base64, then `-N`.
+    pub fn composite(self, parts: &[&[u8]]) -> String {
+        let joined: Vec<u8> = parts.iter().flat_map(|p| self.raw(p)).collect();
+        format!("{}-{}", self.b64(&joined), parts.len())
+    }
+
+    /// The SDK's enum value.
+    pub fn sdk(self) -> aws_sdk_s3::types::ChecksumAlgorithm {
+        use aws_sdk_s3::types::ChecksumAlgorithm as A;
+        match self {
+            Alg::Crc32 => A::Crc32,
+            Alg::Crc32c => A::Crc32C,
+            Alg::Crc64Nvme => A::Crc64Nvme,
+            Alg::Sha1 => A::Sha1,
+            Alg::Sha256 => A::Sha256,
+        }
+    }
+
+    /// `x-amz-checksum-…` header name.
+    pub fn header(self) -> &'static str {
+        match self {
+            Alg::Crc32 => "x-amz-checksum-crc32",
+            Alg::Crc32c => "x-amz-checksum-crc32c",
+            Alg::Crc64Nvme => "x-amz-checksum-crc64nvme",
+            Alg::Sha1 => "x-amz-checksum-sha1",
+            Alg::Sha256 => "x-amz-checksum-sha256",
+        }
+    }
+}
+
+/// The `checksum_<alg>()` value of any SDK output that has the five getters,
+/// as an `Option<String>`: `checksum_of!(out, Alg::Crc32)`.
+#[macro_export]
+macro_rules! checksum_of {
+    ($out:expr, $alg:expr) => {{
+        let out = &$out;
+        match $alg {
+            $crate::Alg::Crc32 => out.checksum_crc32().map(str::to_owned),
+            $crate::Alg::Crc32c => out.checksum_crc32_c().map(str::to_owned),
+            $crate::Alg::Crc64Nvme => out.checksum_crc64_nvme().map(str::to_owned),
+            $crate::Alg::Sha1 => out.checksum_sha1().map(str::to_owned),
+            $crate::Alg::Sha256 => out.checksum_sha256().map(str::to_owned),
+        }
+    }};
+}
+
+/// Bitwise reflected CRC with a 256-entry table, for CRC32C and CRC64NVME.
+fn crc_table64(poly: u64) -> [u64; 256] {
+    let mut t = [0u64; 256];
+    for (i, e) in t.iter_mut().enumerate() {
+        let mut c = i as u64;
+        for _ in 0..8 {
+            c = if c & 1 == 1 { (c >> 1) ^ poly } else { c >> 1 };
+        }
+        *e = c;
+    }
+    t
+}
+
+/// CRC-32C (Castagnoli, reflected 0x82F63B78).
+pub fn crc32c(data: &[u8]) -> u32 {
+    static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| crc_table64(0x82F6_3B78));
+    let mut c: u64 = 0xFFFF_FFFF;
+    for &b in data {
+        c = t[((c ^ b as u64) & 0xFF) as usize] ^ (c >> 8);
+    }
+    (c ^ 0xFFFF_FFFF) as u32
+}
+
+/// CRC-64/NVME (reflected 0x9A6C9329AC4BC9B5, init and xorout all ones).
+pub fn crc64nvme(data: &[u8]) -> u64 {
+    static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| crc_table64(0x9A6C_9329_AC4B_C9B5));
+    let mut c: u64 = u64::MAX;
+    for &b in data {
+        c = t[((c ^ b as u64) & 0xFF) as usize] ^ (c >> 8);
+    }
+    c ^ u64::MAX
+}
+
+// ---------------------------------------------------------------------------
+// Multipart helpers
+// ---------------------------------------------------------------------------
+
+/// AWS's minimum size of every part but the last.
+pub const MIB5: usize = 5 * 1024 * 1024;
+
+/// Expected ETag of a multipart object: quoted hex MD5 of the concatenated
+/// binary part MD5s, then `-N`.
+pub fn multipart_etag(parts: &[&[u8]]) -> String {
+    let mut all = Md5::new();
+    for p in parts {
+        all.update(Md5::digest(p));
+    }
+    format!("\"{}-{}\"", hex::encode(all.finalize()), parts.len())
+}
+
+/// A CompleteMultipartUpload body from (part number, ETag) pairs.
+pub fn completed_upload(parts: &[(i32, String)]) -> aws_sdk_s3::types::CompletedMultipartUpload {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(
+            parts.iter().map(|(n, e)| CompletedPart::builder().part_number(*n).e_tag(e.clone()).build()).collect(),
+        ))
+        .build()
+}
+
+/// Creates an upload for `key`, uploads `parts` (numbered from 1) and returns
+/// (upload id, [(part number, ETag)]) without completing.
+pub async fn upload_parts(client: &Client, bucket: &str, key: &str, parts: &[&[u8]]) -> (String, Vec<(i32, String)>) {
+    let created = client
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create upload {bucket}/{key}: {}", err_text(&e)));
+    let id = created.upload_id().expect("upload id").to_owned();
+    let mut done = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let out = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .body(p.to_vec().into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("upload part {n} of {bucket}/{key}: {}", err_text(&e)));
+        let etag = out.e_tag().expect("part ETag").to_owned();
+        assert_eq!(etag, etag_of(p), "part {n} ETag is the quoted MD5 of the part");
+        done.push((n, etag));
+    }
+    (id, done)
+}
+
+/// Uploads `parts` as a multipart object and completes it; returns the ETag.
+pub async fn multipart_put(client: &Client, bucket: &str, key: &str, parts: &[&[u8]]) -> String {
+    let (id, done) = upload_parts(client, bucket, key, parts).await;
+    let out = client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(completed_upload(&done))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("complete {bucket}/{key}: {}", err_text(&e)));
+    out.e_tag().expect("complete ETag").to_owned()
+}
+
+impl Server {
+    /// Where a bucket's multipart uploads are staged (`<bucket>/.alcove.sys/uploads`).
+    pub fn uploads_dir(&self, bucket: &str) -> PathBuf {
+        self.bucket_dir(bucket).join(".alcove.sys").join("uploads")
+    }
+
+    /// Entries of [`Self::uploads_dir`] (empty when the folder does not exist).
+    pub fn staged_uploads(&self, bucket: &str) -> Vec<String> {
+        let mut names: Vec<String> = match fs::read_dir(self.uploads_dir(bucket)) {
+            Ok(rd) => rd.map(|e| e.expect("read_dir entry").file_name().to_string_lossy().into_owned()).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("reading the uploads folder: {e}"),
+        };
+        names.sort();
+        names
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Dates
+// ---------------------------------------------------------------------------
+
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) of a unix time, for raw
+/// conditional headers.
+pub fn http_date(unix_secs: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix_secs).expect("valid unix time");
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.format(&fmt).expect("format HTTP date")
+}
+
+/// An SDK `DateTime` from unix seconds.
+pub fn sdk_time(unix_secs: i64) -> aws_sdk_s3::primitives::DateTime {
+    aws_sdk_s3::primitives::DateTime::from_secs(unix_secs)
+}
+
+// ---------------------------------------------------------------------------
 // Raw HTTP
 // ---------------------------------------------------------------------------
 
@@ -1085,6 +1316,25 @@ mod tests {
         let r = parse_response(b"HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\n\r\n", true);
         assert_eq!(r.status, 404);
         assert!(r.body.is_empty());
+    }
+
+    #[test]
+    fn checksum_check_values() {
+        // The standard "123456789" check values of each CRC.
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(crc64nvme(b"123456789"), 0xAE8B_1486_0A79_9888);
+        assert_eq!(Alg::Crc32.raw(b"123456789"), 0xCBF4_3926u32.to_be_bytes());
+        assert_eq!(hex::encode(Alg::Sha1.raw(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(Alg::Crc32.b64(b"hello world"), crc32_b64(b"hello world"));
+        let parts: [&[u8]; 2] = [b"ab", b"cd"];
+        let mut joined = crc32fast::hash(b"ab").to_be_bytes().to_vec();
+        joined.extend_from_slice(&crc32fast::hash(b"cd").to_be_bytes());
+        assert_eq!(Alg::Crc32.composite(&parts), format!("{}-2", crc32_b64(&joined)));
+        assert_eq!(http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        let mut m = Md5::new();
+        m.update(Md5::digest(b"ab"));
+        m.update(Md5::digest(b"cd"));
+        assert_eq!(multipart_etag(&parts), format!("\"{}-2\"", hex::encode(m.finalize())));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::get::{invalid_range, Conditions};
-use super::object_meta::{write_headers, Body};
+use super::object_meta::{report_checksum, write_headers, Body};
 use super::{etag, object_key, timestamp, ufs, Gateway};
 
 /// An opened copy source: its description and a body over the requested bytes.
@@ -125,12 +125,11 @@ pub async fn copy_object(gw: &Gateway, mut req: S3Request<CopyObjectInput>) -> S
         let body = source.body(None).await?;
         ufs(dest.store.put(&dest_key, body, move || meta, PutChecks::default()).await)?
     };
-    Ok(S3Response::new(CopyObjectOutput {
-        copy_object_result: Some(CopyObjectResult {
-            e_tag: Some(etag(&info.etag)),
-            last_modified: Some(timestamp(info.last_modified)),
-            ..Default::default()
-        }),
+    let mut result = CopyObjectResult {
+        e_tag: Some(etag(&info.etag)),
+        last_modified: Some(timestamp(info.last_modified)),
         ..Default::default()
-    }))
+    };
+    report_checksum!(result, info.meta.checksum.as_ref());
+    Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
 }

@@ -4,7 +4,6 @@
 use std::io::SeekFrom;
 use std::ops::Range as Span;
 
-use alcove_s3::checksum::ChecksumAlgorithm;
 use alcove_s3::error::with_detail;
 use alcove_ufs::ObjectInfo;
 use s3s::dto::*;
@@ -12,7 +11,7 @@ use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::object_meta::{fill_read_headers, set_checksum};
+use super::object_meta::{fill_read_headers, report_checksum};
 use super::{etag, object_key, timestamp, ufs, Gateway};
 
 /// Read size for streamed bodies: large enough to keep syscalls rare, small enough to bound memory.
@@ -40,11 +39,28 @@ impl Conditions<'_> {
             _ => {}
         }
         match (self.if_none_match, self.if_modified_since) {
-            (Some(cond), _) if matches_etag(cond, &current) => Err(s3_error!(NotModified)),
-            (None, Some(since)) if modified <= time::OffsetDateTime::from(since.clone()) => Err(s3_error!(NotModified)),
+            (Some(cond), _) if matches_etag(cond, &current) => Err(not_modified(info)),
+            (None, Some(since)) if modified <= time::OffsetDateTime::from(since.clone()) => Err(not_modified(info)),
             _ => Ok(()),
         }
     }
+}
+
+/// A 304 still names the representation (RFC 9110 §15.4.5): ETag and Last-Modified.
+fn not_modified(info: &ObjectInfo) -> S3Error {
+    let mut e = s3_error!(NotModified);
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", info.etag)) {
+        headers.insert(http::header::ETAG, v);
+    }
+    let mut date = Vec::new();
+    if timestamp(info.last_modified).format(TimestampFormat::HttpDate, &mut date).is_ok() {
+        if let Ok(v) = http::HeaderValue::from_bytes(&date) {
+            headers.insert(http::header::LAST_MODIFIED, v);
+        }
+    }
+    e.set_headers(headers);
+    e
 }
 
 /// Both GetObjectInput and HeadObjectInput carry the four conditional headers.
@@ -122,12 +138,7 @@ macro_rules! fill_object_headers {
         }
         let whole = span.is_none() || ($part_number.is_some() && info.meta.parts.len() <= 1);
         if $checksum_mode.is_some_and(|m: &ChecksumMode| m.as_str() == ChecksumMode::ENABLED) && whole {
-            if let Some(c) = &info.meta.checksum {
-                if let Some(a) = ChecksumAlgorithm::from_name(&c.algorithm) {
-                    set_checksum!($output, a, Some(c.value.clone()));
-                    $output.checksum_type = Some(ChecksumType::from(c.kind.clone()));
-                }
-            }
+            report_checksum!($output, info.meta.checksum.as_ref());
         }
     }};
 }
@@ -168,6 +179,22 @@ pub async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -> S3Res
     let span = requested_span(input.range.as_ref(), input.part_number, &info)?;
     let mut output = HeadObjectOutput::default();
     fill_object_headers!(output, &info, &span, input.part_number, input.checksum_mode.as_ref());
+    // s3s applies the response-* overrides to GetObject only.
+    let overrides = [
+        (&input.response_content_type, &mut output.content_type),
+        (&input.response_content_disposition, &mut output.content_disposition),
+        (&input.response_content_encoding, &mut output.content_encoding),
+        (&input.response_content_language, &mut output.content_language),
+        (&input.response_cache_control, &mut output.cache_control),
+    ];
+    for (given, field) in overrides {
+        if given.is_some() {
+            field.clone_from(given);
+        }
+    }
+    if input.response_expires.is_some() {
+        output.expires.clone_from(&input.response_expires);
+    }
     let mut resp = S3Response::new(output);
     if span.is_some() {
         resp.status = Some(http::StatusCode::PARTIAL_CONTENT);

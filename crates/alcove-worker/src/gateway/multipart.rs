@@ -13,7 +13,9 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::copy::{copy_conditions, Source};
 use super::get::Conditions;
-use super::object_meta::{algorithm_named, checksum_values, set_checksum, write_headers, ChecksumRequest, Checksummed};
+use super::object_meta::{
+    algorithm_named, checksum_values, report_checksum, set_checksum, write_headers, ChecksumRequest, Checksummed,
+};
 use super::put::{body_of, content_md5, write_precondition};
 use super::{etag, object_key, owner, timestamp, ufs, Gateway};
 
@@ -237,12 +239,7 @@ pub async fn complete_multipart_upload(
         e_tag: Some(etag(&info.etag)),
         ..Default::default()
     };
-    if let Some(c) = &info.meta.checksum {
-        if let Some(a) = ChecksumAlgorithm::from_name(&c.algorithm) {
-            set_checksum!(output, a, Some(c.value.clone()));
-            output.checksum_type = Some(ChecksumType::from(c.kind.clone()));
-        }
-    }
+    report_checksum!(output, info.meta.checksum.as_ref());
     Ok(S3Response::new(output))
 }
 

@@ -110,6 +110,20 @@ macro_rules! set_checksum {
 }
 pub(crate) use set_checksum;
 
+/// Reports a stored checksum (value and type) on any output with the checksum fields.
+macro_rules! report_checksum {
+    ($output:expr, $checksum:expr) => {{
+        let checksum: Option<&alcove_ufs::StoredChecksum> = $checksum;
+        if let Some(c) = checksum {
+            if let Some(a) = alcove_s3::checksum::ChecksumAlgorithm::from_name(&c.algorithm) {
+                $crate::gateway::object_meta::set_checksum!($output, a, Some(c.value.clone()));
+                $output.checksum_type = Some(s3s::dto::ChecksumType::from(c.kind.clone()));
+            }
+        }
+    }};
+}
+pub(crate) use report_checksum;
+
 /// The five `x-amz-checksum-*` values of any input that has them.
 macro_rules! checksum_values {
     ($input:expr) => {{

@@ -1,0 +1,1062 @@
+//! Multipart upload: Create / UploadPart / UploadPartCopy / Complete / Abort,
+//! ListParts and ListMultipartUploads (with pagination), the multipart ETag
+//! everywhere, reads by part number, staging under `.alcove.sys` (never
+//! listed, cleaned up), uploads surviving a restart, and multipart checksums
+//! (composite and full-object).
+
+use alcove_tests::aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedPart};
+use alcove_tests::aws_sdk_s3::Client;
+use alcove_tests::*;
+
+const B: &str = "mpu";
+
+async fn server_with_bucket() -> Server {
+    let server = Server::start().await;
+    server.create_bucket(B).await;
+    server
+}
+
+async fn create(client: &Client, key: &str) -> String {
+    client
+        .create_multipart_upload()
+        .bucket(B)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create {key}: {}", err_text(&e)))
+        .upload_id()
+        .expect("upload id")
+        .to_owned()
+}
+
+async fn part(client: &Client, key: &str, id: &str, n: i32, data: &[u8]) -> String {
+    client
+        .upload_part()
+        .bucket(B)
+        .key(key)
+        .upload_id(id)
+        .part_number(n)
+        .body(data.to_vec().into())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("part {n} of {key}: {}", err_text(&e)))
+        .e_tag()
+        .expect("part ETag")
+        .to_owned()
+}
+
+/// Part numbers listed by ListParts (all pages).
+async fn listed_part_numbers(client: &Client, key: &str, id: &str) -> Vec<i32> {
+    let out = client
+        .list_parts()
+        .bucket(B)
+        .key(key)
+        .upload_id(id)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("list parts: {}", err_text(&e)));
+    assert_ne!(out.is_truncated(), Some(true));
+    out.parts().iter().map(|p| p.part_number().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_round_trip_etag_and_part_reads() {
+    let server = server_with_bucket().await;
+    let client = server.client();
+    let p1 = pseudo_random_bytes(1, MIB5);
+    let p2 = pseudo_random_bytes(2, MIB5 + 123);
+    let p3 = pseudo_random_bytes(3, 777);
+    let key = "big/assembled.bin";
+
+    let created = client
+        .create_multipart_upload()
+        .bucket(B)
+        .key(key)
+        .content_type("application/x-parts")
+        .metadata("origin", "multipart")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    assert_eq!(created.bucket(), Some(B));
+    assert_eq!(created.key(), Some(key));
+    let id = created.upload_id().unwrap().to_owned();
+    assert!(!id.is_empty());
+
+    // Parts arrive in any order.
+    let e3 = part(&client, key, &id, 3, &p3).await;
+    let e1 = part(&client, key, &id, 1, &p1).await;
+    let e2 = part(&client, key, &id, 2, &p2).await;
+    assert_eq!(
+        (e1.as_str(), e2.as_str(), e3.as_str()),
+        (etag_of(&p1).as_str(), etag_of(&p2).as_str(), etag_of(&p3).as_str())
+    );
+
+    // Staged parts are invisible: no key, no listing entry, nothing in the bucket folder.
+    assert!(!object_exists(&client, B, key).await, "no object before Complete");
+    assert_eq!(list_all_keys(&client, B, "").await, Vec::<String>::new(), "staged parts are never listed");
+    assert_eq!(visible_tree(&server.bucket_dir(B)), vec![], "nothing visible in the bucket folder");
+    assert_eq!(server.staged_uploads(B).len(), 1, "the upload is staged under .alcove.sys/uploads");
+
+    let done = client
+        .complete_multipart_upload()
+        .bucket(B)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(completed_upload(&[(1, e1), (2, e2), (3, e3)]))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("complete: {}", err_text(&e)));
+    let want_etag = multipart_etag(&[&p1, &p2, &p3]);
+    assert_eq!(done.e_tag(), Some(want_etag.as_str()), "Complete ETag = md5(part md5s)-3");
+    assert_eq!(done.bucket(), Some(B));
+    assert_eq!(done.key(), Some(key));
+
+    let whole: Vec<u8> = [p1.as_slice(), &p2, &p3].concat();
+    let size = whole.len() as i64;
+    let head = client.head_object().bucket(B).key(key).send().await.unwrap();
+    assert_eq!(head.e_tag(), Some(want_etag.as_str()), "HEAD ETag");
+    assert_eq!(head.content_length(), Some(size));
+    assert_eq!(head.content_type(), Some("application/x-parts"), "metadata given at Create is kept");
+    assert_eq!(head.metadata().and_then(|m| m.get("origin")).map(String::as_str), Some("multipart"));
+    let got = client.get_object().bucket(B).key(key).send().await.unwrap();
+    assert_eq!(got.e_tag(), Some(want_etag.as_str()), "GET ETag");
+    let body = got.body.collect().await.unwrap().into_bytes();
+    assert!(body.as_ref() == whole.as_slice(), "GET returns the parts concatenated in order");
+    let listed = client.list_objects_v2().bucket(B).prefix("big/").send().await.unwrap();
+    let o = listed.contents().iter().find(|o| o.key() == Some(key)).expect("object listed");
+    assert_eq!(o.e_tag(), Some(want_etag.as_str()), "ListObjectsV2 ETag");
+    assert_eq!(o.size(), Some(size));
+    assert!(std::fs::read(server.bucket_dir(B).join(key)).unwrap() == whole, "a plain file on disk");
+
+    // After Complete nothing of the upload remains.
+    assert_eq!(server.staged_uploads(B), Vec::<String>::new(), "uploads folder empty after Complete");
+    let uploads = client.list_multipart_uploads().bucket(B).send().await.unwrap();
+    assert!(uploads.uploads().is_empty(), "no upload listed after Complete");
+    assert_eq!(list_all_keys(&client, B, "").await, vec!["big/", key]);
+
+    // Reads by part number.
+    let bounds = [(0usize, p1.len()), (p1.len(), p1.len() + p2.len()), (p1.len() + p2.len(), whole.len())];
+    for (i, (start, end)) in bounds.iter().copied().enumerate() {
+        let n = i as i32 + 1;
+        let want_range = format!("bytes {start}-{}/{size}", end - 1);
+        let out = client
+            .get_object()
+            .bucket(B)
+            .key(key)
+            .part_number(n)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET partNumber={n}: {}", err_text(&e)));
+        assert_eq!(out.parts_count(), Some(3), "x-amz-mp-parts-count for part {n}");
+        assert_eq!(out.content_range(), Some(want_range.as_str()), "Content-Range of part {n}");
+        assert_eq!(out.content_length(), Some((end - start) as i64));
+        assert_eq!(out.e_tag(), Some(want_etag.as_str()), "ETag of the whole object on a part read");
+        let body = out.body.collect().await.unwrap().into_bytes();
+        assert!(body.as_ref() == &whole[start..end], "bytes of part {n}");
+
+        let h = client.head_object().bucket(B).key(key).part_number(n).send().await.unwrap();
+        assert_eq!(h.parts_count(), Some(3));
+        assert_eq!(h.content_length(), Some((end - start) as i64));
+        assert_eq!(h.content_range(), Some(want_range.as_str()));
+    }
+    let r = server.raw("GET", &format!("/{B}/{key}?partNumber=3"), &[], b"").await;
+    assert_eq!(r.status, 206, "a part read is a partial response: {}", r.text());
+    assert_eq!(r.header("x-amz-mp-parts-count"), Some("3"));
+    assert_eq!(r.header("content-range"), Some(format!("bytes {}-{}/{size}", bounds[2].0, size - 1).as_str()));
+    assert_eq!(r.body, p3);
+
+    // Beyond the part count: 416.
+    assert_sdk_err(client.get_object().bucket(B).key(key).part_number(4).send().await, 416, "InvalidPartNumber");
+    assert_sdk_status(client.head_object().bucket(B).key(key).part_number(4).send().await, 416);
+    let r = server.raw("GET", &format!("/{B}/{key}?partNumber=9"), &[], b"").await;
+    r.assert_error(416, "InvalidPartNumber");
+
+    // A simple object is one part: partNumber=1 is the whole of it, 2 is beyond it.
+    put_bytes(&client, B, "simple", b"single part object").await;
+    let out = client.get_object().bucket(B).key("simple").part_number(1).send().await.unwrap();
+    assert_eq!(out.body.collect().await.unwrap().into_bytes().as_ref(), b"single part object");
+    assert_sdk_err(client.get_object().bucket(B).key("simple").part_number(2).send().await, 416, "InvalidPartNumber");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_and_part_details() {
+    let server = server_with_bucket().await;
+    server.create_bucket("mpu-other").await;
+    let client = server.client();
+    let key = "details";
+    let big = pseudo_random_bytes(90, MIB5);
+    let id = create(&client, key).await;
+
+    // UploadPart checks Content-MD5.
+    let r = server
+        .raw("PUT", &format!("/{B}/{key}?partNumber=1&uploadId={id}"), &[("Content-MD5", &md5_b64(b"other"))], &big)
+        .await;
+    r.assert_error(400, "BadDigest");
+    assert!(listed_part_numbers(&client, key, &id).await.is_empty());
+    let r = server
+        .raw("PUT", &format!("/{B}/{key}?partNumber=1&uploadId={id}"), &[("Content-MD5", &md5_b64(&big))], &big)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("etag"), Some(etag_of(&big).as_str()));
+    let e2 = part(&client, key, &id, 2, b"end").await;
+
+    // The upload id belongs to its bucket and key.
+    assert_sdk_err(client.list_parts().bucket("mpu-other").key(key).upload_id(&id).send().await, 404, "NoSuchUpload");
+    assert_sdk_err(client.list_parts().bucket(B).key("details-2").upload_id(&id).send().await, 404, "NoSuchUpload");
+    assert_sdk_err(
+        client.abort_multipart_upload().bucket("mpu-other").key(key).upload_id(&id).send().await,
+        404,
+        "NoSuchUpload",
+    );
+
+    // The same part twice is not ascending.
+    let e1 = etag_of(&big);
+    assert_sdk_err(
+        client
+            .complete_multipart_upload()
+            .bucket(B)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(completed_upload(&[(1, e1.clone()), (1, e1.clone()), (2, e2.clone())]))
+            .send()
+            .await,
+        400,
+        "InvalidPartOrder",
+    );
+
+    // ETags in the Complete body may come without quotes.
+    let body = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{}</ETag></Part>\
+         <Part><PartNumber>2</PartNumber><ETag>{}</ETag></Part></CompleteMultipartUpload>",
+        e1.trim_matches('"'),
+        e2.trim_matches('"')
+    );
+    let r = server.raw("POST", &format!("/{B}/{key}?uploadId={id}"), &[], body.as_bytes()).await;
+    assert_eq!(r.status, 200, "unquoted ETags: {}", r.text());
+    let want = multipart_etag(&[&big, b"end"]);
+    assert_eq!(xml_top(&r.text(), "ETag").as_deref(), Some(want.as_str()), "{}", r.text());
+    assert_eq!(xml_top(&r.text(), "Key").as_deref(), Some(key));
+    assert!(get_bytes(&client, B, key).await == [big.as_slice(), b"end"].concat());
+    assert_eq!(server.staged_uploads(B), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_errors_leave_the_upload_usable() {
+    let server = server_with_bucket().await;
+    let client = server.client();
+    let key = "errs/obj";
+    let small = pseudo_random_bytes(10, 1000);
+    let big = pseudo_random_bytes(11, MIB5);
+    let tail = pseudo_random_bytes(12, 100);
+    let id = create(&client, key).await;
+    let e1 = part(&client, key, &id, 1, &small).await;
+    let e2 = part(&client, key, &id, 2, &big).await;
+    // Part 3 is sent twice: the second upload replaces the first.
+    let e3_old = part(&client, key, &id, 3, b"first version of part three").await;
+    let e3 = part(&client, key, &id, 3, &tail).await;
+    assert_ne!(e3_old, e3);
+    assert_eq!(listed_part_numbers(&client, key, &id).await, vec![1, 2, 3]);
+
+    let complete = |parts: Vec<(i32, String)>| {
+        let client = client.clone();
+        let id = id.clone();
+        async move {
+            client
+                .complete_multipart_upload()
+                .bucket(B)
+                .key(key)
+                .upload_id(&id)
+                .multipart_upload(completed_upload(&parts))
+                .send()
+                .await
+        }
+    };
+
+    // Unknown part number.
+    assert_sdk_err(complete(vec![(2, e2.clone()), (4, e3.clone())]).await, 400, "InvalidPart");
+    // Known number, wrong ETag (also: the replaced ETag of part 3).
+    assert_sdk_err(complete(vec![(2, etag_of(b"something else"))]).await, 400, "InvalidPart");
+    assert_sdk_err(complete(vec![(2, e2.clone()), (3, e3_old.clone())]).await, 400, "InvalidPart");
+    // Descending part numbers.
+    assert_sdk_err(complete(vec![(3, e3.clone()), (2, e2.clone())]).await, 400, "InvalidPartOrder");
+    // A non-last part under 5 MiB.
+    assert_sdk_err(complete(vec![(1, e1.clone()), (2, e2.clone())]).await, 400, "EntityTooSmall");
+    assert_sdk_err(complete(vec![(1, e1.clone()), (2, e2.clone()), (3, e3.clone())]).await, 400, "EntityTooSmall");
+    // No parts at all.
+    assert_sdk_err(
+        client
+            .complete_multipart_upload()
+            .bucket(B)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(aws_sdk_s3::types::CompletedMultipartUpload::builder().build())
+            .send()
+            .await,
+        400,
+        "MalformedXML",
+    );
+    // Unknown upload ids, and a real id used with another key.
+    for bad in ["0123456789abcdef0123456789abcdef", "not-an-upload-id"] {
+        assert_sdk_err(
+            client
+                .complete_multipart_upload()
+                .bucket(B)
+                .key(key)
+                .upload_id(bad)
+                .multipart_upload(completed_upload(&[(2, e2.clone())]))
+                .send()
+                .await,
+            404,
+            "NoSuchUpload",
+        );
+        assert_sdk_err(
+            client
+                .upload_part()
+                .bucket(B)
+                .key(key)
+                .upload_id(bad)
+                .part_number(1)
+                .body(b"x".to_vec().into())
+                .send()
+                .await,
+            404,
+            "NoSuchUpload",
+        );
+    }
+    assert_sdk_err(
+        client
+            .complete_multipart_upload()
+            .bucket(B)
+            .key("errs/other")
+            .upload_id(&id)
+            .multipart_upload(completed_upload(&[(2, e2.clone())]))
+            .send()
+            .await,
+        404,
+        "NoSuchUpload",
+    );
+
+    // Nothing was published by the failures, and the upload is intact.
+    assert!(!object_exists(&client, B, key).await);
+    assert!(!object_exists(&client, B, "errs/other").await);
+    assert_eq!(listed_part_numbers(&client, key, &id).await, vec![1, 2, 3]);
+
+    // Parts may be skipped: complete with 2 and 3 only.
+    let out = complete(vec![(2, e2.clone()), (3, e3.clone())]).await.unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let want = multipart_etag(&[&big, &tail]);
+    assert_eq!(out.e_tag(), Some(want.as_str()));
+    assert!(get_bytes(&client, B, key).await == [big.as_slice(), &tail].concat());
+
+    // The completed upload is gone.
+    assert_sdk_err(complete(vec![(2, e2.clone()), (3, e3.clone())]).await, 404, "NoSuchUpload");
+    assert_sdk_err(client.abort_multipart_upload().bucket(B).key(key).upload_id(&id).send().await, 404, "NoSuchUpload");
+    assert_sdk_err(client.list_parts().bucket(B).key(key).upload_id(&id).send().await, 404, "NoSuchUpload");
+    assert_eq!(server.staged_uploads(B), Vec::<String>::new(), "uploads folder empty after Complete");
+
+    // Raw error shape of one of them.
+    let r = server
+        .raw("POST", &format!("/{B}/{key}?uploadId={id}"), &[], b"<CompleteMultipartUpload></CompleteMultipartUpload>")
+        .await;
+    r.assert_error(404, "NoSuchUpload");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_removes_everything() {
+    let server = server_with_bucket().await;
+    let client = server.client();
+    let key = "aborted/obj";
+    let id = create(&client, key).await;
+    part(&client, key, &id, 1, &pseudo_random_bytes(20, 300_000)).await;
+    part(&client, key, &id, 2, b"tail").await;
+    assert_eq!(server.staged_uploads(B), vec![id.clone()], "staged under .alcove.sys/uploads/<id>");
+    assert!(
+        !private_files(&server.bucket_dir(B)).is_empty(),
+        "the parts are files under .alcove.sys while the upload is open"
+    );
+
+    let r = server.raw("DELETE", &format!("/{B}/{key}?uploadId={id}"), &[], b"").await;
+    assert_eq!(r.status, 204, "AbortMultipartUpload: {}", r.text());
+
+    assert_eq!(server.staged_uploads(B), Vec::<String>::new(), "nothing of the upload remains after Abort");
+    assert_eq!(private_files(&server.bucket_dir(B)), Vec::<String>::new(), "no staged file left anywhere");
+    assert_sdk_err(client.list_parts().bucket(B).key(key).upload_id(&id).send().await, 404, "NoSuchUpload");
+    assert_sdk_err(
+        client
+            .upload_part()
+            .bucket(B)
+            .key(key)
+            .upload_id(&id)
+            .part_number(3)
+            .body(b"more".to_vec().into())
+            .send()
+            .await,
+        404,
+        "NoSuchUpload",
+    );
+    assert_sdk_err(
+        client
+            .complete_multipart_upload()
+            .bucket(B)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(completed_upload(&[(2, etag_of(b"tail"))]))
+            .send()
+            .await,
+        404,
+        "NoSuchUpload",
+    );
+    assert_sdk_err(client.abort_multipart_upload().bucket(B).key(key).upload_id(&id).send().await, 404, "NoSuchUpload");
+    assert!(!object_exists(&client, B, key).await);
+    assert!(client.list_multipart_uploads().bucket(B).send().await.unwrap().uploads().is_empty());
+    assert_eq!(list_all_keys(&client, B, "").await, Vec::<String>::new());
+    assert_eq!(server.staged_uploads(B), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn part_numbers_outside_range_are_invalid() {
+    let server = server_with_bucket().await;
+    let client = server.client();
+    let key = "numbers";
+    let id = create(&client, key).await;
+    put_bytes(&client, B, "copy-src", b"source").await;
+    for n in [0, -1, 10_001, 123_456] {
+        assert_sdk_err(
+            client
+                .upload_part()
+                .bucket(B)
+                .key(key)
+                .upload_id(&id)
+                .part_number(n)
+                .body(b"x".to_vec().into())
+                .send()
+                .await,
+            400,
+            "InvalidArgument",
+        );
+        assert_sdk_err(
+            client
+                .upload_part_copy()
+                .bucket(B)
+                .key(key)
+                .upload_id(&id)
+                .part_number(n)
+                .copy_source(format!("{B}/copy-src"))
+                .send()
+                .await,
+            400,
+            "InvalidArgument",
+        );
+    }
+    assert!(listed_part_numbers(&client, key, &id).await.is_empty(), "no part stored by the refused requests");
+    // Both ends of the range are fine.
+    part(&client, key, &id, 1, b"one").await;
+    let e_max = part(&client, key, &id, 10_000, b"last").await;
+    assert_eq!(listed_part_numbers(&client, key, &id).await, vec![1, 10_000]);
+    // Part 1 is small and could only be last: complete with part 10000 alone.
+    let out = client
+        .complete_multipart_upload()
+        .bucket(B)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(completed_upload(&[(10_000, e_max)]))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    assert_eq!(out.e_tag(), Some(multipart_etag(&[b"last"]).as_str()));
+    assert_eq!(get_bytes(&client, B, key).await, b"last");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_parts_pagination() {
+    let server = server_with_bucket().await;
+    let client = server.client();
+    let key = "paged/parts";
+    let id = create(&client, key).await;
+    let data: Vec<Vec<u8>> = (1..=5).map(|n| pseudo_random_bytes(30 + n, 1000 * n as usize)).collect();
+    for n in [5, 3, 1, 4, 2] {
+        part(&client, key, &id, n, &data[n as usize - 1]).await;
+    }
+
+    let all = client.list_parts().bucket(B).key(key).upload_id(&id).send().await.unwrap();
+    assert_eq!(all.is_truncated(), Some(false));
+    assert_eq!(all.upload_id(), Some(id.as_str()));
+    assert_eq!(all.key(), Some(key));
+    let parts: Vec<(i32, String, i64)> = all
+        .parts()
+        .iter()
+        .map(|p| (p.part_number().unwrap(), p.e_tag().unwrap().to_owned(), p.size().unwrap()))
+        .collect();
+    let want: Vec<(i32, String, i64)> =
+        (1..=5).map(|n| (n, etag_of(&data[n as usize - 1]), data[n as usize - 1].len() as i64)).collect();
+    assert_eq!(parts, want, "parts by number, with ETag and size");
+    assert!(all.parts().iter().all(|p| p.last_modified().is_some()));
+
+    // Pages of two.
+    let page = |marker: Option<&str>| {
+        let client = client.clone();
+        let id = id.clone();
+        let marker = marker.map(str::to_owned);
+        async move {
+            client
+                .list_parts()
+                .bucket(B)
+                .key(key)
+                .upload_id(&id)
+                .max_parts(2)
+                .set_part_number_marker(marker)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{}", err_text(&e)))
+        }
+    };
+    let nums = |o: &aws_sdk_s3::operation::list_parts::ListPartsOutput| -> Vec<i32> {
+        o.parts().iter().map(|p| p.part_number().unwrap()).collect()
+    };
+    let p1 = page(None).await;
+    assert_eq!(nums(&p1), vec![1, 2]);
+    assert_eq!(p1.is_truncated(), Some(true));
+    assert_eq!(p1.max_parts(), Some(2));
+    assert_eq!(p1.next_part_number_marker(), Some("2"));
+    let p2 = page(Some("2")).await;
+    assert_eq!(nums(&p2), vec![3, 4]);
+    assert_eq!(p2.is_truncated(), Some(true));
+    assert_eq!(p2.part_number_marker(), Some("2"));
+    assert_eq!(p2.next_part_number_marker(), Some("4"));
+    let p3 = page(Some("4")).await;
+    assert_eq!(nums(&p3), vec![5]);
+    assert_eq!(p3.is_truncated(), Some(false));
+    // A marker between numbers, and one past the end.
+    let mid = client.list_parts().bucket(B).key(key).upload_id(&id).part_number_marker("3").send().await.unwrap();
+    assert_eq!(nums(&mid), vec![4, 5]);
+    let end = client.list_parts().bucket(B).key(key).upload_id(&id).part_number_marker("5").send().await.unwrap();
+    assert!(end.parts().is_empty());
+    assert_eq!(end.is_truncated(), Some(false));
+
+    // Following NextPartNumberMarker with max-parts=1 visits each part once.
+    let mut seen = Vec::new();
+    let mut marker: Option<String> = None;
+    for _ in 0..10 {
+        let out = client
+            .list_parts()
+            .bucket(B)
+            .key(key)
+            .upload_id(&id)
+            .max_parts(1)
+            .set_part_number_marker(marker.clone())
+            .send()
+            .await
+            .unwrap();
+        seen.extend(nums(&out));
+        if out.is_truncated() != Some(true) {
+            break;
+        }
+        marker = Some(out.next_part_number_marker().expect("NextPartNumberMarker on a truncated page").to_owned());
+    }
+    assert_eq!(seen, vec![1, 2, 3, 4, 5]);
+    client.abort_multipart_upload().bucket(B).key(key).upload_id(&id).send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_multipart_uploads_prefix_delimiter_pagination() {
+    let server = server_with_bucket().await;
+    let client = server.client();
+    let mut ids: Vec<(String, String)> = Vec::new();
+    for key in ["logs/a", "logs/b", "photos/2024/x", "photos/2024/y", "readme"] {
+        ids.push((key.to_owned(), create(&client, key).await));
+    }
+    // A second upload of the same key, initiated later: listed after the first.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    ids.push(("readme".into(), create(&client, "readme").await));
+    ids.push(("zeta".into(), create(&client, "zeta").await));
+    let pairs =
+        |o: &aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput| -> Vec<(String, String)> {
+            o.uploads().iter().map(|u| (u.key().unwrap().to_owned(), u.upload_id().unwrap().to_owned())).collect()
+        };
+    let prefixes = |o: &aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput| -> Vec<String> {
+        o.common_prefixes().iter().map(|p| p.prefix().unwrap().to_owned()).collect()
+    };
+
+    let all = client.list_multipart_uploads().bucket(B).send().await.unwrap();
+    assert_eq!(pairs(&all), ids, "every upload, by key, then initiation time");
+    assert_eq!(all.is_truncated(), Some(false));
+    assert!(all.uploads().iter().all(|u| u.initiated().is_some()));
+
+    let logs = client.list_multipart_uploads().bucket(B).prefix("logs/").send().await.unwrap();
+    assert_eq!(pairs(&logs), ids[..2].to_vec());
+    assert_eq!(logs.prefix(), Some("logs/"));
+
+    let top = client.list_multipart_uploads().bucket(B).delimiter("/").send().await.unwrap();
+    assert_eq!(prefixes(&top), vec!["logs/", "photos/"]);
+    assert_eq!(pairs(&top), ids[4..].to_vec());
+    let photos = client.list_multipart_uploads().bucket(B).prefix("photos/").delimiter("/").send().await.unwrap();
+    assert_eq!(prefixes(&photos), vec!["photos/2024/"]);
+    assert!(photos.uploads().is_empty());
+
+    // Markers: after a key; after an upload of a key.
+    let after_key = client.list_multipart_uploads().bucket(B).key_marker("readme").send().await.unwrap();
+    assert_eq!(pairs(&after_key), ids[6..].to_vec());
+    let after_id = client
+        .list_multipart_uploads()
+        .bucket(B)
+        .key_marker("readme")
+        .upload_id_marker(&ids[4].1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pairs(&after_id), ids[5..].to_vec());
+
+    // Pages of two, following NextKeyMarker / NextUploadIdMarker.
+    let mut seen = Vec::new();
+    let (mut km, mut im): (Option<String>, Option<String>) = (None, None);
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(pages < 10, "pagination never ends");
+        let out = client
+            .list_multipart_uploads()
+            .bucket(B)
+            .max_uploads(2)
+            .set_key_marker(km.clone())
+            .set_upload_id_marker(im.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+        assert_eq!(out.max_uploads(), Some(2));
+        assert!(out.uploads().len() <= 2);
+        seen.extend(pairs(&out));
+        if out.is_truncated() != Some(true) {
+            break;
+        }
+        km = Some(out.next_key_marker().expect("NextKeyMarker").to_owned());
+        im = out.next_upload_id_marker().map(str::to_owned);
+        assert!(im.is_some(), "NextUploadIdMarker on a page ending with an upload");
+    }
+    assert_eq!(pages, 4);
+    assert_eq!(seen, ids, "pages of two visit every upload once, in order");
+
+    // Pages of one with a delimiter: prefixes and uploads interleaved, once each.
+    let mut seen: Vec<String> = Vec::new();
+    let (mut km, mut im): (Option<String>, Option<String>) = (None, None);
+    for _ in 0..20 {
+        let out = client
+            .list_multipart_uploads()
+            .bucket(B)
+            .delimiter("/")
+            .max_uploads(1)
+            .set_key_marker(km.clone())
+            .set_upload_id_marker(im.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+        assert!(out.uploads().len() + out.common_prefixes().len() <= 1);
+        seen.extend(prefixes(&out));
+        seen.extend(pairs(&out).into_iter().map(|(k, i)| format!("{k}#{i}")));
+        if out.is_truncated() != Some(true) {
+            break;
+        }
+        km = out.next_key_marker().map(str::to_owned);
+        im = out.next_upload_id_marker().map(str::to_owned);
+    }
+    let want: Vec<String> = ["logs/".to_owned(), "photos/".to_owned()]
+        .into_iter()
+        .chain(ids[4..].iter().map(|(k, i)| format!("{k}#{i}")))
+        .collect();
+    assert_eq!(seen, want);
+
+    // Uploads are never objects.
+    assert_eq!(list_all_keys(&client, B, "").await, Vec::<String>::new());
+    for (key, id) in &ids {
+        client.abort_multipart_upload().bucket(B).key(key).upload_id(id).send().await.unwrap();
+    }
+    assert!(client.list_multipart_uploads().bucket(B).send().await.unwrap().uploads().is_empty());
+    assert_eq!(server.staged_uploads(B), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_survives_restart() {
+    let mut server = server_with_bucket().await;
+    let client = server.client();
+    let key = "restart/obj";
+    let p1 = pseudo_random_bytes(40, MIB5);
+    let p2 = pseudo_random_bytes(41, 4321);
+    let created = client
+        .create_multipart_upload()
+        .bucket(B)
+        .key(key)
+        .content_type("text/x-restart")
+        .metadata("kept", "yes")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .send()
+        .await
+        .unwrap();
+    let id = created.upload_id().unwrap().to_owned();
+    let e1 = part(&client, key, &id, 1, &p1).await;
+
+    let pid = server.pid();
+    server.restart().await;
+    assert_ne!(server.pid(), pid);
+    let client = server.client();
+
+    let listed = client.list_multipart_uploads().bucket(B).send().await.unwrap();
+    let ups: Vec<(&str, &str)> = listed.uploads().iter().map(|u| (u.key().unwrap(), u.upload_id().unwrap())).collect();
+    assert_eq!(ups, vec![(key, id.as_str())], "the upload is still listed after a restart");
+    let parts = client.list_parts().bucket(B).key(key).upload_id(&id).send().await.unwrap();
+    assert_eq!(parts.parts().len(), 1);
+    assert_eq!(parts.parts()[0].e_tag(), Some(e1.as_str()));
+    assert_eq!(parts.parts()[0].size(), Some(MIB5 as i64));
+    assert_eq!(parts.parts()[0].checksum_crc32(), Some(Alg::Crc32.b64(&p1).as_str()));
+    assert_eq!(parts.checksum_algorithm(), Some(&ChecksumAlgorithm::Crc32));
+
+    let e2 = part(&client, key, &id, 2, &p2).await;
+    let out = client
+        .complete_multipart_upload()
+        .bucket(B)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(completed_upload(&[(1, e1), (2, e2)]))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let want = multipart_etag(&[&p1, &p2]);
+    assert_eq!(out.e_tag(), Some(want.as_str()));
+    assert_eq!(
+        out.checksum_crc32(),
+        Some(Alg::Crc32.composite(&[&p1, &p2]).as_str()),
+        "the upload's checksum algorithm survives the restart"
+    );
+    assert!(get_bytes(&client, B, key).await == [p1.as_slice(), &p2].concat());
+    let head = client.head_object().bucket(B).key(key).send().await.unwrap();
+    assert_eq!(head.e_tag(), Some(want.as_str()));
+    assert_eq!(head.content_type(), Some("text/x-restart"));
+    assert_eq!(head.metadata().and_then(|m| m.get("kept")).map(String::as_str), Some("yes"));
+    assert_eq!(server.staged_uploads(B), Vec::<String>::new());
+
+    // And the multipart ETag is stable across another restart.
+    server.restart().await;
+    let h = server.client().head_object().bucket(B).key(key).send().await.unwrap();
+    assert_eq!(h.e_tag(), Some(want.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_with_ranges() {
+    let server = server_with_bucket().await;
+    server.create_bucket("mpu-src").await;
+    let client = server.client();
+    let src_key = "dir with space/ünïcödé+plus.bin";
+    let src = pseudo_random_bytes(50, MIB5 + 70_000);
+    put_bytes(&client, "mpu-src", src_key, &src).await;
+    let copy_source = format!("mpu-src/{}", aws_uri_encode(src_key, true));
+    let small_key = "small src";
+    put_bytes(&client, B, small_key, b"whole small source").await;
+
+    let key = "copied/target";
+    let id = create(&client, key).await;
+    let copy = |n: i32, range: Option<String>, source: String| {
+        let client = client.clone();
+        let id = id.clone();
+        async move {
+            client
+                .upload_part_copy()
+                .bucket(B)
+                .key(key)
+                .upload_id(&id)
+                .part_number(n)
+                .copy_source(source)
+                .set_copy_source_range(range)
+                .send()
+                .await
+        }
+    };
+    // Part 1: 5 MiB from an offset of the source.
+    let c1 = copy(1, Some(format!("bytes=1000-{}", MIB5 + 999)), copy_source.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let e1 = c1.copy_part_result().and_then(|r| r.e_tag()).expect("CopyPartResult ETag").to_owned();
+    assert_eq!(e1, etag_of(&src[1000..MIB5 + 1000]), "ETag of a copied part is the MD5 of the copied range");
+    assert!(c1.copy_part_result().unwrap().last_modified().is_some());
+    // Part 2: without a range, the whole (small) source.
+    let c2 = copy(2, None, format!("{B}/{}", aws_uri_encode(small_key, true)))
+        .await
+        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let e2 = c2.copy_part_result().and_then(|r| r.e_tag()).unwrap().to_owned();
+    assert_eq!(e2, etag_of(b"whole small source"));
+    // Part 3: the last bytes of the source, up to its very last byte.
+    let last = src.len() - 1;
+    let c3 = copy(3, Some(format!("bytes={}-{last}", MIB5 + 2000)), copy_source.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let e3 = c3.copy_part_result().and_then(|r| r.e_tag()).unwrap().to_owned();
+    assert_eq!(e3, etag_of(&src[MIB5 + 2000..]));
+
+    // Bad ranges.
+    for range in [format!("bytes=0-{}", src.len()), format!("bytes={}-{}", src.len() + 10, src.len() + 20)] {
+        assert_sdk_err(copy(4, Some(range), copy_source.clone()).await, 416, "InvalidRange");
+    }
+    for range in ["bytes=abc-def", "items=0-10", "bytes=5"] {
+        assert_sdk_err(copy(4, Some(range.to_owned()), copy_source.clone()).await, 400, "InvalidArgument");
+    }
+    // Missing source, and a copy condition that fails.
+    assert_sdk_err(copy(4, None, "mpu-src/no-such-key".into()).await, 404, "NoSuchKey");
+    assert_sdk_err(
+        client
+            .upload_part_copy()
+            .bucket(B)
+            .key(key)
+            .upload_id(&id)
+            .part_number(4)
+            .copy_source(copy_source.clone())
+            .copy_source_if_match(etag_of(b"not the source"))
+            .send()
+            .await,
+        412,
+        "PreconditionFailed",
+    );
+    assert_eq!(listed_part_numbers(&client, key, &id).await, vec![1, 2, 3], "failed copies store no part");
+
+    let out = client
+        .complete_multipart_upload()
+        .bucket(B)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(completed_upload(&[(1, e1), (3, e3)]))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let parts: [&[u8]; 2] = [&src[1000..MIB5 + 1000], &src[MIB5 + 2000..]];
+    let want = multipart_etag(&parts);
+    assert_eq!(out.e_tag(), Some(want.as_str()));
+    assert!(get_bytes(&client, B, key).await == parts.concat());
+    assert_eq!(get_bytes(&client, "mpu-src", src_key).await.len(), src.len(), "source untouched");
+    assert_eq!(server.staged_uploads(B), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composite_checksums() {
+    let server = server_with_bucket().await;
+    let client = server.client();
+    let big = pseudo_random_bytes(60, MIB5);
+    let tail = pseudo_random_bytes(61, 2500);
+    for alg in [Alg::Crc32, Alg::Crc32c, Alg::Sha1, Alg::Sha256] {
+        let key = format!("composite/{alg:?}");
+        let created = client
+            .create_multipart_upload()
+            .bucket(B)
+            .key(&key)
+            .checksum_algorithm(alg.sdk())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{alg:?}: {}", err_text(&e)));
+        assert_eq!(created.checksum_algorithm(), Some(&alg.sdk()), "{alg:?}");
+        assert_eq!(created.checksum_type(), Some(&ChecksumType::Composite), "{alg:?}: COMPOSITE is the default");
+        let id = created.upload_id().unwrap().to_owned();
+        let mut completed = Vec::new();
+        for (n, data) in [(1, &big), (2, &tail)] {
+            let out = client
+                .upload_part()
+                .bucket(B)
+                .key(&key)
+                .upload_id(&id)
+                .part_number(n)
+                .checksum_algorithm(alg.sdk())
+                .body(data.clone().into())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{alg:?} part {n}: {}", err_text(&e)));
+            assert_eq!(checksum_of!(out, alg), Some(alg.b64(data)), "{alg:?}: UploadPart checksum of part {n}");
+            let cp = CompletedPart::builder().part_number(n).e_tag(out.e_tag().unwrap());
+            let cp = match alg {
+                Alg::Crc32 => cp.checksum_crc32(alg.b64(data)),
+                Alg::Crc32c => cp.checksum_crc32_c(alg.b64(data)),
+                Alg::Sha1 => cp.checksum_sha1(alg.b64(data)),
+                Alg::Sha256 => cp.checksum_sha256(alg.b64(data)),
+                Alg::Crc64Nvme => unreachable!(),
+            };
+            completed.push(cp.build());
+        }
+        let listed = client.list_parts().bucket(B).key(&key).upload_id(&id).send().await.unwrap();
+        for (p, data) in listed.parts().iter().zip([&big, &tail]) {
+            assert_eq!(checksum_of!(p, alg), Some(alg.b64(data)), "{alg:?}: ListParts checksum");
+        }
+        let out = client
+            .complete_multipart_upload()
+            .bucket(B)
+            .key(&key)
+            .upload_id(&id)
+            .multipart_upload(aws_sdk_s3::types::CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{alg:?} complete: {}", err_text(&e)));
+        let want = alg.composite(&[&big, &tail]);
+        assert_eq!(checksum_of!(out, alg), Some(want.clone()), "{alg:?}: composite checksum on Complete");
+        assert_eq!(out.checksum_type(), Some(&ChecksumType::Composite));
+        assert_eq!(out.e_tag(), Some(multipart_etag(&[&big, &tail]).as_str()));
+
+        let head = client.head_object().bucket(B).key(&key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        assert_eq!(checksum_of!(head, alg), Some(want.clone()), "{alg:?}: HEAD checksum");
+        assert_eq!(head.checksum_type(), Some(&ChecksumType::Composite), "{alg:?}: HEAD checksum type");
+        let got = client.get_object().bucket(B).key(&key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        assert_eq!(checksum_of!(got, alg), Some(want.clone()), "{alg:?}: GET checksum");
+        let body = got.body.collect().await.unwrap().into_bytes();
+        assert!(body.as_ref() == [big.as_slice(), &tail].concat().as_slice());
+
+        // Raw: only with x-amz-checksum-mode: ENABLED.
+        let r = server.raw("HEAD", &format!("/{B}/{key}"), &[], b"").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header(alg.header()), None, "{alg:?}: no checksum without x-amz-checksum-mode");
+        let r = server.raw("HEAD", &format!("/{B}/{key}"), &[("x-amz-checksum-mode", "ENABLED")], b"").await;
+        assert_eq!(r.header(alg.header()), Some(want.as_str()));
+        assert_eq!(r.header("x-amz-checksum-type"), Some("COMPOSITE"));
+    }
+    assert_eq!(server.staged_uploads(B), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_object_checksums() {
+    let server = server_with_bucket().await;
+    let client = server.client();
+    let big = pseudo_random_bytes(70, MIB5);
+    let tail = pseudo_random_bytes(71, 3333);
+    let whole = [big.as_slice(), &tail].concat();
+    for (alg, explicit_type) in
+        [(Alg::Crc32, true), (Alg::Crc32c, true), (Alg::Crc64Nvme, false), (Alg::Crc64Nvme, true)]
+    {
+        let key = format!("full/{alg:?}-{explicit_type}");
+        let mut req = client.create_multipart_upload().bucket(B).key(&key).checksum_algorithm(alg.sdk());
+        if explicit_type {
+            req = req.checksum_type(ChecksumType::FullObject);
+        }
+        let created = req.send().await.unwrap_or_else(|e| panic!("{alg:?}: {}", err_text(&e)));
+        assert_eq!(created.checksum_type(), Some(&ChecksumType::FullObject), "{alg:?}");
+        let id = created.upload_id().unwrap().to_owned();
+        let mut done = Vec::new();
+        for (n, data) in [(1, &big), (2, &tail)] {
+            let out = client
+                .upload_part()
+                .bucket(B)
+                .key(&key)
+                .upload_id(&id)
+                .part_number(n)
+                .checksum_algorithm(alg.sdk())
+                .body(data.clone().into())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{alg:?} part {n}: {}", err_text(&e)));
+            assert_eq!(checksum_of!(out, alg), Some(alg.b64(data)), "{alg:?}: part {n} checksum");
+            done.push((n, out.e_tag().unwrap().to_owned()));
+        }
+        let mut complete = client
+            .complete_multipart_upload()
+            .bucket(B)
+            .key(&key)
+            .upload_id(&id)
+            .multipart_upload(completed_upload(&done));
+        if explicit_type {
+            // The client may state the whole object's checksum on Complete.
+            complete = complete.checksum_type(ChecksumType::FullObject);
+            complete = match alg {
+                Alg::Crc32 => complete.checksum_crc32(alg.b64(&whole)),
+                Alg::Crc32c => complete.checksum_crc32_c(alg.b64(&whole)),
+                _ => complete.checksum_crc64_nvme(alg.b64(&whole)),
+            };
+        }
+        let out = complete.send().await.unwrap_or_else(|e| panic!("{alg:?} complete: {}", err_text(&e)));
+        let want = alg.b64(&whole);
+        assert_eq!(checksum_of!(out, alg), Some(want.clone()), "{alg:?}: full-object checksum = checksum of content");
+        assert_eq!(out.checksum_type(), Some(&ChecksumType::FullObject));
+        let head = client.head_object().bucket(B).key(&key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        assert_eq!(checksum_of!(head, alg), Some(want.clone()), "{alg:?}: HEAD");
+        assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
+        // GET validates the body against the full-object checksum in the SDK.
+        let got = client.get_object().bucket(B).key(&key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        assert_eq!(checksum_of!(got, alg), Some(want));
+        assert!(got.body.collect().await.unwrap().into_bytes().as_ref() == whole.as_slice());
+    }
+
+    // Algorithm / type combinations AWS refuses.
+    assert_sdk_err(
+        client
+            .create_multipart_upload()
+            .bucket(B)
+            .key("bad-combo")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_type(ChecksumType::FullObject)
+            .send()
+            .await,
+        400,
+        "InvalidRequest",
+    );
+    assert_sdk_err(
+        client
+            .create_multipart_upload()
+            .bucket(B)
+            .key("bad-combo")
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .checksum_type(ChecksumType::Composite)
+            .send()
+            .await,
+        400,
+        "InvalidRequest",
+    );
+    assert!(client.list_multipart_uploads().bucket(B).send().await.unwrap().uploads().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_wrong_checksum_is_bad_digest() {
+    let server = server_with_bucket().await;
+    let client = server.client();
+    let key = "badsum";
+    let created = client
+        .create_multipart_upload()
+        .bucket(B)
+        .key(key)
+        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+        .send()
+        .await
+        .unwrap();
+    let id = created.upload_id().unwrap().to_owned();
+    let data = pseudo_random_bytes(80, 10_000);
+    assert_sdk_err(
+        client
+            .upload_part()
+            .bucket(B)
+            .key(key)
+            .upload_id(&id)
+            .part_number(1)
+            .checksum_crc32_c(Alg::Crc32c.b64(b"other bytes"))
+            .body(data.clone().into())
+            .send()
+            .await,
+        400,
+        "BadDigest",
+    );
+    assert!(listed_part_numbers(&client, key, &id).await.is_empty(), "a part with a wrong checksum is not stored");
+
+    // The right value is accepted.
+    let out = client
+        .upload_part()
+        .bucket(B)
+        .key(key)
+        .upload_id(&id)
+        .part_number(1)
+        .checksum_crc32_c(Alg::Crc32c.b64(&data))
+        .body(data.clone().into())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    assert_eq!(out.checksum_crc32_c(), Some(Alg::Crc32c.b64(&data).as_str()));
+
+    // A wrong value over raw HTTP on part 2: refused; part 1 unaffected.
+    let r = server
+        .raw(
+            "PUT",
+            &format!("/{B}/{key}?partNumber=2&uploadId={id}"),
+            &[("x-amz-checksum-crc32c", &Alg::Crc32c.b64(b"nope"))],
+            &data,
+        )
+        .await;
+    r.assert_error(400, "BadDigest");
+    assert_eq!(listed_part_numbers(&client, key, &id).await, vec![1]);
+    client.abort_multipart_upload().bucket(B).key(key).upload_id(&id).send().await.unwrap();
+    assert_eq!(server.staged_uploads(B), Vec::<String>::new());
+    assert_eq!(private_files(&server.bucket_dir(B)), Vec::<String>::new(), "no temporary file left");
+}
