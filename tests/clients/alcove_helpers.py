@@ -477,3 +477,126 @@ def rmtree_quiet(p: Path):
 
 def now_utc() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------
+# multipart ETags and flexible checksums (the issue 3 suites)
+# --------------------------------------------------------------------------
+
+MiB = 1024 * 1024
+CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+
+
+def pattern_bytes(n: int, seed: int = 0) -> bytes:
+    """n deterministic pseudo-random bytes (fast: no two parts of an upload look alike)."""
+    import random
+    return random.Random(seed).randbytes(n)
+
+
+def multipart_etag(parts) -> str:
+    """AWS's multipart ETag: md5 of the concatenated binary part MD5s, then -N (quoted)."""
+    digests = b"".join(hashlib.md5(p).digest() for p in parts)
+    return f'"{hashlib.md5(digests).hexdigest()}-{len(parts)}"'
+
+
+def file_digests(path, part_size: int) -> dict:
+    """Reading a file once: its md5, its multipart ETag for `part_size` parts, its CRC32 and the
+    CRC32 of each part (base64, as S3 shows them)."""
+    whole, crc = hashlib.md5(), 0
+    digests, part_crcs = [], []
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(part_size)
+            if not chunk:
+                break
+            whole.update(chunk)
+            crc = zlib.crc32(chunk, crc)
+            digests.append(hashlib.md5(chunk).digest())
+            part_crcs.append(crc32b64(chunk))
+    return {
+        "md5": whole.hexdigest(),
+        "etag": f'"{hashlib.md5(b"".join(digests)).hexdigest()}-{len(digests)}"',
+        "crc32": base64.b64encode((crc & 0xFFFFFFFF).to_bytes(4, "big")).decode(),
+        "part_crc32s": part_crcs,
+    }
+
+
+def file_md5(path, bufsize: int = 8 * MiB) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(bufsize)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+def _reflected_table(poly: int, width: int) -> list[int]:
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ poly if c & 1 else c >> 1
+        table.append(c & ((1 << width) - 1))
+    return table
+
+
+_CRC32C_TABLE = _reflected_table(0x82F63B78, 32)
+_CRC64NVME_TABLE = _reflected_table(0x9A6C9329AC4BC9B5, 64)
+
+
+def crc32c_py(data: bytes) -> int:
+    """Pure-Python CRC-32C (Castagnoli), for small inputs: an implementation of our own."""
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC32C_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def crc64nvme_py(data: bytes) -> int:
+    """Pure-Python CRC-64/NVME, for small inputs."""
+    c = 0xFFFFFFFFFFFFFFFF
+    for b in data:
+        c = _CRC64NVME_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFFFFFFFFFF
+
+
+def checksum_raw(algorithm: str, data: bytes) -> bytes:
+    """The binary checksum S3 would compute: zlib/hashlib, and the AWS CRT (not the server's
+    Rust code) for CRC32C and CRC64NVME, which are too slow in pure Python for megabytes."""
+    algorithm = algorithm.upper()
+    if algorithm == "CRC32":
+        return (zlib.crc32(data) & 0xFFFFFFFF).to_bytes(4, "big")
+    if algorithm == "SHA1":
+        return hashlib.sha1(data).digest()
+    if algorithm == "SHA256":
+        return hashlib.sha256(data).digest()
+    if algorithm == "CRC32C":
+        if len(data) <= 65536:
+            return crc32c_py(data).to_bytes(4, "big")
+        from awscrt import checksums
+        return checksums.crc32c(data).to_bytes(4, "big")
+    if algorithm == "CRC64NVME":
+        if len(data) <= 65536:
+            return crc64nvme_py(data).to_bytes(8, "big")
+        from awscrt import checksums
+        return checksums.crc64nvme(data).to_bytes(8, "big")
+    raise ValueError(algorithm)
+
+
+def checksum_b64(algorithm: str, data: bytes) -> str:
+    return base64.b64encode(checksum_raw(algorithm, data)).decode()
+
+
+def composite_checksum(algorithm: str, part_checksums_b64) -> str:
+    """S3's COMPOSITE checksum: the checksum of the concatenated binary part checksums, -N."""
+    parts = list(part_checksums_b64)
+    raw = b"".join(base64.b64decode(c) for c in parts)
+    return f"{checksum_b64(algorithm, raw)}-{len(parts)}"
+
+
+def wrong_checksum_b64(algorithm: str, data: bytes) -> str:
+    """A well-formed checksum of the right length that does not match `data`."""
+    raw = bytearray(checksum_raw(algorithm, data))
+    raw[0] ^= 0xFF
+    return base64.b64encode(bytes(raw)).decode()

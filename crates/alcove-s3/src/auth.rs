@@ -58,6 +58,10 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifiedTrailer(pub ChecksumAlgorithm);
 
+/// Set on a request that carries no credentials (it runs as the anonymous user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anonymous;
+
 /// The user a request runs as, for the access log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestUser(pub String);

@@ -36,7 +36,8 @@ pub struct UploadInfo {
     #[serde(skip)]
     pub upload_id: String,
     pub key: String,
-    #[serde(with = "time::serde::timestamp")]
+    /// Nanoseconds, so uploads of one key list in the order they were started.
+    #[serde(with = "time::serde::timestamp::nanoseconds")]
     pub initiated: OffsetDateTime,
     /// Metadata the completed object will get (headers, user metadata, tags).
     pub meta: ObjectMeta,
@@ -64,6 +65,8 @@ pub struct CompletePart {
     pub number: u32,
     /// Hex MD5, unquoted.
     pub etag: String,
+    /// The part's checksum as the client names it, checked when given.
+    pub checksum: Option<String>,
 }
 
 /// Streams bytes of the completed object as they are assembled (for full-object checksums).
@@ -307,6 +310,12 @@ fn select_parts(uploaded: &[PartInfo], chosen: &[CompletePart]) -> UfsResult<Vec
                 want.number, want.etag
             ))
         })?;
+        if want.checksum.as_ref().is_some_and(|c| part.checksum.as_ref() != Some(c)) {
+            return Err(UfsError::InvalidPart(format!(
+                "the checksum given for part {} does not match the one it was uploaded with",
+                want.number
+            )));
+        }
         parts.push(part.clone());
     }
     if let Some(small) = parts.iter().rev().skip(1).find(|p| p.size < MIN_PART_SIZE) {
@@ -390,8 +399,10 @@ mod tests {
         let names = fs.list(ListQuery { max_keys: 100, ..Default::default() }).await.unwrap();
         assert!(names.items.is_empty(), "uploads are never listed");
 
-        let chosen =
-            vec![CompletePart { number: 1, etag: p1.etag.clone() }, CompletePart { number: 2, etag: p2.etag.clone() }];
+        let chosen = vec![
+            CompletePart { number: 1, etag: p1.etag.clone(), checksum: None },
+            CompletePart { number: 2, etag: p2.etag.clone(), checksum: None },
+        ];
         let info = fs.complete_upload(&key, &upload, chosen, None, None, |_| Ok(new_upload("").meta)).await.unwrap();
         let mut md5s = Md5::new();
         md5s.update(hex::decode(&p1.etag).unwrap());
@@ -414,7 +425,7 @@ mod tests {
         let upload = fs.create_upload(&key, new_upload("k")).await.unwrap();
         let p1 = fs.upload_part(&upload, 1, body(b"small".to_vec()), PutChecks::default(), || None).await.unwrap();
         let p2 = fs.upload_part(&upload, 2, body(b"last".to_vec()), PutChecks::default(), || None).await.unwrap();
-        let part = |n: u32, e: &str| CompletePart { number: n, etag: e.into() };
+        let part = |n: u32, e: &str| CompletePart { number: n, etag: e.into(), checksum: None };
         let complete = |chosen: Vec<CompletePart>| {
             let fs = fs.clone();
             let key = key.clone();

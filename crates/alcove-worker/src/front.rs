@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use alcove_s3::auth::{claimed_access_key, simple_prelayer};
+use alcove_s3::auth::{claimed_access_key, simple_prelayer, Anonymous};
 use alcove_s3::error::take_details;
 use alcove_s3::integrity::verify_whole_body;
 use alcove_s3::{decorate_error_body, AuthMode, AuthSettings, RequestUser};
@@ -58,6 +58,9 @@ impl S3Front {
         let close_on_error = announces_body(req.headers());
         let close_always = expects_continue_without_body(req.headers());
         let mut req = req.map(s3s::Body::from);
+        if matches!(claimed_access_key(&req), Ok(None)) {
+            req.extensions_mut().insert(Anonymous);
+        }
         let (user, result) = match self.authenticate(&mut req) {
             Ok(user) => (user.0.clone(), self.call(req, user).await),
             Err(e) => (String::from("-"), Err(e)),

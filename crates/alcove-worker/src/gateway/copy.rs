@@ -8,7 +8,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result, StdError};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::get::{invalid_range, Conditions};
+use super::get::Conditions;
 use super::object_meta::{report_checksum, write_headers, Body};
 use super::{etag, object_key, timestamp, ufs, Gateway};
 
@@ -77,7 +77,11 @@ impl Source {
         let first: u64 = first.parse().map_err(|_| bad())?;
         let last: u64 = last.parse().map_err(|_| bad())?;
         if first > last || last >= self.info.size {
-            return Err(invalid_range(self.info.size, Some(header.trim().to_owned())));
+            return Err(s3_error!(
+                InvalidArgument,
+                "Range specified is not valid for source object of size: {}",
+                self.info.size
+            ));
         }
         Ok(Some(first..last + 1))
     }

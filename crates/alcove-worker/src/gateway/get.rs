@@ -4,6 +4,7 @@
 use std::io::SeekFrom;
 use std::ops::Range as Span;
 
+use alcove_s3::auth::Anonymous;
 use alcove_s3::error::with_detail;
 use alcove_ufs::ObjectInfo;
 use s3s::dto::*;
@@ -143,7 +144,27 @@ macro_rules! fill_object_headers {
     }};
 }
 
+/// AWS refuses `response-*` overrides on anonymous reads.
+macro_rules! refuse_anonymous_overrides {
+    ($req:expr) => {{
+        let input = &$req.input;
+        let overriding = input.response_content_type.is_some()
+            || input.response_content_disposition.is_some()
+            || input.response_content_encoding.is_some()
+            || input.response_content_language.is_some()
+            || input.response_cache_control.is_some()
+            || input.response_expires.is_some();
+        if overriding && $req.extensions.get::<Anonymous>().is_some() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Request specific response headers cannot be used for anonymous GET requests."
+            ));
+        }
+    }};
+}
+
 pub async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    refuse_anonymous_overrides!(req);
     let input = &req.input;
     let key = object_key(&input.key)?;
     let bucket = gw.bucket(&input.bucket)?;
@@ -171,6 +192,7 @@ pub async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Resul
 }
 
 pub async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    refuse_anonymous_overrides!(req);
     let input = &req.input;
     let key = object_key(&input.key)?;
     let bucket = gw.bucket(&input.bucket)?;

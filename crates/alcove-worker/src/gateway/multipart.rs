@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use alcove_s3::checksum::ChecksumAlgorithm;
+use alcove_s3::urlencode;
 use alcove_ufs::multipart::{ContentTap, MAX_PART_NUMBER};
 use alcove_ufs::{CompletePart, PartInfo, PutChecks, StoredChecksum, UfsError, UploadInfo};
 use base64::Engine as _;
@@ -194,16 +195,25 @@ pub async fn complete_multipart_upload(
     if listed.is_empty() {
         return Err(s3_error!(MalformedXML, "You must specify at least one part."));
     }
+    let algorithm = upload_algorithm(&upload);
     let mut chosen = Vec::with_capacity(listed.len());
     for part in &listed {
         let (Some(number), Some(tag)) = (part.part_number, part.e_tag.as_ref()) else {
             return Err(s3_error!(MalformedXML, "Each part needs a PartNumber and an ETag."));
         };
-        chosen.push(CompletePart { number: part_number(number)?, etag: tag.value().to_owned() });
+        let checksum = algorithm
+            .and_then(|a| checksum_values!(part).into_iter().find(|(given, _)| *given == a).and_then(|(_, v)| v));
+        if checksum.is_none() && is_composite(&upload) {
+            let a = algorithm.map_or("", ChecksumAlgorithm::display_name);
+            return Err(s3_error!(
+                InvalidRequest,
+                "The upload was created using a {a} checksum. The complete request must include the checksum for each part. It was missing for part {number} in the request."
+            ));
+        }
+        chosen.push(CompletePart { number: part_number(number)?, etag: tag.value().to_owned(), checksum });
     }
     let precondition = write_precondition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let sent = checksum_values!(input).into_iter().find_map(|(a, v)| v.map(|v| (a, v)));
-    let algorithm = upload_algorithm(&upload);
     let composite_type = is_composite(&upload);
     let full_hasher = algorithm.filter(|_| !composite_type).map(|a| Arc::new(Mutex::new(a.hasher())));
     let tap: Option<ContentTap> = full_hasher
@@ -285,7 +295,7 @@ pub async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> S3Resul
         key: Some(input.key.clone()),
         upload_id: Some(upload.upload_id.clone()),
         part_number_marker: input.part_number_marker,
-        next_part_number_marker: truncated.then(|| after.last().map(|p| p.number as i32)).flatten(),
+        next_part_number_marker: truncated.then(|| after.last().map_or(marker, |p| p.number as i32)),
         max_parts: Some(max as i32),
         is_truncated: Some(truncated),
         parts: Some(parts),
@@ -304,6 +314,12 @@ pub async fn list_multipart_uploads(
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let input = &req.input;
     let store = gw.bucket(&input.bucket)?.store;
+    let url = match input.encoding_type.as_ref().map(EncodingType::as_str) {
+        None => false,
+        Some(EncodingType::URL) => true,
+        Some(_) => return Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request")),
+    };
+    let enc = |name: &str| if url { urlencode::encode(name) } else { name.to_owned() };
     let max = input.max_uploads.unwrap_or(DEFAULT_MAX).clamp(0, DEFAULT_MAX) as usize;
     let prefix = input.prefix.as_deref().unwrap_or_default();
     let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());
@@ -346,7 +362,7 @@ pub async fn list_multipart_uploads(
             None => {
                 last = Some((upload.key.clone(), Some(upload.upload_id.clone())));
                 uploads.push(MultipartUpload {
-                    key: Some(upload.key.clone()),
+                    key: Some(enc(&upload.key)),
                     upload_id: Some(upload.upload_id.clone()),
                     initiated: Some(timestamp(upload.initiated)),
                     initiator: Some(Initiator { display_name: Some("alcove".into()), id: Some("alcove".into()) }),
@@ -361,11 +377,12 @@ pub async fn list_multipart_uploads(
     let (next_key, next_id) = if truncated { last.map_or((None, None), |(k, id)| (Some(k), id)) } else { (None, None) };
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket.clone()),
-        prefix: input.prefix.clone(),
-        delimiter: input.delimiter.clone(),
-        key_marker: input.key_marker.clone(),
+        prefix: input.prefix.as_deref().map(enc),
+        delimiter: input.delimiter.as_deref().map(enc),
+        key_marker: input.key_marker.as_deref().map(enc),
         upload_id_marker: input.upload_id_marker.clone(),
-        next_key_marker: next_key,
+        next_key_marker: next_key.as_deref().map(enc),
+        encoding_type: url.then(|| EncodingType::from_static(EncodingType::URL)),
         next_upload_id_marker: next_id,
         max_uploads: Some(max as i32),
         is_truncated: Some(truncated),
