@@ -173,8 +173,12 @@ pub async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Resul
     conditions_of!(input).check(&info)?;
     let span = requested_span(input.range.as_ref(), input.part_number, &info)?;
     let (start, len) = span.as_ref().map_or((0, info.size), |r| (r.start, r.end - r.start));
-    let body = match opened.file {
-        Some(file) => {
+    let body = match (opened.small, opened.file) {
+        (Some(bytes), _) => {
+            let chunk = bytes.slice(start as usize..(start + len) as usize);
+            StreamingBlob::wrap(futures::stream::once(async move { Ok::<_, std::io::Error>(chunk) }))
+        }
+        (None, Some(file)) => {
             let mut file = tokio::fs::File::from_std(file);
             if start > 0 {
                 file.seek(SeekFrom::Start(start))
@@ -183,7 +187,7 @@ pub async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Resul
             }
             StreamingBlob::wrap(ReaderStream::with_capacity(file.take(len), READ_CHUNK))
         }
-        None => StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()),
+        (None, None) => StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()),
     };
     let mut output = GetObjectOutput { body: Some(body), ..Default::default() };
     fill_object_headers!(output, &info, &span, input.part_number, input.checksum_mode.as_ref());
