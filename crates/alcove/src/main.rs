@@ -139,25 +139,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if args.https_addr.is_some() {
         return Err("HTTPS is not available in this version; serve plain HTTP behind a TLS proxy".into());
     }
+    // Listen for signals before the worker reports ready, so an early one is a clean shutdown.
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+    let (terminate, interrupt) = (listen(SignalKind::terminate())?, listen(SignalKind::interrupt())?);
     let worker = Worker::start(config).await.map_err(|e| e.to_string())?;
-    wait_for_signal().await;
+    wait_for_signal(terminate, interrupt).await;
     tracing::info!("shutting down: finishing in-flight requests");
     worker.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+async fn wait_for_signal(mut terminate: tokio::signal::unix::Signal, mut interrupt: tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
     }
 }
 
