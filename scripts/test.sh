@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh machine: installs what the tests need (Debian packages,
 # a Python venv with pinned clients), checks format and lints, builds, then runs the unit
 # tests, the Rust integration tests (aws-sdk-s3 against real workers) and the client suites
-# (boto3, AWS CLI, minio, s3fs, pyarrow, s3torchconnectorclient, s3cmd, rclone).
+# (boto3, AWS CLI, minio, s3fs, pyarrow, s3torchconnectorclient, s3cmd, rclone), with a short
+# smoke run of the benchmark tool in between.
 #
 # Build output goes outside the clone (CARGO_TARGET_DIR, default /var/tmp/alcove-target) so
 # repeated runs are fast.
@@ -30,6 +31,9 @@ export ALCOVE_BIN="$CARGO_TARGET_DIR/debug/alcove"
 
 step "unit and Rust integration tests"
 cargo test --workspace --locked
+
+step "benchmark smoke run (bench/smoke.sh: zero errors, verified data; no timings asserted)"
+ALCOVE_BENCH_BIN="$CARGO_TARGET_DIR/debug/alcove-bench" bash bench/smoke.sh
 
 step "client suites (tests/clients)"
 "$ALCOVE_VENV/bin/python" -m pytest tests/clients -q
