@@ -4,6 +4,7 @@
 //! This crate knows nothing of HTTP or the S3 wire format: it takes validated keys and streams of
 //! bytes, and answers with [`UfsError`]s that the S3 layer maps to AWS error codes.
 
+mod dircache;
 mod error;
 pub mod key;
 pub mod list;

@@ -16,6 +16,7 @@ use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
 
+use crate::dircache;
 use crate::key::{ObjectKey, STATE_DIR};
 use crate::list::{Collector, Flow, ListPage, ListQuery};
 use crate::meta::{self, MetaStore, ObjectInfo, ObjectMeta, StoredMeta};
@@ -512,32 +513,14 @@ fn prune_empty_folders(root: &Path, dir: &Path) {
 
 /// Visits the directory `dir` (whose keys start with `key_prefix`) in key order.
 fn walk(store: &MetaStore<'_>, dir: &Path, key_prefix: String, collector: &mut Collector) -> io::Result<Flow> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
+    let children = match dircache::sorted_children(dir) {
+        Ok(c) => c,
         // Removed while we walked: nothing there any more.
         Err(e) if is_absent(&e) => return Ok(Flow::Continue),
         Err(e) => return Err(e),
     };
-    let mut children: Vec<(String, bool)> = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
-            tracing::debug!(dir = %dir.display(), "skipping a name that is not UTF-8");
-            continue;
-        };
-        if name == STATE_DIR || ObjectKey::parse(&name).is_err() {
-            continue;
-        }
-        let file_type = entry.file_type()?;
-        // Symlinks are not followed: they could lead outside the mount.
-        if file_type.is_dir() {
-            children.push((name + "/", true));
-        } else if file_type.is_file() {
-            children.push((name, false));
-        }
-    }
-    children.sort_unstable();
-    for (name, is_dir) in children {
+    for (name, is_dir) in children.iter() {
+        let (name, is_dir) = (name.as_str(), *is_dir);
         let key = format!("{key_prefix}{name}");
         let path = dir.join(name.trim_end_matches('/'));
         let flow = collector.offer(&key, || describe_entry(store, &path, is_dir));
