@@ -46,6 +46,30 @@ async fn part(client: &Client, key: &str, id: &str, n: i32, data: &[u8]) -> Stri
 }
 
 /// Part numbers listed by ListParts (all pages).
+/// Uploads part `n` with the SDK computing `alg`, and checks the checksum the server reports.
+async fn checksummed_part(
+    client: &Client,
+    key: &str,
+    id: &str,
+    n: i32,
+    data: &[u8],
+    alg: Alg,
+) -> alcove_tests::aws_sdk_s3::operation::upload_part::UploadPartOutput {
+    let out = client
+        .upload_part()
+        .bucket(B)
+        .key(key)
+        .upload_id(id)
+        .part_number(n)
+        .checksum_algorithm(alg.sdk())
+        .body(data.to_vec().into())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{alg:?} part {n}: {}", err_text(&e)));
+    assert_eq!(checksum_of!(out, alg), Some(alg.b64(data)), "{alg:?}: UploadPart checksum of part {n}");
+    out
+}
+
 async fn listed_part_numbers(client: &Client, key: &str, id: &str) -> Vec<i32> {
     let out = client
         .list_parts()
@@ -870,18 +894,7 @@ async fn composite_checksums() {
         let id = created.upload_id().unwrap().to_owned();
         let mut completed = Vec::new();
         for (n, data) in [(1, &big), (2, &tail)] {
-            let out = client
-                .upload_part()
-                .bucket(B)
-                .key(&key)
-                .upload_id(&id)
-                .part_number(n)
-                .checksum_algorithm(alg.sdk())
-                .body(data.clone().into())
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{alg:?} part {n}: {}", err_text(&e)));
-            assert_eq!(checksum_of!(out, alg), Some(alg.b64(data)), "{alg:?}: UploadPart checksum of part {n}");
+            let out = checksummed_part(&client, &key, &id, n, data, alg).await;
             let cp = CompletedPart::builder().part_number(n).e_tag(out.e_tag().unwrap());
             let cp = match alg {
                 Alg::Crc32 => cp.checksum_crc32(alg.b64(data)),
@@ -949,18 +962,7 @@ async fn full_object_checksums() {
         let id = created.upload_id().unwrap().to_owned();
         let mut done = Vec::new();
         for (n, data) in [(1, &big), (2, &tail)] {
-            let out = client
-                .upload_part()
-                .bucket(B)
-                .key(&key)
-                .upload_id(&id)
-                .part_number(n)
-                .checksum_algorithm(alg.sdk())
-                .body(data.clone().into())
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{alg:?} part {n}: {}", err_text(&e)));
-            assert_eq!(checksum_of!(out, alg), Some(alg.b64(data)), "{alg:?}: part {n} checksum");
+            let out = checksummed_part(&client, &key, &id, n, data, alg).await;
             done.push((n, out.e_tag().unwrap().to_owned()));
         }
         let mut complete = client
