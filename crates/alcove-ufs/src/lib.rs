@@ -12,6 +12,7 @@ pub mod local;
 pub mod meta;
 pub mod mount;
 pub mod multipart;
+mod nowait;
 
 pub use error::{UfsError, UfsResult};
 pub use key::ObjectKey;

@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
-use tokio::io::AsyncWriteExt;
 
 use crate::dircache;
 use crate::key::{ObjectKey, STATE_DIR};
 use crate::list::{Collector, Flow, ListPage, ListQuery};
 use crate::meta::{self, MetaStore, ObjectInfo, ObjectMeta, StoredMeta};
+use crate::nowait;
 use crate::{UfsError, UfsResult};
 
 const TMP_DIR: &str = "tmp";
@@ -126,6 +126,9 @@ impl LocalFs {
     pub async fn open(&self, key: &ObjectKey) -> UfsResult<OpenObject> {
         let path = self.path_of(key);
         let folder = key.is_folder();
+        if let Some(hot) = open_hot(&path, folder) {
+            return Ok(hot);
+        }
         let root = self.root.clone();
         blocking(move || {
             let mut opened = open_blocking(&root, &path, folder)?;
@@ -141,6 +144,9 @@ impl LocalFs {
     pub async fn stat(&self, key: &ObjectKey) -> UfsResult<ObjectInfo> {
         let path = self.path_of(key);
         let folder = key.is_folder();
+        if let Some(hot) = describe_hot(&path, folder) {
+            return Ok(hot.0);
+        }
         let root = self.root.clone();
         blocking(move || Ok(open_blocking(&root, &path, folder)?.info)).await
     }
@@ -358,6 +364,26 @@ fn open_blocking(root: &Path, path: &Path, folder: bool) -> UfsResult<OpenObject
     }
 }
 
+/// A regular object file whose lookup and inline metadata record are all in memory, opened and
+/// described without waiting for the disk; `None` sends the caller to the blocking pool (which
+/// also produces the errors: absent keys, folders, foreign or changed files).
+fn describe_hot(path: &Path, folder: bool) -> Option<(ObjectInfo, File)> {
+    if folder {
+        return None;
+    }
+    let file = nowait::open_cached(path)?;
+    let md = file.metadata().ok().filter(Metadata::is_file)?;
+    Some((MetaStore::describe_open_file(&file, &md)?, file))
+}
+
+/// [`describe_hot`], plus the whole content of a small object if it is in the page cache (a
+/// larger or uncached one streams from the file).
+fn open_hot(path: &Path, folder: bool) -> Option<OpenObject> {
+    let (info, file) = describe_hot(path, folder)?;
+    let small = (info.size <= SMALL_OBJECT).then(|| nowait::read_cached(&file, info.size)).flatten();
+    Some(OpenObject { info, file: Some(file), small })
+}
+
 /// Reads `len` bytes from the start of `file` (positional: the handle's offset is untouched).
 fn read_whole(file: &File, len: u64) -> io::Result<Bytes> {
     use std::os::unix::fs::FileExt as _;
@@ -419,8 +445,9 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let file = tokio::fs::File::create(temp).await.map_err(|e| UfsError::io("creating the temp file", e))?;
-    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    let temp = temp.to_owned();
+    let file = blocking(move || File::create(&temp).map_err(|e| UfsError::io("creating the temp file", e))).await?;
+    let mut out = BatchWriter { file: Some(file), batch: Vec::new(), batched: 0 };
     let mut md5 = Md5::new();
     let mut size = 0u64;
     while let Some(chunk) = body.next().await {
@@ -430,7 +457,7 @@ where
             return Err(UfsError::BodyTooLong { expected });
         }
         md5.update(&chunk);
-        out.write_all(&chunk).await.map_err(|e| UfsError::io("writing the temp file", e))?;
+        out.push(chunk).await?;
     }
     if let Some(expected) = checks.expected_len.filter(|&n| size < n) {
         return Err(UfsError::IncompleteBody { expected, got: size });
@@ -439,9 +466,72 @@ where
     if checks.content_md5.is_some_and(|want| want != digest) {
         return Err(UfsError::BadDigest);
     }
-    out.flush().await.map_err(|e| UfsError::io("writing the temp file", e))?;
-    out.get_ref().sync_all().await.map_err(|e| UfsError::io("fsync of the temp file", e))?;
+    out.finish().await?;
     Ok((digest, size))
+}
+
+/// Bytes gathered before a write: one trip to the blocking pool and one vectored write each.
+const WRITE_BATCH_BYTES: usize = 1 << 20;
+/// Chunks gathered before a write (below the kernel's IOV_MAX of 1024 buffers per call).
+const WRITE_BATCH_CHUNKS: usize = 512;
+
+/// Writes received chunks to a file in batches, without copying them: the chunks are handed to
+/// the kernel as they came off the socket.
+struct BatchWriter {
+    /// `None` only while a batch is being written on the blocking pool.
+    file: Option<File>,
+    batch: Vec<Bytes>,
+    batched: usize,
+}
+
+impl BatchWriter {
+    async fn push(&mut self, chunk: Bytes) -> UfsResult<()> {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= WRITE_BATCH_BYTES || self.batch.len() >= WRITE_BATCH_CHUNKS {
+            self.write_batch(false).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left and fsyncs, in one trip.
+    async fn finish(mut self) -> UfsResult<()> {
+        self.write_batch(true).await
+    }
+
+    async fn write_batch(&mut self, sync: bool) -> UfsResult<()> {
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| UfsError::io("writing the temp file", io::Error::other("a previous write failed")))?;
+        let file = blocking(move || {
+            write_all_vectored(&mut file, &batch).map_err(|e| UfsError::io("writing the temp file", e))?;
+            if sync {
+                file.sync_all().map_err(|e| UfsError::io("fsync of the temp file", e))?;
+            }
+            Ok(file)
+        })
+        .await?;
+        self.file = Some(file);
+        Ok(())
+    }
+}
+
+fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
+    use std::io::{IoSlice, Write as _};
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().filter(|c| !c.is_empty()).map(|c| IoSlice::new(c)).collect();
+    let mut remaining = &mut slices[..];
+    while !remaining.is_empty() {
+        match file.write_vectored(remaining) {
+            Ok(0) => return Err(io::Error::from(ErrorKind::WriteZero)),
+            Ok(n) => IoSlice::advance_slices(&mut remaining, n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Makes the fsynced temp file visible as `target`, atomically.

@@ -24,6 +24,7 @@ use crate::key::STATE_DIR;
 
 /// Extended attribute holding [`StoredMeta`] (or a pointer to it) on an object or explicit folder.
 pub const META_XATTR: &str = "user.alcove.meta";
+const META_XATTR_C: &std::ffi::CStr = c"user.alcove.meta";
 
 /// ETag of empty content (the MD5 of nothing), used for folder objects.
 pub const EMPTY_ETAG: &str = "d41d8cd98f00b204e9800998ecf8427e";
@@ -159,6 +160,22 @@ impl<'a> MetaStore<'a> {
     /// Describes the regular file at `path`. Metadata written by Alcove is used while it still
     /// matches the file; otherwise (a file put there by another tool, or changed by one) the MD5
     /// is computed from the content and remembered for next time. Blocking.
+    /// Describes an open object file from its inline record alone, or `None` when that takes more
+    /// (no record or a stale one: the ETag must be recomputed; a record spilled to a blob file).
+    /// Never reads file data, so it can run on an async thread.
+    pub fn describe_open_file(file: &File, md: &Metadata) -> Option<ObjectInfo> {
+        // Records that fit in an ext4 inode's xattr space are well under this.
+        let mut buf = [0u8; 4096];
+        let raw = crate::nowait::read_xattr(file, META_XATTR_C, &mut buf)?;
+        let stored: StoredMeta = serde_json::from_slice(raw).ok()?;
+        (stored.size == md.len() && stored.mtime_ns == mtime_ns(md)).then(|| ObjectInfo {
+            size: md.len(),
+            last_modified: last_modified(md),
+            etag: stored.etag,
+            meta: stored.meta,
+        })
+    }
+
     pub fn describe_file(&self, path: &Path, md: &Metadata) -> io::Result<ObjectInfo> {
         let mtime = mtime_ns(md);
         let stored = match self.read(path) {

@@ -141,8 +141,12 @@ async fn read_limited(mut body: s3s::Body, limit: usize) -> Result<Bytes, String
 }
 
 /// A random id, shaped like AWS's (16 uppercase hex characters).
+/// 16 upper-case hex digits, as AWS's: a random start (so ids differ across restarts) plus a
+/// counter. A counter rather than a random number per request: getrandom was a syscall per request.
 fn new_request_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..16].to_ascii_uppercase()
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU64> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| std::sync::atomic::AtomicU64::new(uuid::Uuid::new_v4().as_u64_pair().0));
+    format!("{:016X}", next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 fn content_length(headers: &http::HeaderMap) -> u64 {
@@ -309,5 +313,6 @@ mod tests {
         let id = new_request_id();
         assert_eq!(id.len(), 16);
         assert!(id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
+        assert_ne!(new_request_id(), new_request_id());
     }
 }
