@@ -46,12 +46,34 @@ pub fn s3_error_from(e: UfsError) -> S3Error {
         e @ UfsError::BodyTooLong { .. } => (C::InvalidRequest, e.to_string()),
         UfsError::Body(inner) => return body_error(BodyError::from_transport(inner)),
         UfsError::Unsupported(m) => (C::NotImplemented, m),
+        UfsError::Unavailable { mount, retry_after } => {
+            let message = format!("The under-storage of {mount} did not answer in time or could not be reached; please retry.");
+            return retry_later(S3ErrorCode::ServiceUnavailable, message, retry_after.as_secs().max(1));
+        }
+        UfsError::SlowDown { mount } => {
+            let message = format!("The under-storage of {mount} is throttling requests; please reduce your request rate.");
+            return retry_later(S3ErrorCode::SlowDown, message, 1);
+        }
+        UfsError::RemoteDenied { mount } => (
+            C::AccessDenied,
+            format!("The under-storage of {mount} refused the worker's credentials for it; the worker log says more."),
+        ),
         e @ UfsError::Io { .. } => {
             tracing::error!(error = %e, "storage failure");
             (C::InternalError, "We encountered an internal error; the worker log has the details.".into())
         }
     };
     S3Error::with_message(code, message)
+}
+
+/// A 503 with a `Retry-After` hint: the client may send the same request again.
+fn retry_later(code: S3ErrorCode, message: String, seconds: u64) -> S3Error {
+    let mut e = S3Error::with_message(code, message);
+    e.set_status_code(http::StatusCode::SERVICE_UNAVAILABLE);
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    e.set_headers(headers);
+    e
 }
 
 /// Maps a body that could not be accepted.

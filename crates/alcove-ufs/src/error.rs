@@ -46,6 +46,15 @@ pub enum UfsError {
     InvalidRequest(String),
     #[error("{0}")]
     Unsupported(String),
+    /// A remote store did not answer in time or could not be reached.
+    #[error("the under-storage of {mount} is unavailable")]
+    Unavailable { mount: String, retry_after: std::time::Duration },
+    /// A remote store asked us to slow down.
+    #[error("the under-storage of {mount} is throttling requests")]
+    SlowDown { mount: String },
+    /// A remote store refused the mount's credentials.
+    #[error("the under-storage of {mount} refused the mount's credentials")]
+    RemoteDenied { mount: String },
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -13,11 +13,17 @@ pub mod meta;
 pub mod mount;
 pub mod multipart;
 mod nowait;
+pub mod remote;
+pub mod store;
+pub mod uri;
 
 pub use error::{UfsError, UfsResult};
 pub use key::ObjectKey;
 pub use list::{ListItem, ListPage, ListQuery};
-pub use local::{LocalFs, OpenObject, Precondition, PutChecks};
+pub use local::{ByteStream, LocalFs, OpenObject, Precondition, PutChecks};
 pub use meta::{ObjectInfo, ObjectMeta, StoredChecksum};
 pub use mount::{Bucket, BucketInfo, MountEntry, MountTable};
 pub use multipart::{CompletePart, PartInfo, UploadInfo};
+pub use remote::{RemoteFs, RemoteTuning};
+pub use store::Store;
+pub use uri::UfsUri;

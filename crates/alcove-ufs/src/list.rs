@@ -66,7 +66,11 @@ impl Collector {
         Self { query, resumed_prefix, last_prefix: None, page: ListPage::default() }
     }
 
-    /// The common prefix `key` rolls up into, if any.
+    /// The common prefix `key` rolls up into under this query's delimiter, if any.
+    pub fn common_prefix_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+        rolled_up(&self.query, key)
+    }
+
     fn rolled_up<'k>(&self, key: &'k str) -> Option<&'k str> {
         rolled_up(&self.query, key)
     }

@@ -9,17 +9,21 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, Metadata};
 use std::io::{self, ErrorKind};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
+use tokio_util::io::ReaderStream;
 
 use crate::dircache;
 use crate::key::{ObjectKey, STATE_DIR};
 use crate::list::{Collector, Flow, ListPage, ListQuery};
 use crate::meta::{self, MetaStore, ObjectInfo, ObjectMeta, StoredMeta};
 use crate::nowait;
+use crate::remote::RemoteFs;
 use crate::{UfsError, UfsResult};
 
 const TMP_DIR: &str = "tmp";
@@ -63,10 +67,52 @@ pub(crate) fn lock_key(path: &Path) -> std::sync::MutexGuard<'static, ()> {
 pub struct OpenObject {
     pub info: ObjectInfo,
     /// `None` for folder objects, which have no bytes.
-    pub file: Option<File>,
-    /// The whole content of a small object, read in the same trip to the blocking pool as the
-    /// open, so a small GET costs one thread hop instead of three.
-    pub small: Option<Bytes>,
+    pub(crate) file: Option<File>,
+    /// The whole content of a small object, read in the same trip as the open, so a small GET
+    /// costs no further file-system call.
+    pub(crate) small: Option<Bytes>,
+    /// A remote object's bytes: fetched when the body is read.
+    pub(crate) remote: Option<(RemoteFs, String)>,
+}
+
+/// A streamed object body.
+pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
+
+/// Read size for streamed local bodies: large enough to keep syscalls rare, small enough to
+/// bound memory.
+const READ_CHUNK: usize = 256 * 1024;
+
+impl OpenObject {
+    fn local(info: ObjectInfo, file: Option<File>) -> Self {
+        Self { info, file, small: None, remote: None }
+    }
+
+    pub(crate) fn remote(info: ObjectInfo, remote: Option<(RemoteFs, String)>) -> Self {
+        Self { info, file: None, small: None, remote }
+    }
+
+    /// The bytes of `span` (everything when `None`; it must lie inside the object).
+    pub async fn into_stream(self, span: Option<Range<u64>>) -> UfsResult<ByteStream> {
+        let span = span.unwrap_or(0..self.info.size);
+        if span.is_empty() {
+            return Ok(futures::stream::empty().boxed());
+        }
+        if let Some(bytes) = self.small {
+            let chunk = bytes.slice(span.start as usize..span.end as usize);
+            return Ok(futures::stream::once(async move { Ok(chunk) }).boxed());
+        }
+        if let Some((remote, path)) = self.remote {
+            return remote.read(&path, &self.info.etag, span).await;
+        }
+        let Some(file) = self.file else { return Ok(futures::stream::empty().boxed()) };
+        let mut file = tokio::fs::File::from_std(file);
+        if span.start > 0 {
+            use tokio::io::AsyncSeekExt as _;
+            file.seek(io::SeekFrom::Start(span.start)).await.map_err(|e| UfsError::io("seeking in the object", e))?;
+        }
+        use tokio::io::AsyncReadExt as _;
+        Ok(ReaderStream::with_capacity(file.take(span.end - span.start), READ_CHUNK).boxed())
+    }
 }
 
 /// Objects up to this size are read whole when opened for reading.
@@ -241,14 +287,7 @@ impl LocalFs {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
         M: FnOnce() -> ObjectMeta + Send + 'static,
     {
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| UfsError::Body(e.into()))?;
-            if !chunk.is_empty() {
-                return Err(UfsError::InvalidRequest(
-                    "a key ending in '/' is a folder on this mount and cannot hold data; send an empty body".into(),
-                ));
-            }
-        }
+        drain_empty_body(&mut body).await?;
         let path = self.path_of(key);
         let root = self.root.clone();
         let display = key_display(key);
@@ -355,10 +394,10 @@ fn open_blocking(root: &Path, path: &Path, folder: bool) -> UfsResult<OpenObject
     let md = file.metadata().map_err(|e| UfsError::io("stat", e))?;
     let store = MetaStore::new(root);
     match (md.is_dir(), folder) {
-        (true, true) => Ok(OpenObject { info: store.describe_folder(path, &md), file: None, small: None }),
+        (true, true) => Ok(OpenObject::local(store.describe_folder(path, &md), None)),
         (false, false) if md.is_file() => {
             let info = store.describe_file(path, &md).map_err(|e| UfsError::io("reading object metadata", e))?;
-            Ok(OpenObject { info, file: Some(file), small: None })
+            Ok(OpenObject::local(info, Some(file)))
         }
         _ => Err(UfsError::NoSuchKey),
     }
@@ -381,7 +420,7 @@ fn describe_hot(path: &Path, folder: bool) -> Option<(ObjectInfo, File)> {
 fn open_hot(path: &Path, folder: bool) -> Option<OpenObject> {
     let (info, file) = describe_hot(path, folder)?;
     let small = (info.size <= SMALL_OBJECT).then(|| nowait::read_cached(&file, info.size)).flatten();
-    Some(OpenObject { info, file: Some(file), small })
+    Some(OpenObject { small, ..OpenObject::local(info, Some(file)) })
 }
 
 /// Reads `len` bytes from the start of `file` (positional: the handle's offset is untouched).
@@ -448,26 +487,66 @@ where
     let temp = temp.to_owned();
     let file = blocking(move || File::create(&temp).map_err(|e| UfsError::io("creating the temp file", e))).await?;
     let mut out = BatchWriter { file: Some(file), batch: Vec::new(), batched: 0 };
-    let mut md5 = Md5::new();
-    let mut size = 0u64;
+    let mut check = BodyCheck::new(checks);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| UfsError::Body(e.into()))?;
-        size += chunk.len() as u64;
-        if let Some(expected) = checks.expected_len.filter(|&n| size > n) {
-            return Err(UfsError::BodyTooLong { expected });
-        }
-        md5.update(&chunk);
+        check.feed(&chunk)?;
         out.push(chunk).await?;
     }
-    if let Some(expected) = checks.expected_len.filter(|&n| size < n) {
-        return Err(UfsError::IncompleteBody { expected, got: size });
-    }
-    let digest: [u8; 16] = md5.finalize().into();
-    if checks.content_md5.is_some_and(|want| want != digest) {
-        return Err(UfsError::BadDigest);
-    }
+    let (digest, size) = check.finish()?;
     out.finish().await?;
     Ok((digest, size))
+}
+
+/// The checks every backend makes on a received body: its announced length and its MD5.
+pub(crate) struct BodyCheck<'a> {
+    checks: &'a PutChecks,
+    md5: Md5,
+    size: u64,
+}
+
+impl<'a> BodyCheck<'a> {
+    pub(crate) fn new(checks: &'a PutChecks) -> Self {
+        Self { checks, md5: Md5::new(), size: 0 }
+    }
+
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> UfsResult<()> {
+        self.size += chunk.len() as u64;
+        if let Some(expected) = self.checks.expected_len.filter(|&n| self.size > n) {
+            return Err(UfsError::BodyTooLong { expected });
+        }
+        self.md5.update(chunk);
+        Ok(())
+    }
+
+    /// The MD5 and size of a complete body, or why it is not acceptable.
+    pub(crate) fn finish(self) -> UfsResult<([u8; 16], u64)> {
+        if let Some(expected) = self.checks.expected_len.filter(|&n| self.size < n) {
+            return Err(UfsError::IncompleteBody { expected, got: self.size });
+        }
+        let digest: [u8; 16] = self.md5.finalize().into();
+        if self.checks.content_md5.is_some_and(|want| want != digest) {
+            return Err(UfsError::BadDigest);
+        }
+        Ok((digest, self.size))
+    }
+}
+
+/// A folder object holds no bytes: reads the body and refuses a non-empty one.
+pub(crate) async fn drain_empty_body<S, E>(body: &mut S) -> UfsResult<()>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| UfsError::Body(e.into()))?;
+        if !chunk.is_empty() {
+            return Err(UfsError::InvalidRequest(
+                "a key ending in '/' is a folder on this mount and cannot hold data; send an empty body".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Bytes gathered before a write: one trip to the blocking pool and one vectored write each.

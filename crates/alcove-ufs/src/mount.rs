@@ -4,6 +4,9 @@
 //! run time and persisted in the root's state folder), and the embedded default — every top-level
 //! folder of the local root is a bucket, and CreateBucket makes one. An explicit mount wins over a
 //! root folder of the same name.
+//!
+//! A mount's backend is built once, when the mount is added or the table opened (so a remote
+//! mount's client and connection pool are shared by all its requests).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,9 +20,14 @@ use time::OffsetDateTime;
 use crate::key::STATE_DIR;
 use crate::local::LocalFs;
 use crate::meta;
+use crate::remote::{RemoteFs, RemoteTuning};
+use crate::store::Store;
+use crate::uri::{redact, UfsUri};
 use crate::{UfsError, UfsResult};
 
 const MOUNTS_FILE: &str = "mounts.json";
+/// Under the root's state folder: per remote mount, its staged uploads and bucket tags.
+const REMOTE_STAGING_DIR: &str = "remote";
 
 /// One explicit mount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,76 +54,89 @@ pub struct BucketInfo {
 #[derive(Debug, Clone)]
 pub struct Bucket {
     pub name: String,
-    pub store: LocalFs,
+    pub store: Store,
     pub is_mount: bool,
 }
 
-/// A parsed UFS URI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UfsUri {
-    Local(PathBuf),
-}
-
-impl UfsUri {
-    pub fn parse(uri: &str) -> UfsResult<Self> {
-        if let Some(path) = uri.strip_prefix("file://") {
-            if !path.starts_with('/') {
-                return Err(UfsError::InvalidRequest(format!(
-                    "UFS URI '{uri}' must name an absolute path (file:///dir)"
-                )));
-            }
-            return Ok(Self::Local(PathBuf::from(path)));
-        }
-        let scheme = uri.split_once("://").map_or(uri, |(s, _)| s);
-        Err(UfsError::Unsupported(format!(
-            "UFS scheme '{scheme}' is not supported by this build; use file:///absolute/dir"
-        )))
-    }
+/// An explicit mount with its backend.
+#[derive(Debug)]
+struct Mounted {
+    entry: MountEntry,
+    store: Store,
 }
 
 /// The mount table and the embedded local root.
 #[derive(Debug)]
 pub struct MountTable {
     root: PathBuf,
-    mounts: RwLock<BTreeMap<String, MountEntry>>,
+    tuning: RemoteTuning,
+    mounts: RwLock<BTreeMap<String, Mounted>>,
 }
 
 impl MountTable {
     /// Opens the table for the local `root` (created if missing), merging persisted mounts with
     /// those from the config file.
-    pub fn open(root: &Path, config_mounts: Vec<MountEntry>) -> UfsResult<Self> {
+    pub fn open(root: &Path, config_mounts: Vec<MountEntry>, tuning: RemoteTuning) -> UfsResult<Self> {
         fs::create_dir_all(root.join(STATE_DIR))
             .map_err(|e| UfsError::io(format!("creating the local root {}", root.display()), e))?;
         let root = root.canonicalize().map_err(|e| UfsError::io("resolving the local root", e))?;
+        let table = Self { root, tuning, mounts: RwLock::new(BTreeMap::new()) };
         let mut mounts = BTreeMap::new();
-        for entry in read_persisted(&root)? {
-            mounts.insert(bucket_of(&entry.path)?.to_owned(), entry);
+        for entry in read_persisted(&table.root)? {
+            let name = bucket_of(&entry.path)?.to_owned();
+            let store = table.backend(&entry)?;
+            mounts.insert(name, Mounted { entry, store });
         }
         for mut entry in config_mounts {
             entry.from_config = true;
-            validate(&entry)?;
-            mounts.insert(bucket_of(&entry.path)?.to_owned(), entry);
+            let name = bucket_of(&entry.path)?.to_owned();
+            let store = table.backend(&entry)?;
+            mounts.insert(name, Mounted { entry, store });
         }
-        Ok(Self { root, mounts: RwLock::new(mounts) })
+        *table.write() = mounts;
+        Ok(table)
+    }
+
+    /// Checks a mount entry and builds its backend (no request is sent to a remote).
+    fn backend(&self, entry: &MountEntry) -> UfsResult<Store> {
+        let name = bucket_of(&entry.path)?;
+        match UfsUri::parse(&entry.ufs, &entry.options)? {
+            UfsUri::Local(dir) => {
+                if !dir.is_dir() {
+                    return Err(UfsError::InvalidRequest(format!(
+                        "the UFS directory {} does not exist or is not a directory",
+                        dir.display()
+                    )));
+                }
+                Ok(Store::Local(LocalFs::new(dir)))
+            }
+            UfsUri::Remote(spec) => {
+                let staging = self.root.join(STATE_DIR).join(REMOTE_STAGING_DIR).join(name);
+                fs::create_dir_all(&staging).map_err(|e| UfsError::io("creating the mount's staging folder", e))?;
+                let remote = RemoteFs::new(&entry.path, &spec, self.tuning.clone(), LocalFs::new(staging))?;
+                Ok(Store::Remote(remote))
+            }
+        }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// The mounts, with secret option values redacted.
     pub fn list(&self) -> Vec<MountEntry> {
-        self.read().values().cloned().collect()
+        self.read().values().map(|m| MountEntry { options: redact(&m.entry.options), ..m.entry.clone() }).collect()
     }
 
     /// Adds a mount and persists it.
     pub fn add(&self, entry: MountEntry) -> UfsResult<()> {
-        validate(&entry)?;
         let name = bucket_of(&entry.path)?.to_owned();
+        let store = self.backend(&entry)?;
         let mut mounts = self.write();
         if mounts.contains_key(&name) {
             return Err(UfsError::BucketExists(name));
         }
-        mounts.insert(name, entry);
+        mounts.insert(name, Mounted { entry, store });
         self.persist(&mounts)
     }
 
@@ -125,7 +146,7 @@ impl MountTable {
         let mut mounts = self.write();
         match mounts.get(&name) {
             None => Err(UfsError::NoSuchBucket(name)),
-            Some(e) if e.from_config => Err(UfsError::InvalidRequest(format!(
+            Some(m) if m.entry.from_config => Err(UfsError::InvalidRequest(format!(
                 "the mount {path} is defined in the config file; remove it there"
             ))),
             Some(_) => {
@@ -137,13 +158,12 @@ impl MountTable {
 
     /// Finds the bucket's backend, or `NoSuchBucket`.
     pub fn resolve(&self, bucket: &str) -> UfsResult<Bucket> {
-        if let Some(entry) = self.read().get(bucket) {
-            let UfsUri::Local(dir) = UfsUri::parse(&entry.ufs)?;
-            return Ok(Bucket { name: bucket.to_owned(), store: LocalFs::new(dir), is_mount: true });
+        if let Some(mounted) = self.read().get(bucket) {
+            return Ok(Bucket { name: bucket.to_owned(), store: mounted.store.clone(), is_mount: true });
         }
         let dir = self.root_bucket_dir(bucket)?;
         if dir.is_dir() {
-            return Ok(Bucket { name: bucket.to_owned(), store: LocalFs::new(dir), is_mount: false });
+            return Ok(Bucket { name: bucket.to_owned(), store: Store::Local(LocalFs::new(dir)), is_mount: false });
         }
         Err(UfsError::NoSuchBucket(bucket.to_owned()))
     }
@@ -159,11 +179,12 @@ impl MountTable {
                 found.insert(name, meta::last_modified(&md));
             }
         }
-        for (name, entry) in self.read().iter() {
-            let created = UfsUri::parse(&entry.ufs)
-                .ok()
-                .and_then(|UfsUri::Local(dir)| fs::metadata(dir).ok())
-                .map_or(OffsetDateTime::UNIX_EPOCH, |md| meta::last_modified(&md));
+        for (name, mounted) in self.read().iter() {
+            let dir = match &mounted.store {
+                Store::Local(fs) => fs.root(),
+                Store::Remote(remote) => remote.staging().root(),
+            };
+            let created = fs::metadata(dir).map_or(OffsetDateTime::UNIX_EPOCH, |md| meta::last_modified(&md));
             found.insert(name.clone(), created);
         }
         Ok(found.into_iter().map(|(name, created)| BucketInfo { name, created }).collect())
@@ -190,8 +211,11 @@ impl MountTable {
                 "the bucket {bucket} is a mount; remove it with `alcove mount remove --path /{bucket}`"
             )));
         }
-        let dir = resolved.store.root().to_path_buf();
-        if !resolved.store.is_empty().map_err(|e| UfsError::io("reading the bucket folder", e))? {
+        let Store::Local(store) = resolved.store else {
+            return Err(UfsError::NoSuchBucket(bucket.to_owned()));
+        };
+        let dir = store.root().to_path_buf();
+        if !store.is_empty().map_err(|e| UfsError::io("reading the bucket folder", e))? {
             return Err(UfsError::BucketNotEmpty(bucket.to_owned()));
         }
         let _ = fs::remove_dir_all(dir.join(STATE_DIR));
@@ -209,7 +233,10 @@ impl MountTable {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|b| self.resolve(&b.name).ok())
-            .map(|b| b.store)
+            .map(|b| match b.store {
+                Store::Local(fs) => fs,
+                Store::Remote(remote) => remote.staging().clone(),
+            })
             .collect()
     }
 
@@ -218,8 +245,8 @@ impl MountTable {
         Ok(self.root.join(bucket))
     }
 
-    fn persist(&self, mounts: &BTreeMap<String, MountEntry>) -> UfsResult<()> {
-        let persisted: Vec<&MountEntry> = mounts.values().filter(|e| !e.from_config).collect();
+    fn persist(&self, mounts: &BTreeMap<String, Mounted>) -> UfsResult<()> {
+        let persisted: Vec<&MountEntry> = mounts.values().map(|m| &m.entry).filter(|e| !e.from_config).collect();
         let raw = serde_json::to_vec_pretty(&persisted).map_err(|e| UfsError::io("encoding mounts", e.into()))?;
         let dir = self.root.join(STATE_DIR);
         let temp = dir.join(format!("{MOUNTS_FILE}.tmp"));
@@ -229,11 +256,11 @@ impl MountTable {
             .map_err(|e| UfsError::io("saving the mount table", e))
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, MountEntry>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Mounted>> {
         self.mounts.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, MountEntry>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Mounted>> {
         self.mounts.write().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -244,18 +271,6 @@ fn read_persisted(root: &Path) -> UfsResult<Vec<MountEntry>> {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(UfsError::io("reading the mount table", e)),
     }
-}
-
-fn validate(entry: &MountEntry) -> UfsResult<()> {
-    bucket_of(&entry.path)?;
-    let UfsUri::Local(dir) = UfsUri::parse(&entry.ufs)?;
-    if !dir.is_dir() {
-        return Err(UfsError::InvalidRequest(format!(
-            "the UFS directory {} does not exist or is not a directory",
-            dir.display()
-        )));
-    }
-    Ok(())
 }
 
 /// `/name` → `name`; only top-level mounts are buckets and `/` is not one.
@@ -324,7 +339,7 @@ mod tests {
     fn mounts_persist_and_root_folders_are_buckets() {
         let root = tempfile::tempdir().unwrap();
         let ufs = tempfile::tempdir().unwrap();
-        let table = MountTable::open(root.path(), vec![]).unwrap();
+        let table = MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap();
         table.create_bucket("local").unwrap();
         assert!(matches!(table.create_bucket("local"), Err(UfsError::BucketExists(_))));
         let uri = format!("file://{}", ufs.path().display());
@@ -336,17 +351,44 @@ mod tests {
         assert!(table.resolve("photos").unwrap().is_mount);
         assert!(matches!(table.resolve("nope"), Err(UfsError::NoSuchBucket(_))));
 
-        let reopened = MountTable::open(root.path(), vec![]).unwrap();
+        let reopened = MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap();
         assert_eq!(reopened.list().len(), 1);
         reopened.remove("/photos").unwrap();
-        assert!(MountTable::open(root.path(), vec![]).unwrap().list().is_empty());
+        assert!(MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap().list().is_empty());
         reopened.delete_bucket("local").unwrap();
         assert!(matches!(reopened.resolve("local"), Err(UfsError::NoSuchBucket(_))));
     }
 
     #[test]
+    fn remote_mounts_are_built_and_list_redacted() {
+        let root = tempfile::tempdir().unwrap();
+        let table = MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap();
+        let options: BTreeMap<String, String> =
+            [("endpoint", "http://127.0.0.1:9"), ("access_key_id", "AK"), ("secret_access_key", "very-secret")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        let entry = MountEntry { path: "/remote".into(), ufs: "s3://there/p".into(), options, from_config: false };
+        table.add(entry).unwrap();
+        assert!(matches!(table.resolve("remote").unwrap().store, Store::Remote(_)));
+        let listed = table.list();
+        assert_eq!(listed[0].options["secret_access_key"], crate::uri::REDACTED);
+        // The persisted table keeps the secret (the worker needs it after a restart).
+        let reopened = MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap();
+        assert!(matches!(reopened.resolve("remote").unwrap().store, Store::Remote(_)));
+    }
+
+    #[test]
     fn unsupported_and_relative_uris_are_refused() {
-        assert!(matches!(UfsUri::parse("hdfs://nn/x"), Err(UfsError::Unsupported(_))));
-        assert!(matches!(UfsUri::parse("file://relative"), Err(UfsError::InvalidRequest(_))));
+        let root = tempfile::tempdir().unwrap();
+        let table = MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap();
+        let entry = |ufs: &str| MountEntry {
+            path: "/xyz".into(),
+            ufs: ufs.into(),
+            options: BTreeMap::new(),
+            from_config: false,
+        };
+        assert!(matches!(table.add(entry("ftp://nn/x")), Err(UfsError::Unsupported(_))));
+        assert!(matches!(table.add(entry("file://relative")), Err(UfsError::InvalidRequest(_))));
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::key::{ObjectKey, STATE_DIR};
-use crate::local::{blocking, lock_key, receive, LocalFs, Precondition, PutChecks};
+use crate::local::{blocking, lock_key, receive, LocalFs, Precondition, PutChecks, TempFile};
 use crate::meta::{self, MetaStore, ObjectInfo, ObjectMeta, StoredChecksum, StoredMeta};
 use crate::{UfsError, UfsResult};
 
@@ -223,13 +223,32 @@ impl LocalFs {
     where
         M: FnOnce(&[PartInfo]) -> UfsResult<ObjectMeta> + Send + 'static,
     {
+        let assembled = self.assemble_upload(upload, chosen, tap.take(), meta).await?;
+        let info =
+            self.commit(key, &assembled.temp, assembled.etag, assembled.size, assembled.meta, precondition).await?;
+        assembled.temp.disarm();
+        self.forget_upload(assembled.dir).await?;
+        Ok(info)
+    }
+
+    /// Checks the chosen parts and concatenates them into a temp file (see `complete_upload`).
+    pub(crate) async fn assemble_upload<M>(
+        &self,
+        upload: &UploadInfo,
+        chosen: Vec<CompletePart>,
+        mut tap: Option<ContentTap>,
+        meta: M,
+    ) -> UfsResult<Assembled>
+    where
+        M: FnOnce(&[PartInfo]) -> UfsResult<ObjectMeta> + Send + 'static,
+    {
         let dir = self.upload_dir(&upload.upload_id)?;
         let uploaded = self.list_parts(upload).await?;
         let parts = select_parts(&uploaded, &chosen)?;
         let temp = self.new_temp_file().await?;
         let temp_path = temp.0.clone();
         let sources: Vec<PathBuf> = parts.iter().map(|p| dir.join(part_file(p.number))).collect();
-        let (size, etag) = blocking(move || {
+        let (size, etag, meta) = blocking(move || {
             let size = concatenate(&temp_path, &sources, tap.as_mut())?;
             let mut md5s = Md5::new();
             for part in &parts {
@@ -238,19 +257,30 @@ impl LocalFs {
             let etag = format!("{}-{}", hex::encode(md5s.finalize()), parts.len());
             let mut object_meta = meta(&parts)?;
             object_meta.parts = parts.iter().map(|p| p.size).collect();
-            Ok((size, (etag, object_meta)))
+            Ok((size, etag, object_meta))
         })
         .await?;
-        let (etag, object_meta) = etag;
-        let info = self.commit(key, &temp, etag, size, object_meta, precondition).await?;
-        temp.disarm();
+        Ok(Assembled { temp, size, etag, meta, dir })
+    }
+
+    /// Removes a completed upload's folder.
+    pub(crate) async fn forget_upload(&self, dir: PathBuf) -> UfsResult<()> {
         blocking(move || {
             let _guard = lock_key(&dir);
             fs::remove_dir_all(&dir).map_err(|e| UfsError::io("removing the completed upload", e))
         })
-        .await?;
-        Ok(info)
+        .await
     }
+}
+
+/// A completed upload's content in a temp file (removed on drop unless published).
+pub(crate) struct Assembled {
+    pub temp: TempFile,
+    pub size: u64,
+    /// The multipart ETag (`md5-of-md5s-N`).
+    pub etag: String,
+    pub meta: ObjectMeta,
+    pub dir: PathBuf,
 }
 
 fn part_file(number: u32) -> String {

@@ -67,7 +67,7 @@ impl Admin {
         self.mounts
             .list()
             .into_iter()
-            .map(|m| json!({"path": m.path, "ufs": m.ufs, "options": redact(&m.options), "from_config": m.from_config}))
+            .map(|m| json!({"path": m.path, "ufs": m.ufs, "options": m.options, "from_config": m.from_config}))
             .collect()
     }
 
@@ -122,18 +122,6 @@ impl Admin {
             Err(e) => ufs_error(e),
         }
     }
-}
-
-/// Option values that look like secrets are never shown.
-fn redact(options: &std::collections::BTreeMap<String, String>) -> serde_json::Value {
-    let secret = |k: &str| {
-        ["secret", "password", "token", "key", "credential"].iter().any(|s| k.to_ascii_lowercase().contains(s))
-    };
-    options
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(if secret(k) { "***" } else { v.as_str() })))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
 }
 
 fn ufs_error(e: UfsError) -> AdminResponse {

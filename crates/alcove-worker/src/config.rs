@@ -28,7 +28,28 @@ pub struct Config {
     pub peer: PeerConfig,
     pub admin: AdminConfig,
     pub auth: AuthConfig,
+    pub ufs: UfsConfig,
     pub mounts: Vec<MountConfig>,
+}
+
+/// Writes to remote under-storage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UfsConfig {
+    /// Upload the parts of a remote write in parallel (`ufs.s3.upload_threads` at a time).
+    pub multipart_async: bool,
+    /// Bytes per part of a remote write (at least 5 MiB, S3's smallest part).
+    pub part_size: usize,
+    pub s3: UfsS3Config,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UfsS3Config {
+    /// Parts of one remote write in flight at a time.
+    pub upload_threads: usize,
+    /// Part buffers all remote writes of the worker may hold together (memory: this × part_size).
+    pub upload_buffers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +114,7 @@ impl Default for Config {
             peer: PeerConfig::default(),
             admin: AdminConfig::default(),
             auth: AuthConfig::default(),
+            ufs: UfsConfig::default(),
             mounts: Vec::new(),
         }
     }
@@ -110,6 +132,18 @@ impl Default for S3Config {
             metadata_max_size: 2048,
             tagging_restrictions: true,
         }
+    }
+}
+
+impl Default for UfsConfig {
+    fn default() -> Self {
+        Self { multipart_async: true, part_size: 8 << 20, s3: UfsS3Config::default() }
+    }
+}
+
+impl Default for UfsS3Config {
+    fn default() -> Self {
+        Self { upload_threads: 20, upload_buffers: 64 }
     }
 }
 
@@ -131,8 +165,16 @@ impl Default for AuthConfig {
     }
 }
 
-/// Sections whose keys may be set from `ALCOVE_<SECTION>_<KEY>`.
-const ENV_SECTIONS: &[&str] = &["s3", "peer", "admin", "auth"];
+/// Sections whose keys may be set from `ALCOVE_<SECTION>_<KEY>` (`ALCOVE_UFS_S3_UPLOAD_THREADS`
+/// is `ufs.s3.upload_threads`): the variable's prefix and the section's path, longest first.
+const ENV_SECTIONS: &[(&str, &[&str])] = &[
+    ("ufs_s3", &["ufs", "s3"]),
+    ("s3", &["s3"]),
+    ("peer", &["peer"]),
+    ("admin", &["admin"]),
+    ("auth", &["auth"]),
+    ("ufs", &["ufs"]),
+];
 
 impl Config {
     /// Reads `file` (if any) and applies the `ALCOVE_…` variables of `env`.
@@ -151,7 +193,30 @@ impl Config {
         let config: Config =
             toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         config.auth_settings()?;
+        config.remote_tuning()?;
         Ok(config)
+    }
+
+    /// How writes to remote mounts are cut and parallelised.
+    pub fn remote_tuning(&self) -> Result<alcove_ufs::RemoteTuning, ConfigError> {
+        let ufs = &self.ufs;
+        if ufs.part_size < 5 << 20 || ufs.part_size > 5 << 30 {
+            return Err(ConfigError::Invalid(format!(
+                "ufs.part_size = {} must be between 5 MiB (5242880) and 5 GiB",
+                ufs.part_size
+            )));
+        }
+        if ufs.s3.upload_threads == 0 || ufs.s3.upload_buffers == 0 {
+            return Err(ConfigError::Invalid(
+                "ufs.s3.upload_threads and ufs.s3.upload_buffers must be at least 1".into(),
+            ));
+        }
+        Ok(alcove_ufs::RemoteTuning::new(
+            ufs.multipart_async,
+            ufs.s3.upload_threads,
+            ufs.s3.upload_buffers,
+            ufs.part_size,
+        ))
     }
 
     pub fn idle_timeout(&self) -> Option<Duration> {
@@ -202,12 +267,16 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
         table.insert(rest, parsed);
         return Ok(());
     }
-    for section in ENV_SECTIONS {
-        if let Some(key) = rest.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
-            let entry = table.entry(*section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            let toml::Value::Table(t) = entry else {
-                return Err(ConfigError::Invalid(format!("'{section}' must be a table")));
-            };
+    for (prefix, path) in ENV_SECTIONS {
+        if let Some(key) = rest.strip_prefix(prefix).and_then(|r| r.strip_prefix('_')) {
+            let mut t = &mut *table;
+            for section in *path {
+                let entry = t.entry(*section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let toml::Value::Table(inner) = entry else {
+                    return Err(ConfigError::Invalid(format!("'{section}' must be a table")));
+                };
+                t = inner;
+            }
             t.insert(key.to_owned(), parsed);
             return Ok(());
         }
@@ -263,5 +332,24 @@ mod tests {
         assert!(Config::load(Some(&path), []).is_err(), "typo in a key");
         std::fs::write(&path, "[auth]\nmode = \"sigv4\"\n").unwrap();
         assert!(Config::load(Some(&path), []).is_err(), "sigv4 without credentials");
+        std::fs::write(&path, "[ufs]\npart_size = 1024\n").unwrap();
+        assert!(Config::load(Some(&path), []).is_err(), "parts smaller than S3 allows");
+    }
+
+    #[test]
+    fn ufs_settings_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alcove.toml");
+        std::fs::write(
+            &path,
+            "[ufs]\nmultipart_async = false\n[ufs.s3]\nupload_buffers = 8\n[[mounts]]\npath = \"/r\"\nufs = \"s3://b\"\n[mounts.options]\nregion = \"eu-west-1\"\n",
+        )
+        .unwrap();
+        let env = [("ALCOVE_UFS_S3_UPLOAD_THREADS".to_owned(), "4".to_owned())];
+        let c = Config::load(Some(&path), env).unwrap();
+        assert!(!c.ufs.multipart_async);
+        assert_eq!((c.ufs.s3.upload_threads, c.ufs.s3.upload_buffers), (4, 8));
+        assert_eq!(c.mount_entries()[0].options["region"], "eu-west-1");
+        assert_eq!(c.remote_tuning().unwrap().concurrent, 1);
     }
 }

@@ -53,7 +53,16 @@ pub async fn list_mounts(admin: &str) -> Result<(), String> {
         let ufs = m.get("ufs").and_then(Value::as_str).unwrap_or_default();
         let source =
             if m.get("from_config").and_then(Value::as_bool).unwrap_or(false) { "  (config file)" } else { "" };
-        println!("{path}  {ufs}{source}");
+        // The worker has already replaced secret values with <redacted>.
+        let options: Vec<String> = m
+            .get("options")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect();
+        let options = if options.is_empty() { String::new() } else { format!("  {}", options.join(" ")) };
+        println!("{path}  {ufs}{options}{source}");
     }
     Ok(())
 }

@@ -1,12 +1,10 @@
 //! CopyObject (and the source side of UploadPartCopy): `x-amz-copy-source`, its conditions and
 //! range, and the metadata and tagging directives.
 
-use alcove_ufs::{ObjectInfo, ObjectKey, ObjectMeta, PutChecks};
+use alcove_ufs::{ObjectInfo, ObjectKey, ObjectMeta, OpenObject, PutChecks, Store};
 use futures::StreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, StdError};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use super::get::Conditions;
 use super::object_meta::{report_checksum, write_headers, Body};
@@ -17,7 +15,8 @@ pub(super) struct Source {
     pub bucket: String,
     pub key: ObjectKey,
     pub info: ObjectInfo,
-    file: Option<std::fs::File>,
+    store: Store,
+    opened: OpenObject,
 }
 
 /// The `x-amz-copy-source-if-*` headers of CopyObject and UploadPartCopy.
@@ -53,18 +52,12 @@ impl Source {
                 e
             }
         })?;
-        Ok(Self { bucket: bucket.to_string(), key, info: opened.info, file: opened.file })
+        Ok(Self { bucket: bucket.to_string(), key, info: opened.info.clone(), store, opened })
     }
 
     /// A body over `span` of the source (all of it when `None`).
     pub async fn body(self, span: Option<std::ops::Range<u64>>) -> S3Result<Body> {
-        let span = span.unwrap_or(0..self.info.size);
-        let Some(file) = self.file else { return Ok(futures::stream::empty().boxed()) };
-        let mut file = tokio::fs::File::from_std(file);
-        file.seek(std::io::SeekFrom::Start(span.start))
-            .await
-            .map_err(|e| s3_error!(e, InternalError, "reading the copy source failed"))?;
-        let stream = ReaderStream::with_capacity(file.take(span.end - span.start), 256 * 1024);
+        let stream = ufs(self.opened.into_stream(span).await)?;
         Ok(stream.map(|r| r.map_err(|e| Box::new(e) as StdError)).boxed())
     }
 
@@ -126,8 +119,16 @@ pub async fn copy_object(gw: &Gateway, mut req: S3Request<CopyObjectInput>) -> S
         if meta.checksum.as_ref().is_some_and(|c| c.kind != "FULL_OBJECT") {
             meta.checksum = None;
         }
-        let body = source.body(None).await?;
-        ufs(dest.store.put(&dest_key, body, move || meta, PutChecks::default()).await)?
+        let unchanged = !replace_meta && !replace_tags && meta == source.info.meta;
+        let server_side =
+            if unchanged { dest.store.copy_within(&source.store, &source.key, &dest_key).await } else { None };
+        match server_side {
+            Some(copied) => ufs(copied)?,
+            None => {
+                let body = source.body(None).await?;
+                ufs(dest.store.put(&dest_key, body, move || meta, PutChecks::default()).await)?
+            }
+        }
     };
     let mut result = CopyObjectResult {
         e_tag: Some(etag(&info.etag)),

@@ -1,7 +1,6 @@
 //! GetObject and HeadObject: ranges and part numbers, conditional requests, metadata, tags
 //! count, stored checksums, and streamed bodies.
 
-use std::io::SeekFrom;
 use std::ops::Range as Span;
 
 use alcove_s3::auth::Anonymous;
@@ -9,14 +8,9 @@ use alcove_s3::error::with_detail;
 use alcove_ufs::ObjectInfo;
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use super::object_meta::{fill_read_headers, report_checksum};
 use super::{etag, object_key, timestamp, ufs, Gateway};
-
-/// Read size for streamed bodies: large enough to keep syscalls rare, small enough to bound memory.
-const READ_CHUNK: usize = 256 * 1024;
 
 /// The conditional headers of a GET, HEAD or copy source.
 pub(super) struct Conditions<'a> {
@@ -169,26 +163,11 @@ pub async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Resul
     let key = object_key(&input.key)?;
     let bucket = gw.bucket(&input.bucket)?;
     let opened = ufs(bucket.store.open(&key).await)?;
-    let info = opened.info;
+    let info = opened.info.clone();
     conditions_of!(input).check(&info)?;
     let span = requested_span(input.range.as_ref(), input.part_number, &info)?;
-    let (start, len) = span.as_ref().map_or((0, info.size), |r| (r.start, r.end - r.start));
-    let body = match (opened.small, opened.file) {
-        (Some(bytes), _) => {
-            let chunk = bytes.slice(start as usize..(start + len) as usize);
-            StreamingBlob::wrap(futures::stream::once(async move { Ok::<_, std::io::Error>(chunk) }))
-        }
-        (None, Some(file)) => {
-            let mut file = tokio::fs::File::from_std(file);
-            if start > 0 {
-                file.seek(SeekFrom::Start(start))
-                    .await
-                    .map_err(|e| s3_error!(e, InternalError, "seeking in the object failed"))?;
-            }
-            StreamingBlob::wrap(ReaderStream::with_capacity(file.take(len), READ_CHUNK))
-        }
-        (None, None) => StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()),
-    };
+    let stream = ufs(opened.into_stream(span.clone()).await)?;
+    let body = StreamingBlob::wrap(sync_wrapper::SyncStream::new(stream));
     let mut output = GetObjectOutput { body: Some(body), ..Default::default() };
     fill_object_headers!(output, &info, &span, input.part_number, input.checksum_mode.as_ref());
     output.tag_count = (!info.meta.tags.is_empty()).then_some(info.meta.tags.len() as i32);

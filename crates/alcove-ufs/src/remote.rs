@@ -1,0 +1,534 @@
+//! Remote under-storage (S3, GCS, Azure Blob / ADLS, HDFS, WebHDFS) through Apache OpenDAL.
+//!
+//! Keys map one to one onto the remote's paths under the mount's root, so objects written by
+//! others are read and listed like ours. What S3 describes an object with travels as the remote's
+//! own metadata: Content-Type, -Encoding, -Disposition and Cache-Control natively, `x-amz-meta-*`
+//! as the remote's user metadata, and what OpenDAL has no field for (tags, Content-Language,
+//! Expires, part sizes, the checksum of a completed upload) as user metadata named `alcove-*`.
+//! Changing the metadata of an existing object (tagging, a copy onto itself) rewrites it.
+//!
+//! Writes stream to the remote: bodies are cut into `part_size` chunks and sent as the remote's
+//! multipart upload, `concurrent` parts at a time, with a worker-wide bound on part buffers. A
+//! write that fails (bad digest, broken body, remote error) is aborted, so the remote keeps what
+//! it had. Multipart uploads of clients are staged on the worker's disk (the same code as local
+//! mounts) and the completed object is then written to the remote in one streamed write.
+//!
+//! Remote failures become the errors a client can act on: unreachable or slow (every request
+//! has the mount's timeout) is `Unavailable`, throttling is `SlowDown`, refused credentials are
+//! reported once in the log with the mount's name. This module may not parse S3 requests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, TryStreamExt};
+use opendal::layers::TimeoutLayer;
+use opendal::options::{ListOptions, ReaderOptions, WriteOptions};
+use opendal::{services, ErrorKind, Operator};
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+
+use crate::key::ObjectKey;
+use crate::list::{Collector, Flow, ListPage, ListQuery};
+use crate::local::{drain_empty_body, BodyCheck, ByteStream, LocalFs, OpenObject, Precondition, PutChecks};
+use crate::meta::{ObjectInfo, ObjectMeta, StoredChecksum, EMPTY_ETAG};
+use crate::uri::{RemoteKind, RemoteSpec};
+use crate::{UfsError, UfsResult};
+
+/// Reserved user-metadata names (after `x-amz-meta-`) for what has no native field.
+const META_TAGS: &str = "alcove-tagging";
+const META_LANGUAGE: &str = "alcove-content-language";
+const META_EXPIRES: &str = "alcove-expires";
+const META_CHECKSUM: &str = "alcove-checksum";
+const META_PARTS: &str = "alcove-parts";
+const RESERVED_PREFIX: &str = "alcove-";
+
+/// Bytes asked of the remote per read request of a streamed GET.
+const READ_CHUNK: usize = 8 << 20;
+/// Keys rolled into one common prefix before the listing skips the rest of that subtree with a
+/// new request (small subtrees are cheaper to read through than to skip).
+const SKIP_SUBTREE_AFTER: usize = 64;
+
+/// How writes to remote mounts are cut and parallelised (`ufs.*` in the config).
+#[derive(Debug, Clone)]
+pub struct RemoteTuning {
+    /// Size of each part of a streamed write (and of the buffers that hold them).
+    pub part_size: usize,
+    /// Parts of one write in flight at a time.
+    pub concurrent: usize,
+    /// Part buffers the whole worker may hold (`ufs.s3.upload_buffers`).
+    buffers: Arc<Semaphore>,
+    buffer_count: usize,
+}
+
+impl RemoteTuning {
+    /// `multipart_async` off sends one part at a time; on, up to `upload_threads` per write.
+    pub fn new(multipart_async: bool, upload_threads: usize, upload_buffers: usize, part_size: usize) -> Self {
+        let buffer_count = upload_buffers.max(1);
+        let concurrent = if multipart_async { upload_threads.clamp(1, buffer_count) } else { 1 };
+        Self { part_size, concurrent, buffers: Arc::new(Semaphore::new(buffer_count)), buffer_count }
+    }
+
+    /// Buffers one write holds: the part being filled plus those in flight.
+    fn buffers_per_write(&self) -> u32 {
+        (self.concurrent + 1).min(self.buffer_count) as u32
+    }
+}
+
+impl Default for RemoteTuning {
+    fn default() -> Self {
+        Self::new(true, 20, 64, 8 << 20)
+    }
+}
+
+/// One remote mount.
+#[derive(Clone)]
+pub struct RemoteFs {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    op: Operator,
+    kind: RemoteKind,
+    /// `/bucket`, for messages and the log.
+    mount: String,
+    tuning: RemoteTuning,
+    /// Multipart uploads and bucket tags live on the worker's disk.
+    staging: LocalFs,
+    denied_reported: AtomicBool,
+}
+
+impl std::fmt::Debug for RemoteFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteFs").field("mount", &self.inner.mount).field("kind", &self.inner.kind).finish()
+    }
+}
+
+impl RemoteFs {
+    /// Builds the OpenDAL operator for a mount (no request is sent).
+    pub fn new(mount: &str, spec: &RemoteSpec, tuning: RemoteTuning, staging: LocalFs) -> UfsResult<Self> {
+        // The process-wide HTTP client of OpenDAL's services (idempotent).
+        opendal::install_default();
+        let config = spec.config.clone().into_iter();
+        let op = match spec.kind {
+            RemoteKind::S3 => Operator::from_iter::<services::S3>(config),
+            RemoteKind::Gcs => Operator::from_iter::<services::Gcs>(config),
+            RemoteKind::Azblob => Operator::from_iter::<services::Azblob>(config),
+            RemoteKind::Azdls => Operator::from_iter::<services::Azdls>(config),
+            RemoteKind::Hdfs => Operator::from_iter::<services::HdfsNative>(config),
+            RemoteKind::Webhdfs => Operator::from_iter::<services::Webhdfs>(config),
+        }
+        .map_err(|e| {
+            UfsError::InvalidRequest(format!(
+                "the {} mount {mount} cannot be set up: {}",
+                spec.kind.name(),
+                e.message()
+            ))
+        })?;
+        let op = op.layer(TimeoutLayer::new().with_timeout(spec.timeout).with_io_timeout(spec.timeout));
+        let inner = Inner {
+            op,
+            kind: spec.kind,
+            mount: mount.to_owned(),
+            tuning,
+            staging,
+            denied_reported: AtomicBool::new(false),
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// Where this mount's multipart uploads and bucket tags are kept.
+    pub fn staging(&self) -> &LocalFs {
+        &self.inner.staging
+    }
+
+    pub fn mount(&self) -> &str {
+        &self.inner.mount
+    }
+
+    /// True when `other` is the same mount, so a copy can stay on the remote.
+    pub fn same_mount(&self, other: &RemoteFs) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub async fn stat(&self, key: &ObjectKey) -> UfsResult<ObjectInfo> {
+        let md = self.inner.op.stat(&path_of(key)).await.map_err(|e| self.fail(e))?;
+        Ok(describe(&md, key.is_folder()))
+    }
+
+    /// Describes the object; its bytes are fetched when the body is read, pinned to this version
+    /// by its ETag, so the description always matches the bytes.
+    pub async fn open(&self, key: &ObjectKey) -> UfsResult<OpenObject> {
+        let info = self.stat(key).await?;
+        let remote = (!key.is_folder() && info.size > 0).then(|| (self.clone(), path_of(key)));
+        Ok(OpenObject::remote(info, remote))
+    }
+
+    /// A stream over `span` of the object at `path`, refused if its ETag is no longer `etag`.
+    pub(crate) async fn read(&self, path: &str, etag: &str, span: Range<u64>) -> UfsResult<ByteStream> {
+        let opts =
+            ReaderOptions { if_match: Some(format!("\"{etag}\"")), chunk: Some(READ_CHUNK), ..Default::default() };
+        let reader = self.inner.op.reader_options(path, opts).await.map_err(|e| self.fail(e))?;
+        let stream = reader.into_bytes_stream(span).await.map_err(|e| self.fail(e))?;
+        Ok(stream.boxed())
+    }
+
+    /// Streams a body to the remote; nothing changes there unless the whole body arrived intact.
+    pub async fn put<S, E>(
+        &self,
+        key: &ObjectKey,
+        mut body: S,
+        meta: ObjectMeta,
+        checks: PutChecks,
+    ) -> UfsResult<ObjectInfo>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let path = path_of(key);
+        if key.is_folder() {
+            drain_empty_body(&mut body).await?;
+            self.inner.op.create_dir(&path).await.map_err(|e| self.fail(e))?;
+            return self.stat(key).await;
+        }
+        let tuning = &self.inner.tuning;
+        let _buffers = Arc::clone(&tuning.buffers)
+            .acquire_many_owned(tuning.buffers_per_write())
+            .await
+            .map_err(|e| UfsError::io("waiting for upload buffers", io::Error::other(e)))?;
+        let opts = write_options(&meta, checks.precondition.as_ref(), tuning);
+        let mut writer = self.inner.op.writer_options(&path, opts).await.map_err(|e| self.fail(e))?;
+        let mut check = BodyCheck::new(&checks);
+        let written = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| UfsError::Body(e.into()))?;
+                check.feed(&chunk)?;
+                writer.write(chunk).await.map_err(|e| self.fail(e))?;
+            }
+            check.finish()?;
+            writer.close().await.map_err(|e| self.fail(e))
+        }
+        .await;
+        if let Err(e) = written {
+            if let Err(abort) = writer.abort().await {
+                tracing::debug!(mount = %self.inner.mount, error = %abort, "aborting a failed remote write");
+            }
+            return Err(e);
+        }
+        // The remote's ETag and time are what later reads and listings report.
+        self.stat(key).await
+    }
+
+    /// Changes an object's metadata by rewriting it (remotes have no in-place metadata update).
+    pub async fn update_meta<F>(&self, key: &ObjectKey, change: F) -> UfsResult<ObjectInfo>
+    where
+        F: FnOnce(&mut ObjectMeta) + Send + 'static,
+    {
+        let info = self.stat(key).await?;
+        let mut meta = info.meta.clone();
+        change(&mut meta);
+        let body = if key.is_folder() || info.size == 0 {
+            futures::stream::empty().boxed()
+        } else {
+            self.read(&path_of(key), &info.etag, 0..info.size).await?
+        };
+        let checks = PutChecks { expected_len: Some(info.size), ..Default::default() };
+        self.put(key, body, meta, checks).await
+    }
+
+    /// Server-side copy within this mount (the remote copies the bytes and their metadata).
+    pub async fn copy_within(&self, from: &ObjectKey, to: &ObjectKey) -> UfsResult<ObjectInfo> {
+        self.inner.op.copy(&path_of(from), &path_of(to)).await.map_err(|e| self.fail(e))?;
+        self.stat(to).await
+    }
+
+    /// Deleting a missing key succeeds, as on S3.
+    pub async fn delete(&self, key: &ObjectKey) -> UfsResult<()> {
+        match self.inner.op.delete(&path_of(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// One page of a listing. Object stores list flat in key order; the walk restarts after a
+    /// common prefix that holds many keys instead of reading through it.
+    pub async fn list(&self, query: ListQuery) -> UfsResult<ListPage> {
+        let dir = query.prefix.rfind('/').map_or("", |i| &query.prefix[..=i]).to_owned();
+        let mut collector = Collector::new(query.clone());
+        let mut start_after = query.start_after.clone().filter(|m| m.as_str() >= dir.as_str());
+        loop {
+            let entries = self.list_from(&dir, start_after.clone()).await?;
+            let mut rolled: Option<(String, usize)> = None;
+            let mut skip_to = None;
+            futures::pin_mut!(entries);
+            while let Some((key, info)) = entries.try_next().await? {
+                if !key.starts_with(query.prefix.as_str()) {
+                    if key.as_str() > query.prefix.as_str() && self.inner.kind.lists_in_order() {
+                        break;
+                    }
+                    continue;
+                }
+                if collector.offer(&key, || Some(info)) == Flow::Stop {
+                    return Ok(collector.finish());
+                }
+                match (collector.common_prefix_of(&key), rolled.as_mut()) {
+                    (Some(p), Some((current, n))) if *current == p => {
+                        *n += 1;
+                        if *n >= SKIP_SUBTREE_AFTER && self.inner.kind.lists_in_order() {
+                            skip_to = Some(format!("{p}\u{10FFFF}"));
+                            break;
+                        }
+                    }
+                    (Some(p), _) => rolled = Some((p.to_owned(), 1)),
+                    (None, _) => rolled = None,
+                }
+            }
+            match skip_to {
+                Some(after) => start_after = Some(after),
+                None => return Ok(collector.finish()),
+            }
+        }
+    }
+
+    /// Keys under `dir` after `start_after`, in key order, with what a listing reports.
+    async fn list_from(
+        &self,
+        dir: &str,
+        start_after: Option<String>,
+    ) -> UfsResult<BoxStream<'_, UfsResult<(String, ObjectInfo)>>> {
+        let opts = ListOptions { recursive: true, start_after, ..Default::default() };
+        let lister = match self.inner.op.lister_options(dir, opts).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(futures::stream::empty().boxed()),
+            Err(e) => return Err(self.fail(e)),
+        };
+        let entries = lister.map_err(|e| self.fail(e)).try_filter_map(|entry| async move {
+            let (path, md) = entry.into_parts();
+            // A listed folder may be reported as an entry without being an object itself.
+            let real = !path.is_empty() && path != "/" && (md.etag().is_some() || !path.ends_with('/'));
+            Ok(real.then(|| {
+                let info = describe(&md, path.ends_with('/'));
+                (path, info)
+            }))
+        });
+        if self.inner.kind.lists_in_order() {
+            return Ok(entries.boxed());
+        }
+        // File-system-like remotes walk folders in their own order: sort the subtree first.
+        let mut all: Vec<(String, ObjectInfo)> = entries.try_collect().await?;
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(futures::stream::iter(all.into_iter().map(Ok)).boxed())
+    }
+
+    /// Maps a remote failure to what the client is told, logging what the operator needs.
+    fn fail(&self, e: opendal::Error) -> UfsError {
+        let mount = self.inner.mount.clone();
+        match e.kind() {
+            ErrorKind::NotFound | ErrorKind::IsADirectory | ErrorKind::NotADirectory => UfsError::NoSuchKey,
+            ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists => UfsError::PreconditionFailed,
+            ErrorKind::PermissionDenied => {
+                if !self.inner.denied_reported.swap(true, Ordering::Relaxed) {
+                    tracing::error!(mount = %mount, error = %e, "the remote store of mount {mount} refused Alcove's credentials (reported once)");
+                }
+                UfsError::RemoteDenied { mount }
+            }
+            ErrorKind::RateLimited => UfsError::SlowDown { mount },
+            ErrorKind::Unsupported | ErrorKind::ConfigInvalid => UfsError::Unsupported(format!(
+                "the {} store of mount {mount} cannot do this: {}",
+                self.inner.kind.name(),
+                e.message()
+            )),
+            _ => {
+                tracing::warn!(mount = %mount, error = %e, "remote store request failed");
+                UfsError::Unavailable { mount, retry_after: Duration::from_secs(1) }
+            }
+        }
+    }
+}
+
+impl RemoteKind {
+    /// Object stores list keys in binary order; file systems walk folders in their own order.
+    fn lists_in_order(self) -> bool {
+        matches!(self, RemoteKind::S3 | RemoteKind::Gcs | RemoteKind::Azblob)
+    }
+}
+
+fn path_of(key: &ObjectKey) -> String {
+    let mut path = key.components().join("/");
+    if key.is_folder() {
+        path.push('/');
+    }
+    path
+}
+
+fn unquote(etag: &str) -> String {
+    etag.trim_start_matches("W/").trim_matches('"').to_owned()
+}
+
+/// What OpenDAL reports, as S3 describes an object.
+fn describe(md: &opendal::Metadata, folder: bool) -> ObjectInfo {
+    let last_modified = md
+        .last_modified()
+        .and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(t.into_inner().as_nanosecond()).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let etag = md.etag().map(unquote).unwrap_or_else(|| if folder { EMPTY_ETAG.to_owned() } else { String::new() });
+    let mut meta = ObjectMeta {
+        content_type: md.content_type().map(str::to_owned),
+        content_encoding: md.content_encoding().map(str::to_owned),
+        content_disposition: md.content_disposition().map(str::to_owned),
+        cache_control: md.cache_control().map(str::to_owned),
+        ..Default::default()
+    };
+    if let Some(user) = md.user_metadata() {
+        let pairs: Vec<(String, String)> =
+            user.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned())).collect();
+        read_reserved(&mut meta, pairs);
+    }
+    let size = if folder { 0 } else { md.content_length() };
+    ObjectInfo { size, last_modified, etag, meta }
+}
+
+/// Splits the remote's user metadata into the user's and Alcove's own fields.
+fn read_reserved(meta: &mut ObjectMeta, pairs: Vec<(String, String)>) {
+    for (name, value) in pairs {
+        match name.as_str() {
+            META_TAGS => meta.tags = form_urlencoded_decode(&value),
+            META_LANGUAGE => meta.content_language = Some(value),
+            META_EXPIRES => meta.expires = value.parse().ok(),
+            META_CHECKSUM => meta.checksum = parse_checksum(&value),
+            META_PARTS => meta.parts = value.split(',').filter_map(|n| n.parse().ok()).collect(),
+            _ if name.starts_with(RESERVED_PREFIX) => {}
+            _ => {
+                meta.user.insert(name, value);
+            }
+        }
+    }
+}
+
+/// The remote user metadata that carries `meta`.
+fn user_metadata(meta: &ObjectMeta) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = meta
+        .user
+        .iter()
+        .filter(|(k, _)| !k.starts_with(RESERVED_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !meta.tags.is_empty() {
+        out.insert(META_TAGS.into(), form_urlencoded_encode(&meta.tags));
+    }
+    if let Some(language) = &meta.content_language {
+        out.insert(META_LANGUAGE.into(), language.clone());
+    }
+    if let Some(expires) = meta.expires {
+        out.insert(META_EXPIRES.into(), expires.to_string());
+    }
+    if let Some(c) = &meta.checksum {
+        out.insert(META_CHECKSUM.into(), format!("{}:{}:{}", c.algorithm, c.kind, c.value));
+    }
+    if !meta.parts.is_empty() {
+        out.insert(META_PARTS.into(), meta.parts.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
+    }
+    out
+}
+
+fn parse_checksum(value: &str) -> Option<StoredChecksum> {
+    let mut fields = value.splitn(3, ':');
+    let (algorithm, kind, value) = (fields.next()?, fields.next()?, fields.next()?);
+    Some(StoredChecksum { algorithm: algorithm.into(), kind: kind.into(), value: value.into() })
+}
+
+fn write_options(meta: &ObjectMeta, precondition: Option<&Precondition>, tuning: &RemoteTuning) -> WriteOptions {
+    let user = user_metadata(meta);
+    WriteOptions {
+        content_type: meta.content_type.clone(),
+        content_encoding: meta.content_encoding.clone(),
+        content_disposition: meta.content_disposition.clone(),
+        cache_control: meta.cache_control.clone(),
+        user_metadata: (!user.is_empty()).then_some(user),
+        if_not_exists: matches!(precondition, Some(Precondition::IfNoneMatchAny)),
+        if_match: match precondition {
+            Some(Precondition::IfMatch(etag)) => Some(format!("\"{etag}\"")),
+            _ => None,
+        },
+        chunk: Some(tuning.part_size),
+        concurrent: tuning.concurrent,
+        ..Default::default()
+    }
+}
+
+/// Tags as a query string (`k=v&k2=v2`), the form S3 itself uses in `x-amz-tagging`.
+fn form_urlencoded_encode(tags: &BTreeMap<String, String>) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    tags.iter()
+        .map(|(k, v)| {
+            format!("{}={}", utf8_percent_encode(k, NON_ALPHANUMERIC), utf8_percent_encode(v, NON_ALPHANUMERIC))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn form_urlencoded_decode(s: &str) -> BTreeMap<String, String> {
+    let decode = |x: &str| percent_encoding::percent_decode_str(x).decode_utf8_lossy().into_owned();
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// The bytes of a staged file (a completed multipart upload) as a body for [`RemoteFs::put`].
+pub(crate) fn file_body(file: std::fs::File) -> impl Stream<Item = io::Result<Bytes>> + Send + Unpin {
+    tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 1 << 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_metadata_round_trips() {
+        let meta = ObjectMeta {
+            content_language: Some("fr".into()),
+            expires: Some(1_700_000_000),
+            user: [("color".to_owned(), "blue".to_owned())].into(),
+            tags: [("a b".to_owned(), "c&d=e".to_owned()), ("k".to_owned(), String::new())].into(),
+            checksum: Some(StoredChecksum {
+                algorithm: "CRC32".into(),
+                kind: "COMPOSITE".into(),
+                value: "AAAA-2".into(),
+            }),
+            parts: vec![5 << 20, 7],
+            ..Default::default()
+        };
+        let mut back = ObjectMeta::default();
+        read_reserved(&mut back, user_metadata(&meta).into_iter().collect());
+        assert_eq!(back, meta);
+    }
+
+    #[test]
+    fn users_cannot_forge_reserved_fields() {
+        let meta = ObjectMeta { user: [("alcove-tagging".to_owned(), "x=y".to_owned())].into(), ..Default::default() };
+        assert!(user_metadata(&meta).is_empty());
+    }
+
+    #[test]
+    fn folder_keys_keep_their_slash() {
+        assert_eq!(path_of(&ObjectKey::parse("a/b/").unwrap()), "a/b/");
+        assert_eq!(path_of(&ObjectKey::parse("a/b").unwrap()), "a/b");
+    }
+
+    #[test]
+    fn tuning_bounds_parts_in_flight() {
+        assert_eq!(RemoteTuning::new(false, 20, 64, 1).concurrent, 1);
+        let t = RemoteTuning::new(true, 20, 8, 1);
+        assert_eq!((t.concurrent, t.buffers_per_write()), (8, 8));
+    }
+}

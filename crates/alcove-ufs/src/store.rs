@@ -1,0 +1,169 @@
+//! The backend of one bucket, local disk or remote, behind one set of operations: the gateway
+//! calls these and never asks which kind it has. Multipart uploads and bucket tags are kept on
+//! the worker's disk for every kind (a remote mount stages them in the worker's state folder).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures::Stream;
+
+use crate::key::ObjectKey;
+use crate::list::{ListPage, ListQuery};
+use crate::local::{LocalFs, OpenObject, Precondition, PutChecks};
+use crate::meta::{ObjectInfo, ObjectMeta};
+use crate::multipart::{CompletePart, ContentTap, PartInfo, UploadInfo};
+use crate::remote::{file_body, RemoteFs};
+use crate::{UfsError, UfsResult};
+
+/// A bucket's backend.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Local(LocalFs),
+    Remote(RemoteFs),
+}
+
+impl Store {
+    /// Where uploads in progress and bucket tags live.
+    fn local_state(&self) -> &LocalFs {
+        match self {
+            Store::Local(fs) => fs,
+            Store::Remote(remote) => remote.staging(),
+        }
+    }
+
+    pub async fn open(&self, key: &ObjectKey) -> UfsResult<OpenObject> {
+        match self {
+            Store::Local(fs) => fs.open(key).await,
+            Store::Remote(remote) => remote.open(key).await,
+        }
+    }
+
+    pub async fn stat(&self, key: &ObjectKey) -> UfsResult<ObjectInfo> {
+        match self {
+            Store::Local(fs) => fs.stat(key).await,
+            Store::Remote(remote) => remote.stat(key).await,
+        }
+    }
+
+    /// Writes an object from a streamed body. `meta` is asked for once the body has arrived on
+    /// local disk (checksums are known only then); a remote write needs it before the first byte,
+    /// so a checksum that arrives in a trailer is verified but not stored there.
+    pub async fn put<S, E, M>(&self, key: &ObjectKey, body: S, meta: M, checks: PutChecks) -> UfsResult<ObjectInfo>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        M: FnOnce() -> ObjectMeta + Send + 'static,
+    {
+        match self {
+            Store::Local(fs) => fs.put(key, body, meta, checks).await,
+            Store::Remote(remote) => remote.put(key, body, meta(), checks).await,
+        }
+    }
+
+    pub async fn update_meta<F>(&self, key: &ObjectKey, change: F) -> UfsResult<ObjectInfo>
+    where
+        F: FnOnce(&mut ObjectMeta) + Send + 'static,
+    {
+        match self {
+            Store::Local(fs) => fs.update_meta(key, change).await,
+            Store::Remote(remote) => remote.update_meta(key, change).await,
+        }
+    }
+
+    /// A copy the backend can make by itself (same remote mount, metadata kept): `None` when
+    /// the bytes must be streamed through the worker instead.
+    pub async fn copy_within(&self, source: &Store, from: &ObjectKey, to: &ObjectKey) -> Option<UfsResult<ObjectInfo>> {
+        match (self, source) {
+            (Store::Remote(dest), Store::Remote(src)) if dest.same_mount(src) && !from.is_folder() => {
+                Some(dest.copy_within(from, to).await)
+            }
+            _ => None,
+        }
+    }
+
+    pub async fn delete(&self, key: &ObjectKey) -> UfsResult<()> {
+        match self {
+            Store::Local(fs) => fs.delete(key).await,
+            Store::Remote(remote) => remote.delete(key).await,
+        }
+    }
+
+    pub async fn list(&self, query: ListQuery) -> UfsResult<ListPage> {
+        match self {
+            Store::Local(fs) => fs.list(query).await,
+            Store::Remote(remote) => remote.list(query).await,
+        }
+    }
+
+    pub async fn bucket_tags(&self) -> UfsResult<Option<BTreeMap<String, String>>> {
+        self.local_state().bucket_tags().await
+    }
+
+    pub async fn set_bucket_tags(&self, tags: Option<BTreeMap<String, String>>) -> UfsResult<()> {
+        self.local_state().set_bucket_tags(tags).await
+    }
+
+    pub async fn create_upload(&self, key: &ObjectKey, info: UploadInfo) -> UfsResult<UploadInfo> {
+        self.local_state().create_upload(key, info).await
+    }
+
+    pub async fn upload(&self, upload_id: &str, key: &str) -> UfsResult<UploadInfo> {
+        self.local_state().upload(upload_id, key).await
+    }
+
+    pub async fn upload_part<S, E, C>(
+        &self,
+        upload: &UploadInfo,
+        number: u32,
+        body: S,
+        checks: PutChecks,
+        checksum: C,
+    ) -> UfsResult<PartInfo>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        C: FnOnce() -> Option<String> + Send + 'static,
+    {
+        self.local_state().upload_part(upload, number, body, checks, checksum).await
+    }
+
+    pub async fn list_parts(&self, upload: &UploadInfo) -> UfsResult<Vec<PartInfo>> {
+        self.local_state().list_parts(upload).await
+    }
+
+    pub async fn abort_upload(&self, upload: &UploadInfo) -> UfsResult<()> {
+        self.local_state().abort_upload(upload).await
+    }
+
+    pub async fn list_uploads(&self) -> UfsResult<Vec<UploadInfo>> {
+        self.local_state().list_uploads().await
+    }
+
+    /// Completes an upload: on local disk the assembled file is published in place; on a remote
+    /// it is streamed there as one write (the remote's own multipart upload, parts in parallel).
+    pub async fn complete_upload<M>(
+        &self,
+        key: &ObjectKey,
+        upload: &UploadInfo,
+        chosen: Vec<CompletePart>,
+        precondition: Option<Precondition>,
+        tap: Option<ContentTap>,
+        meta: M,
+    ) -> UfsResult<ObjectInfo>
+    where
+        M: FnOnce(&[PartInfo]) -> UfsResult<ObjectMeta> + Send + 'static,
+    {
+        let remote = match self {
+            Store::Local(fs) => return fs.complete_upload(key, upload, chosen, precondition, tap, meta).await,
+            Store::Remote(remote) => remote,
+        };
+        let staging = remote.staging();
+        let assembled = staging.assemble_upload(upload, chosen, tap, meta).await?;
+        let file =
+            std::fs::File::open(&assembled.temp.0).map_err(|e| UfsError::io("reading the assembled upload", e))?;
+        let checks = PutChecks { expected_len: Some(assembled.size), precondition, ..Default::default() };
+        let info = remote.put(key, file_body(file), assembled.meta.clone(), checks).await?;
+        staging.forget_upload(assembled.dir.clone()).await?;
+        Ok(info)
+    }
+}
