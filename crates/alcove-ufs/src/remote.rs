@@ -194,7 +194,14 @@ impl RemoteFs {
         if key.is_folder() {
             drain_empty_body(&mut body).await?;
             self.inner.op.create_dir(&path).await.map_err(|e| self.fail(e))?;
-            return self.stat(key).await;
+            // Some S3 servers over a file system cannot describe a folder key afterwards.
+            let now = OffsetDateTime::now_utc();
+            return Ok(ObjectInfo {
+                size: 0,
+                last_modified: now,
+                etag: EMPTY_ETAG.to_owned(),
+                meta: ObjectMeta::default(),
+            });
         }
         let tuning = &self.inner.tuning;
         let _buffers = Arc::clone(&tuning.buffers)
