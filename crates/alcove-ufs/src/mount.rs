@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -250,8 +251,14 @@ impl MountTable {
         let raw = serde_json::to_vec_pretty(&persisted).map_err(|e| UfsError::io("encoding mounts", e.into()))?;
         let dir = self.root.join(STATE_DIR);
         let temp = dir.join(format!("{MOUNTS_FILE}.tmp"));
-        fs::write(&temp, raw)
-            .and_then(|()| fs::File::open(&temp)?.sync_all())
+        // Mounts may hold credentials: readable by the worker's user only.
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)
+            .and_then(|mut f| f.write_all(&raw).and_then(|()| f.sync_all()))
             .and_then(|()| fs::rename(&temp, dir.join(MOUNTS_FILE)))
             .map_err(|e| UfsError::io("saving the mount table", e))
     }

@@ -102,8 +102,30 @@ pub struct Credential {
 pub struct MountConfig {
     pub path: String,
     pub ufs: String,
+    /// Backend options; numbers and booleans may be written bare (`timeout = 30`).
     #[serde(default)]
-    pub options: BTreeMap<String, String>,
+    pub options: BTreeMap<String, OptionValue>,
+}
+
+/// A mount option's value as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OptionValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Flag(bool),
+}
+
+impl std::fmt::Display for OptionValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptionValue::Text(s) => f.write_str(s),
+            OptionValue::Integer(n) => write!(f, "{n}"),
+            OptionValue::Float(x) => write!(f, "{x}"),
+            OptionValue::Flag(b) => write!(f, "{b}"),
+        }
+    }
 }
 
 impl Default for Config {
@@ -236,7 +258,7 @@ impl Config {
             .map(|m| MountEntry {
                 path: m.path.clone(),
                 ufs: m.ufs.clone(),
-                options: m.options.clone(),
+                options: m.options.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
                 from_config: true,
             })
             .collect()
@@ -342,14 +364,16 @@ mod tests {
         let path = dir.path().join("alcove.toml");
         std::fs::write(
             &path,
-            "[ufs]\nmultipart_async = false\n[ufs.s3]\nupload_buffers = 8\n[[mounts]]\npath = \"/r\"\nufs = \"s3://b\"\n[mounts.options]\nregion = \"eu-west-1\"\n",
+            "[ufs]\nmultipart_async = false\n[ufs.s3]\nupload_buffers = 8\n[[mounts]]\npath = \"/r\"\nufs = \"s3://b\"\n[mounts.options]\nregion = \"eu-west-1\"\ntimeout = 5\nvirtual_host_style = true\n",
         )
         .unwrap();
         let env = [("ALCOVE_UFS_S3_UPLOAD_THREADS".to_owned(), "4".to_owned())];
         let c = Config::load(Some(&path), env).unwrap();
         assert!(!c.ufs.multipart_async);
         assert_eq!((c.ufs.s3.upload_threads, c.ufs.s3.upload_buffers), (4, 8));
-        assert_eq!(c.mount_entries()[0].options["region"], "eu-west-1");
+        let options = &c.mount_entries()[0].options;
+        assert_eq!((options["region"].as_str(), options["timeout"].as_str()), ("eu-west-1", "5"));
+        assert_eq!(options["virtual_host_style"], "true");
         assert_eq!(c.remote_tuning().unwrap().concurrent, 1);
     }
 }
