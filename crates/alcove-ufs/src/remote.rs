@@ -171,8 +171,9 @@ impl RemoteFs {
 
     /// A stream over `span` of the object at `path`, refused if its ETag is no longer `etag`.
     pub(crate) async fn read(&self, path: &str, etag: &str, span: Range<u64>) -> UfsResult<ByteStream> {
-        let opts =
-            ReaderOptions { if_match: Some(format!("\"{etag}\"")), chunk: Some(READ_CHUNK), ..Default::default() };
+        // A remote that reports no ETag cannot pin the version.
+        let if_match = (!etag.is_empty()).then(|| format!("\"{etag}\""));
+        let opts = ReaderOptions { if_match, chunk: Some(READ_CHUNK), ..Default::default() };
         let reader = self.inner.op.reader_options(path, opts).await.map_err(|e| self.fail(e))?;
         let stream = reader.into_bytes_stream(span).await.map_err(|e| self.fail(e))?;
         Ok(stream.boxed())
