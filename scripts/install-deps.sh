@@ -4,7 +4,10 @@
 #   - a Python venv (default /var/tmp/alcove-venv, override with ALCOVE_VENV)
 #     with tests/clients/requirements.txt installed (skipped when a stamp with
 #     the requirements' hash says it is up to date).
-# Idempotent; meant to run as root on Debian. Network: apt and PyPI only.
+#   - s3s-fs (an S3 server over a directory; a remote of the S3-mount tests), with
+#     cargo install into $BENCH_CACHE (default /var/tmp/alcove-bench-cache, shared
+#     with bench/compare), only if missing. scripts/test.sh exports S3S_FS_BIN.
+# Idempotent; meant to run as root on Debian. Network: apt, PyPI and crates.io only.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -82,16 +85,29 @@ stamp="$venv/.alcove-requirements.sha256"
 want="$( (sha256sum "$req" | cut -d' ' -f1; "$python" -c 'import sys; print(sys.version)') | sha256sum | cut -d' ' -f1)"
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     log "venv $venv is up to date"
-    exit 0
+else
+    if [ ! -x "$venv/bin/python" ]; then
+        log "creating venv $venv"
+        rm -rf "$venv"
+        "$python" -m venv "$venv"
+    fi
+    rm -f "$stamp"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    log "pip install -r $req"
+    "$venv/bin/python" -m pip install -q -r "$req"
+    echo "$want" > "$stamp"
+    log "done: $venv"
 fi
-if [ ! -x "$venv/bin/python" ]; then
-    log "creating venv $venv"
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
+
+# 4. s3s-fs, pinned (same location and version as bench/compare).
+S3S_VERSION="0.14.1"
+cache="${BENCH_CACHE:-/var/tmp/alcove-bench-cache}"
+s3s_bin="$cache/s3s-fs-$S3S_VERSION/bin/s3s-fs"
+if [ -x "$s3s_bin" ]; then
+    log "s3s-fs $S3S_VERSION already installed"
+else
+    log "cargo install s3s-fs@$S3S_VERSION into $cache (once)"
+    mkdir -p "$cache"
+    cargo install "s3s-fs@$S3S_VERSION" --features binary --locked \
+        --root "$cache/s3s-fs-$S3S_VERSION" --target-dir "$cache/s3s-fs-build" >&2
 fi
-rm -f "$stamp"
-"$venv/bin/python" -m pip install -q --upgrade pip
-log "pip install -r $req"
-"$venv/bin/python" -m pip install -q -r "$req"
-echo "$want" > "$stamp"
-log "done: $venv"

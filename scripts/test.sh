@@ -3,7 +3,9 @@
 # a Python venv with pinned clients), checks format and lints, builds, then runs the unit
 # tests, the Rust integration tests (aws-sdk-s3 against real workers) and the client suites
 # (boto3, AWS CLI, minio, s3fs, pyarrow, s3torchconnectorclient, s3cmd, rclone), with a short
-# smoke run of the benchmark tool in between.
+# smoke run of the benchmark tool in between. The client suites run twice: on buckets that are
+# folders of the worker's root, then (ALCOVE_CLIENT_UFS=s3) on buckets that are S3 mounts of a
+# second Alcove worker; tests/clients/test_remote_ufs.py mounts moto, s3s-fs and Alcove remotes.
 #
 # Build output goes outside the clone (CARGO_TARGET_DIR, default /var/tmp/alcove-target) so
 # repeated runs are fast.
@@ -12,6 +14,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/alcove-target}"
 export ALCOVE_VENV="${ALCOVE_VENV:-/var/tmp/alcove-venv}"
+export BENCH_CACHE="${BENCH_CACHE:-/var/tmp/alcove-bench-cache}"
+# installed by scripts/install-deps.sh (version kept in step with it)
+export S3S_FS_BIN="${S3S_FS_BIN:-$BENCH_CACHE/s3s-fs-0.14.1/bin/s3s-fs}"
 export CARGO_TERM_COLOR=never
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -37,3 +42,6 @@ ALCOVE_BENCH_BIN="$CARGO_TARGET_DIR/debug/alcove-bench" bash bench/smoke.sh
 
 step "client suites (tests/clients)"
 "$ALCOVE_VENV/bin/python" -m pytest tests/clients -q
+
+step "client suites on S3-mounted buckets (ALCOVE_CLIENT_UFS=s3)"
+ALCOVE_CLIENT_UFS=s3 "$ALCOVE_VENV/bin/python" -m pytest tests/clients -q

@@ -195,6 +195,32 @@ class _EarlyExit(Exception):
     pass
 
 
+# Where a bucket's objects live as plain files: the worker's root folder of that name, or (in the
+# ALCOVE_CLIENT_UFS=s3 mode of conftest.py) the folder of the remote Alcove worker that holds the
+# mounted bucket. conftest.py registers the mounted ones here.
+BUCKET_DIRS: dict[str, Path] = {}
+
+
+def bucket_dir(worker: "Worker", bucket: str) -> Path:
+    """The folder holding `bucket`'s objects as files (see BUCKET_DIRS)."""
+    return BUCKET_DIRS.get(bucket, worker.root / bucket)
+
+
+# In the S3 mode of conftest.py: mounted bucket -> (boto3 client of the remote, remote bucket).
+BUCKET_REMOTES: dict[str, tuple] = {}
+
+
+def is_s3_mounted(bucket: str) -> bool:
+    return bucket in BUCKET_REMOTES
+
+
+def fs_key_rules(bucket: str) -> bool:
+    """True when `bucket` is a folder of the worker's root, where the file system's rules refuse
+    keys an S3 bucket accepts (an object where a folder is or the reverse: InvalidRequest; a key
+    component over 255 bytes: KeyTooLongError). False for a mounted S3 bucket."""
+    return bucket not in BUCKET_DIRS
+
+
 def _no_proxy_opener():
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -493,8 +519,15 @@ def pattern_bytes(n: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
-def multipart_etag(parts) -> str:
-    """AWS's multipart ETag: md5 of the concatenated binary part MD5s, then -N (quoted)."""
+def multipart_etag(parts, at: tuple[str, str] | None = None) -> str:
+    """AWS's multipart ETag: md5 of the concatenated binary part MD5s, then -N (quoted).
+
+    With at=(bucket, key) and an S3-mounted bucket: the ETag the remote store shows for that object
+    instead (Alcove stages the parts and writes the completed object to the remote, whose ETag
+    it reports)."""
+    if at is not None and at[0] in BUCKET_REMOTES:
+        client, rbucket = BUCKET_REMOTES[at[0]]
+        return client.head_object(Bucket=rbucket, Key=at[1])["ETag"]
     digests = b"".join(hashlib.md5(p).digest() for p in parts)
     return f'"{hashlib.md5(digests).hexdigest()}-{len(parts)}"'
 

@@ -2,6 +2,13 @@
 
 Run with:  ALCOVE_BIN=/path/to/alcove pytest tests/clients
 (scripts/install-deps.sh installs the clients into /var/tmp/alcove-venv).
+
+With ALCOVE_CLIENT_UFS=s3 the `bucket` and `make_bucket` fixtures (and the module-scoped buckets
+made with `new_bucket`) are S3 mounts: each bucket is created on a session-wide remote (a second
+Alcove worker) and mounted on the worker under test under the same name with `alcove mount add
+--ufs-uri s3://NAME --option endpoint=...`. In that mode tests marked `local_only` are skipped, and
+so are the tests that use none of those buckets (they do not depend on the mode and ran already
+in the default mode).
 """
 
 from __future__ import annotations
@@ -16,7 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from alcove_helpers import ACCESS_KEY, REGION, SECRET_KEY, Worker
+from alcove_helpers import ACCESS_KEY, BUCKET_DIRS, BUCKET_REMOTES, REGION, SECRET_KEY, Worker
+
+UFS_MODE = os.environ.get("ALCOVE_CLIENT_UFS", "").strip().lower() or "local"
+S3_MODE = UFS_MODE == "s3"
+# fixtures that give a test a bucket of the worker under test (an S3 mount in S3 mode)
+BUCKET_FIXTURES = {"bucket", "make_bucket", "new_bucket"}
 
 SIGV4_CONFIG = f"""
 [auth]
@@ -32,6 +44,8 @@ _STATE: dict = {}
 
 
 def pytest_configure(config):
+    if UFS_MODE not in ("local", "s3"):
+        raise pytest.UsageError(f"ALCOVE_CLIENT_UFS={UFS_MODE!r}: expected 's3' or unset")
     # Isolate every AWS-flavoured client from the machine's own settings and
     # make sure no traffic leaves the loopback interface.
     d = tempfile.mkdtemp(prefix="alcove-clients-env-")
@@ -62,6 +76,24 @@ def pytest_configure(config):
             "`CARGO_TARGET_DIR=/var/tmp/alcove-target cargo build -p alcove` and run e.g. "
             "`ALCOVE_BIN=/var/tmp/alcove-target/debug/alcove pytest tests/clients`."
         )
+
+
+def pytest_report_header(config):
+    return f"alcove client suites: ALCOVE_CLIENT_UFS={UFS_MODE} (buckets are " + \
+        ("S3 mounts of a second Alcove worker)" if S3_MODE else "folders of the worker's root)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not S3_MODE:
+        return
+    for item in items:
+        m = item.get_closest_marker("local_only")
+        if m is not None:
+            why = m.kwargs.get("reason") or (m.args[0] if m.args else "needs a local-folder bucket")
+            item.add_marker(pytest.mark.skip(reason=f"local_only: {why}"))
+        elif not BUCKET_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.skip(
+                reason="ALCOVE_CLIENT_UFS=s3 runs only tests on mounted buckets; this one ran in the default mode"))
 
 
 def pytest_unconfigure(config):
@@ -177,29 +209,101 @@ def empty_and_delete(client, name: str):
         pass
 
 
+class BucketMaker:
+    """Makes the test buckets of the worker under test: CreateBucket (default mode), or a bucket
+    on the remote Alcove worker mounted under the same name (ALCOVE_CLIENT_UFS=s3)."""
+
+    def __init__(self, worker: Worker, s3, remote: Worker | None):
+        self.worker, self.s3, self.remote = worker, s3, remote
+        self.remote_s3 = remote.client() if remote else None
+
+    def make(self, hint: str) -> str:
+        name = unique_bucket_name(hint)
+        if self.remote is None:
+            self.s3.create_bucket(Bucket=name)
+            return name
+        self.remote_s3.create_bucket(Bucket=name)
+        opts = {"endpoint": self.remote.endpoint, "region": REGION,
+                "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY}
+        args = []
+        for k, v in opts.items():
+            args += ["--option", f"{k}={v}"]
+        self.worker.alcove("mount", "add", "--admin", self.worker.admin, "--path", f"/{name}",
+                           "--ufs-uri", f"s3://{name}", *args)
+        BUCKET_DIRS[name] = self.remote.root / name
+        BUCKET_REMOTES[name] = (self.remote_s3, name)
+        return name
+
+    def destroy(self, name: str):
+        if self.remote is None:
+            empty_and_delete(self.s3, name)
+            return
+        # abort what a test left open, so the worker drops its staged parts
+        try:
+            for u in self.s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
+                self.s3.abort_multipart_upload(Bucket=name, Key=u["Key"], UploadId=u["UploadId"])
+        except Exception:
+            pass
+        self.worker.alcove("mount", "remove", "--admin", self.worker.admin, "--path", f"/{name}", check=False)
+        BUCKET_DIRS.pop(name, None)
+        BUCKET_REMOTES.pop(name, None)
+        empty_and_delete(self.remote_s3, name)
+        shutil.rmtree(self.remote.root / name, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ufs_remote(alcove_bin, tmp_path_factory):
+    """S3 mode only: the second Alcove worker that holds the mounted buckets' data."""
+    if not S3_MODE:
+        yield None
+        return
+    # The suites test Alcove's own limits (2 KB of x-amz-meta-*, 10 tags of 128/256 characters);
+    # on a mount, Alcove also keeps tags and checksums in the remote's user metadata, so the remote
+    # gets room for both. A remote with S3's 2 KB budget is tested in test_remote_ufs.py.
+    w = Worker(alcove_bin, tmp_path_factory.mktemp("ufs-remote"), config="[s3]\nmetadata_max_size = 16384\n")
+    _ALL_WORKERS.append(w)
+    w.start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="session")
+def new_bucket(worker, s3, ufs_remote):
+    """Session-wide factory for buckets of any fixture scope: new_bucket(hint) -> name, and
+    new_bucket.destroy(name). A local folder bucket, or an S3 mount in S3 mode."""
+    maker = BucketMaker(worker, s3, ufs_remote)
+
+    class _Factory:
+        def __call__(self, hint: str = "b") -> str:
+            return maker.make(hint)
+
+        def destroy(self, name: str):
+            maker.destroy(name)
+
+    return _Factory()
+
+
 @pytest.fixture
-def bucket(request, worker, s3):
-    """A fresh bucket created with CreateBucket (boto3); removed best-effort afterwards."""
-    name = unique_bucket_name(request.node.name)
-    s3.create_bucket(Bucket=name)
+def bucket(request, new_bucket):
+    """A fresh bucket (CreateBucket with boto3, or an S3 mount); removed best-effort afterwards."""
+    name = new_bucket(request.node.name)
     yield name
-    empty_and_delete(s3, name)
+    new_bucket.destroy(name)
 
 
 @pytest.fixture
-def make_bucket(worker, s3):
+def make_bucket(new_bucket):
     """Factory for additional fresh buckets on the shared worker."""
     made = []
 
     def _make(hint: str = "extra") -> str:
-        name = unique_bucket_name(hint)
-        s3.create_bucket(Bucket=name)
+        name = new_bucket(hint)
         made.append(name)
         return name
 
     yield _make
     for name in made:
-        empty_and_delete(s3, name)
+        new_bucket.destroy(name)
 
 
 @pytest.fixture(scope="session")

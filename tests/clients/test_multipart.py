@@ -28,6 +28,8 @@ from minio.commonconfig import ComposeSource
 from minio.datatypes import Part
 
 from alcove_helpers import (
+    bucket_dir,
+    is_s3_mounted,
     CHECKSUM_ALGORITHMS,
     MiB,
     checksum_b64,
@@ -102,7 +104,7 @@ def upload_parts(s3, bucket, key, parts: list[bytes], **create_kw) -> tuple[str,
 def multipart_object(s3, bucket, key, parts: list[bytes], **create_kw) -> dict:
     uid, done = upload_parts(s3, bucket, key, parts, **create_kw)
     r = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": done})
-    assert r["ETag"] == multipart_etag(parts), r
+    assert r["ETag"] == multipart_etag(parts, at=(bucket, key)), r
     return r
 
 
@@ -146,7 +148,7 @@ def test_multipart_roundtrip_etag_metadata_and_invisible_parts(s3, bucket, worke
     assert [o["Key"] for o in r["Contents"]] == ["visible"] and "CommonPrefixes" not in r, r
     expect_error("404", 404, s3.head_object, Bucket=bucket, Key=key)
     expect_error("NoSuchKey", 404, s3.get_object, Bucket=bucket, Key=key)
-    assert set(tree(worker.root / bucket)) == {"visible"}
+    assert set(tree(bucket_dir(worker, bucket))) == {"visible"}
     assert uploads_of(s3, bucket) == [(key, uid)]
 
     lp = s3.list_parts(Bucket=bucket, Key=key, UploadId=uid)
@@ -157,27 +159,27 @@ def test_multipart_roundtrip_etag_metadata_and_invisible_parts(s3, bucket, worke
     parts = [p1, p2, p3]
     r = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={
         "Parts": [{"PartNumber": n, "ETag": etags[n]} for n in (1, 2, 3)]})
-    assert r["ETag"] == multipart_etag(parts)
+    assert r["ETag"] == multipart_etag(parts, at=(bucket, key))
     assert r["Bucket"] == bucket and r["Key"] == key
     data = b"".join(parts)
     h = s3.head_object(Bucket=bucket, Key=key)
-    assert h["ETag"] == multipart_etag(parts) and h["ContentLength"] == len(data)
+    assert h["ETag"] == multipart_etag(parts, at=(bucket, key)) and h["ContentLength"] == len(data)
     assert h["ContentType"] == "application/x-mp" and h["Metadata"] == {"origin": "boto3"}
     assert h["CacheControl"] == "max-age=60" and h["ContentDisposition"] == 'attachment; filename="big.bin"'
     g = s3.get_object(Bucket=bucket, Key=key)
     assert g["Body"].read() == data
-    assert g["ETag"] == multipart_etag(parts) and g["TagCount"] == 2
+    assert g["ETag"] == multipart_etag(parts, at=(bucket, key)) and g["TagCount"] == 2
     assert s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] == [
         {"Key": "k", "Value": "v"}, {"Key": "stage", "Value": "mp"}]
     listing = {o["Key"]: o for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
-    assert listing[key]["ETag"] == multipart_etag(parts) and listing[key]["Size"] == len(data)
-    assert (worker.root / bucket / "dir" / "big object.bin").read_bytes() == data
+    assert listing[key]["ETag"] == multipart_etag(parts, at=(bucket, key)) and listing[key]["Size"] == len(data)
+    assert (bucket_dir(worker, bucket) / "dir" / "big object.bin").read_bytes() == data
     # the upload is over
     assert uploads_of(s3, bucket) == []
     expect_error("NoSuchUpload", 404, s3.list_parts, Bucket=bucket, Key=key, UploadId=uid)
     expect_error("NoSuchUpload", 404, s3.upload_part, Bucket=bucket, Key=key, UploadId=uid, PartNumber=4,
                  Body=b"x")
-    assert set(tree(worker.root / bucket)) == {"visible", "dir", "dir/big object.bin"}
+    assert set(tree(bucket_dir(worker, bucket))) == {"visible", "dir", "dir/big object.bin"}
 
 
 def test_list_parts_pagination_and_part_numbers(s3, bucket):
@@ -243,7 +245,7 @@ def test_complete_errors_keep_the_upload(s3, bucket, worker):
     # a big first part makes 1+2 acceptable; the small part 2 is the last
     e1 = s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=1, Body=big)["ETag"]
     r = complete([{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}])
-    assert r["ETag"] == multipart_etag([big, small2])
+    assert r["ETag"] == multipart_etag([big, small2], at=(bucket, key))
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == big + small2
     # a gap in the part numbers is fine, and a single small part is a valid (last) part
     uid2 = s3.create_multipart_upload(Bucket=bucket, Key="gap")["UploadId"]
@@ -251,7 +253,7 @@ def test_complete_errors_keep_the_upload(s3, bucket, worker):
     eb = s3.upload_part(Bucket=bucket, Key="gap", UploadId=uid2, PartNumber=7, Body=b"z")["ETag"]
     r = s3.complete_multipart_upload(Bucket=bucket, Key="gap", UploadId=uid2, MultipartUpload={
         "Parts": [{"PartNumber": 3, "ETag": ea}, {"PartNumber": 7, "ETag": eb}]})
-    assert r["ETag"] == multipart_etag([big, b"z"])
+    assert r["ETag"] == multipart_etag([big, b"z"], at=(bucket, "gap"))
     h = s3.head_object(Bucket=bucket, Key="gap", PartNumber=2)
     assert h["ContentLength"] == 1 and h["PartsCount"] == 2
     assert s3.get_object(Bucket=bucket, Key="gap")["Body"].read() == big + b"z"
@@ -272,7 +274,7 @@ def test_abort_multipart_upload(s3, bucket, worker):
     expect_error("NoSuchUpload", 404, s3.complete_multipart_upload, Bucket=bucket, Key="k", UploadId=uid,
                  MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}]})
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"old body"
-    assert set(tree(worker.root / bucket)) == {"k"}
+    assert set(tree(bucket_dir(worker, bucket))) == {"k"}
     expect_error("NoSuchBucket", 404, s3.create_multipart_upload, Bucket=bucket + "-missing", Key="k")
 
 
@@ -314,7 +316,7 @@ def test_upload_part_copy_with_ranges(s3, bucket, make_bucket):
         {"PartNumber": 2, "ETag": r2["ETag"]},
         {"PartNumber": 3, "ETag": r3["CopyPartResult"]["ETag"]}]})
     parts = [src[:PART], own, src[6 * MiB:]]
-    assert r["ETag"] == multipart_etag(parts)
+    assert r["ETag"] == multipart_etag(parts, at=(bucket, key))
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"".join(parts)
     # a whole-object part copy (no range)
     uid = s3.create_multipart_upload(Bucket=bucket, Key="whole")["UploadId"]
@@ -322,7 +324,7 @@ def test_upload_part_copy_with_ranges(s3, bucket, make_bucket):
     assert rw["CopyPartResult"]["ETag"] == src_etag
     r = s3.complete_multipart_upload(Bucket=bucket, Key="whole", UploadId=uid, MultipartUpload={
         "Parts": [{"PartNumber": 1, "ETag": src_etag}]})
-    assert r["ETag"] == multipart_etag([src])
+    assert r["ETag"] == multipart_etag([src], at=(bucket, "whole"))
     assert s3.get_object(Bucket=bucket, Key="whole")["Body"].read() == src
 
 
@@ -420,16 +422,14 @@ def test_upload_part_copy_range_outside_the_source(s3, bucket):
 
 
 @pytest.fixture(scope="module")
-def mp_obj(worker, s3):
+def mp_obj(worker, s3, new_bucket):
     """A bucket with a 2-part object (5 MiB + 300 B) and a plain one."""
-    from conftest import empty_and_delete, unique_bucket_name
-    name = unique_bucket_name("mpobj")
-    s3.create_bucket(Bucket=name)
+    name = new_bucket("mpobj")
     parts = [pattern_bytes(PART, 21), pattern_bytes(300, 22)]
     multipart_object(s3, name, "mp", parts)
     s3.put_object(Bucket=name, Key="plain", Body=b"single")
     yield name, parts
-    empty_and_delete(s3, name)
+    new_bucket.destroy(name)
 
 
 def test_part_number_get_and_head(s3, mp_obj):
@@ -440,12 +440,12 @@ def test_part_number_get_and_head(s3, mp_obj):
     assert g["PartsCount"] == 2 and g["ContentLength"] == PART
     assert g["ContentRange"] == f"bytes 0-{PART - 1}/{total}"
     assert g["ResponseMetadata"]["HTTPStatusCode"] == 206
-    assert g["ETag"] == multipart_etag(parts)
+    assert g["ETag"] == multipart_etag(parts, at=(bucket, "mp"))
     g = s3.get_object(Bucket=bucket, Key="mp", PartNumber=2)
     assert g["Body"].read() == parts[1] and g["PartsCount"] == 2
     assert g["ContentRange"] == f"bytes {PART}-{total - 1}/{total}"
     h = s3.head_object(Bucket=bucket, Key="mp", PartNumber=2)
-    assert h["ContentLength"] == 300 and h["PartsCount"] == 2 and h["ETag"] == multipart_etag(parts)
+    assert h["ContentLength"] == 300 and h["PartsCount"] == 2 and h["ETag"] == multipart_etag(parts, at=(bucket, "mp"))
     h = s3.head_object(Bucket=bucket, Key="mp")
     assert h["ContentLength"] == total and "PartsCount" not in h
     expect_error("InvalidPartNumber", 416, s3.get_object, Bucket=bucket, Key="mp", PartNumber=3)
@@ -508,7 +508,7 @@ def test_boto3_upload_file_multipart(s3, bucket, tmp_path):
     s3.upload_file(str(src), bucket, "transfer.bin", Config=cfg)
     parts = [data[:PART], data[PART:2 * PART], data[2 * PART:]]
     h = s3.head_object(Bucket=bucket, Key="transfer.bin", ChecksumMode="ENABLED")
-    assert h["ETag"] == multipart_etag(parts) and h["ContentLength"] == len(data)
+    assert h["ETag"] == multipart_etag(parts, at=(bucket, "transfer.bin")) and h["ContentLength"] == len(data)
     # s3transfer asks for CRC32 by default; whatever type it chose, the value must be right
     assert h.get("ChecksumCRC32"), h
     if h.get("ChecksumType") == "FULL_OBJECT":
@@ -635,7 +635,7 @@ def test_multipart_composite_checksum(s3, bucket, alg):
     assert want.endswith("-2")
     r = s3.complete_multipart_upload(Bucket=bucket, Key="comp", UploadId=uid, MultipartUpload={"Parts": done})
     assert r[f"Checksum{alg}"] == want and r.get("ChecksumType") == "COMPOSITE"
-    assert r["ETag"] == multipart_etag(parts)
+    assert r["ETag"] == multipart_etag(parts, at=(bucket, "comp"))
     h = s3.head_object(Bucket=bucket, Key="comp", ChecksumMode="ENABLED")
     assert checksum_fields(h) == {f"Checksum{alg}": want, "ChecksumType": "COMPOSITE"}
     g = s3.get_object(Bucket=bucket, Key="comp", ChecksumMode="ENABLED")
@@ -687,7 +687,7 @@ def test_cli_multipart_composite_checksum(worker, s3, bucket, tmp_path):
                    "--upload-id", uid, "--multipart-upload", f"file://{pf}")
     want = composite_checksum(alg, [checksum_b64(alg, p) for p in parts])
     assert out["ChecksumCRC32"] == want and out["ChecksumType"] == "COMPOSITE", out
-    assert out["ETag"] == multipart_etag(parts)
+    assert out["ETag"] == multipart_etag(parts, at=(bucket, "cli-ck"))
     out = aws_json(worker, "s3api", "head-object", "--bucket", bucket, "--key", "cli-ck", "--checksum-mode", "ENABLED")
     assert out["ChecksumCRC32"] == want and out["ChecksumType"] == "COMPOSITE"
     # a part checksum in Complete that is not the uploaded one: InvalidPart
@@ -722,7 +722,7 @@ def test_multipart_full_object_checksum(s3, bucket, alg):
     r = s3.complete_multipart_upload(Bucket=bucket, Key="full", UploadId=uid, MultipartUpload={"Parts": done},
                                      ChecksumType="FULL_OBJECT", **{f"Checksum{alg}": whole})
     assert r[f"Checksum{alg}"] == whole and r["ChecksumType"] == "FULL_OBJECT"
-    assert r["ETag"] == multipart_etag(parts)
+    assert r["ETag"] == multipart_etag(parts, at=(bucket, "full"))
     h = s3.head_object(Bucket=bucket, Key="full", ChecksumMode="ENABLED")
     assert checksum_fields(h) == {f"Checksum{alg}": whole, "ChecksumType": "FULL_OBJECT"}
     g = s3.get_object(Bucket=bucket, Key="full", ChecksumMode="ENABLED")
@@ -754,7 +754,8 @@ def test_cli_cp_1gib_multipart(worker, s3, bucket, tmp_path):
     up = time.monotonic() - t0
     assert "upload:" in r.stdout
     h = s3.head_object(Bucket=bucket, Key="big/1g.bin", ChecksumMode="ENABLED")
-    assert h["ContentLength"] == size and h["ETag"] == want["etag"]
+    assert h["ContentLength"] == size
+    assert h["ETag"] == (multipart_etag([], at=(bucket, "big/1g.bin")) if is_s3_mounted(bucket) else want["etag"])
     # the CLI sends CRC32s with its parts (COMPOSITE unless it asks for FULL_OBJECT)
     if h.get("ChecksumType") == "FULL_OBJECT":
         assert h["ChecksumCRC32"] == want["crc32"]
@@ -808,7 +809,7 @@ def test_cli_s3api_multipart(worker, s3, bucket, tmp_path):
              "--upload-id", uid, "--multipart-upload", parts_file([(1, e2), (2, e2)]))
     out = aws_json(worker, "s3api", "complete-multipart-upload", "--bucket", bucket, "--key", key,
                    "--upload-id", uid, "--multipart-upload", parts_file([(1, e1), (2, e2)]))
-    assert out["ETag"] == multipart_etag([p1, p2]) and out["Key"] == key
+    assert out["ETag"] == multipart_etag([p1, p2], at=(bucket, key)) and out["Key"] == key
     for k, u in zip(("zz-1", "zz-2"), other):
         aws(worker, "s3api", "abort-multipart-upload", "--bucket", bucket, "--key", k, "--upload-id", u)
     cli_fail(worker, "NoSuchUpload", "s3api", "abort-multipart-upload", "--bucket", bucket, "--key", "zz-1",
@@ -819,7 +820,7 @@ def test_cli_s3api_multipart(worker, s3, bucket, tmp_path):
     assert out["PartsCount"] == 2 and out["ContentLength"] == len(p2)
     assert (tmp_path / "part2.out").read_bytes() == p2
     out = aws_json(worker, "s3api", "head-object", "--bucket", bucket, "--key", key, "--part-number", "1")
-    assert out["PartsCount"] == 2 and out["ContentLength"] == PART and out["ETag"] == multipart_etag([p1, p2])
+    assert out["PartsCount"] == 2 and out["ContentLength"] == PART and out["ETag"] == multipart_etag([p1, p2], at=(bucket, key))
     assert out["ContentType"] == "application/x-cli-mp" and out["Metadata"] == {"via": "cli"}
 
 
@@ -852,9 +853,9 @@ def test_minio_large_put_small_parts(mc, s3, bucket):
                       content_type="application/x-minio-mp", metadata={"x-amz-meta-src": "minio"})
     parts = [data[i:i + PART] for i in range(0, len(data), PART)]
     assert len(parts) == 9
-    assert f'"{r.etag}"' == multipart_etag(parts)
+    assert f'"{r.etag}"' == multipart_etag(parts, at=(bucket, "minio/big.bin"))
     st = mc.stat_object(bucket, "minio/big.bin")
-    assert st.size == len(data) and f'"{st.etag}"' == multipart_etag(parts)
+    assert st.size == len(data) and f'"{st.etag}"' == multipart_etag(parts, at=(bucket, "minio/big.bin"))
     assert st.content_type == "application/x-minio-mp" and st.metadata.get("x-amz-meta-src") == "minio"
     resp = mc.get_object(bucket, "minio/big.bin")
     try:
@@ -870,7 +871,7 @@ def test_minio_large_put_small_parts(mc, s3, bucket):
         resp.close()
         resp.release_conn()
     listed = {o.object_name: o.etag for o in mc.list_objects(bucket, prefix="minio/")}
-    assert listed["minio/big.bin"] == multipart_etag(parts).strip('"')
+    assert listed["minio/big.bin"] == multipart_etag(parts, at=(bucket, "minio/big.bin")).strip('"')
     assert uploads_of(s3, bucket) == []
 
 
@@ -895,7 +896,7 @@ def test_minio_low_level_multipart_and_errors(mc, s3, bucket):
     s3err("InvalidPart", mc._complete_multipart_upload, bucket, key, uid, [Part(1, e2)])
     s3err("NoSuchUpload", mc._complete_multipart_upload, bucket, key, "0" * 32, [Part(1, e1)])
     res = mc._complete_multipart_upload(bucket, key, uid, [Part(1, e1), Part(2, e2)])
-    assert f'"{res.etag}"' == multipart_etag([p1, p2])
+    assert f'"{res.etag}"' == multipart_etag([p1, p2], at=(bucket, key))
     assert mc.stat_object(bucket, key).content_type == "text/x-low"
     mc._abort_multipart_upload(bucket, "minio/other", uid2)
     e = s3err("NoSuchUpload", mc._abort_multipart_upload, bucket, "minio/other", uid2)
@@ -911,7 +912,7 @@ def test_minio_compose_object_uses_part_copy(mc, s3, bucket):
                ComposeSource(bucket, "src/b")]
     r = mc.compose_object(bucket, "composed", sources)
     parts = [a[MiB:MiB + PART], b]
-    assert f'"{r.etag}"' == multipart_etag(parts)
+    assert f'"{r.etag}"' == multipart_etag(parts, at=(bucket, "composed"))
     assert s3.get_object(Bucket=bucket, Key="composed")["Body"].read() == b"".join(parts)
     # a failing source condition fails the composition
     bad = [ComposeSource(bucket, "src/a", match_etag="0" * 32), ComposeSource(bucket, "src/b")]
@@ -935,8 +936,9 @@ def test_rclone_multipart_upload(worker, s3, bucket, tmp_path):
        "--s3-upload-concurrency", "4", "-vv")
     parts = [data[i:i + PART] for i in range(0, len(data), PART)]
     h = s3.head_object(Bucket=bucket, Key="rclone/big.bin")
-    assert h["ETag"] == multipart_etag(parts) and h["ContentLength"] == len(data)
-    assert h["ETag"].endswith('-10"')
+    assert h["ETag"] == multipart_etag(parts, at=(bucket, "rclone/big.bin")) and h["ContentLength"] == len(data)
+    if not is_s3_mounted(bucket):  # on an S3 mount the ETag is the remote's (its own part size)
+        assert h["ETag"].endswith('-10"')
     # rclone keeps the MD5 of a multipart upload in metadata, and checks it
     out = rc(env, "md5sum", f"alc:{bucket}/rclone/big.bin").stdout.split()
     assert out[0] == md5hex(data)
@@ -960,7 +962,7 @@ def test_s3cmd_multipart_put_get(s3cmd_cfg, s3, bucket, tmp_path):
     s3cmd(s3cmd_cfg, "put", "--multipart-chunk-size-mb=5", str(src), f"s3://{bucket}/s3cmd/big.bin")
     parts = [data[:PART], data[PART:2 * PART], data[2 * PART:]]
     h = s3.head_object(Bucket=bucket, Key="s3cmd/big.bin")
-    assert h["ETag"] == multipart_etag(parts) and h["ContentLength"] == len(data)
+    assert h["ETag"] == multipart_etag(parts, at=(bucket, "s3cmd/big.bin")) and h["ContentLength"] == len(data)
     dst = tmp_path / "back.bin"
     s3cmd(s3cmd_cfg, "get", f"s3://{bucket}/s3cmd/big.bin", str(dst))
     assert dst.read_bytes() == data

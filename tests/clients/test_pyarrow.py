@@ -11,7 +11,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from alcove_helpers import ACCESS_KEY, SECRET_KEY, md5hex, now_utc, tree
+from alcove_helpers import ACCESS_KEY, SECRET_KEY, bucket_dir, md5hex, now_utc, tree
 
 
 def mkfs(w, access_key=ACCESS_KEY, secret_key=SECRET_KEY) -> pafs.S3FileSystem:
@@ -93,7 +93,7 @@ def test_dirs_and_deletes(fs, s3, bucket, worker):
     assert "newdir/sub/f2" not in keys
     fs.delete_dir(f"{bucket}/newdir")
     assert s3.list_objects_v2(Bucket=bucket).get("Contents", []) == []
-    assert tree(worker.root / bucket) == {}
+    assert tree(bucket_dir(worker, bucket)) == {}
 
 
 def test_missing(fs, bucket):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from alcove_helpers import ACCESS_KEY, SECRET_KEY, etag_of, tree
+from alcove_helpers import ACCESS_KEY, SECRET_KEY, bucket_dir, etag_of, fs_key_rules, tree
 
 RCLONE = shutil.which("rclone")
 
@@ -103,7 +103,7 @@ def test_copy_ls_cat_check(worker, s3, bucket, tmp_path, list_version):
     assert sorted(k for k in keys if not k.endswith("/")) == sorted(f"dir/{k}" for k in FILES)
     for rel, data in FILES.items():
         assert s3.head_object(Bucket=bucket, Key=f"dir/{rel}")["ETag"] == etag_of(data)
-        assert (worker.root / bucket / "dir" / rel).read_bytes() == data
+        assert (bucket_dir(worker, bucket) / "dir" / rel).read_bytes() == data
     lsf = rc(env, "lsf", "-R", f"alc:{bucket}/dir").stdout.splitlines()
     assert sorted(x for x in lsf if not x.endswith("/")) == sorted(FILES)
     assert sorted(x for x in lsf if x.endswith("/")) == ["sub/", "sub/deeper/", "\u00fcni/"]
@@ -142,7 +142,7 @@ def test_sync_delete(env, s3, bucket, tmp_path, worker):
     assert "s/added.txt" not in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     rc(env, "purge", f"alc:{bucket}/s")
     assert s3.list_objects_v2(Bucket=bucket).get("Contents", []) == []
-    assert tree(worker.root / bucket) == {}
+    assert tree(bucket_dir(worker, bucket)) == {}
 
 
 def test_errors(env, bucket, tmp_path):
@@ -156,7 +156,8 @@ def test_errors(env, bucket, tmp_path):
     f = tmp_path / "f"
     f.write_bytes(b"x")
     # rclone HEADs the target first: the 400 comes without a body, so only the status shows
-    for key in ("k" * 256, "x/.alcove.sys/y"):
+    # a 256-byte component is refused by the file system only
+    for key in ("k" * 256, "x/.alcove.sys/y") if fs_key_rules(bucket) else ("x/.alcove.sys/y",):
         r = rc(env, "copyto", str(f), f"alc:{bucket}/{key}", check=False)
         assert r.returncode != 0 and "status code: 400" in r.stderr, r.stderr
     assert rc(env, "lsf", "-R", f"alc:{bucket}").stdout == ""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from alcove_helpers import ACCESS_KEY, SECRET_KEY, etag_of, md5hex, tree
+from alcove_helpers import ACCESS_KEY, SECRET_KEY, bucket_dir, etag_of, fs_key_rules, md5hex, tree
 
 S3CMD = shutil.which("s3cmd")
 
@@ -121,7 +121,7 @@ def test_sync_and_delete(cfg, s3, bucket, tmp_path, worker):
     s3cmd(cfg, "sync", str(src) + "/", f"s3://{bucket}/s/")
     assert sorted(k for k in keys_of(s3, bucket) if not k.endswith("/")) == sorted(f"s/{k}" for k in files)
     for rel, data in files.items():
-        assert (worker.root / bucket / "s" / rel).read_bytes() == data
+        assert (bucket_dir(worker, bucket) / "s" / rel).read_bytes() == data
     # s3cmd cannot download the 0-byte folder objects ('sub/') that Alcove lists
     # for every directory (it tries to create a file over the directory), so they
     # are excluded, as one would for a bucket with console-made folder markers.
@@ -140,7 +140,7 @@ def test_sync_and_delete(cfg, s3, bucket, tmp_path, worker):
     assert "s/one.txt" not in keys_of(s3, bucket)
     s3cmd(cfg, "del", "--recursive", "--force", f"s3://{bucket}/s/")
     assert keys_of(s3, bucket) == []
-    assert tree(worker.root / bucket) == {}
+    assert tree(bucket_dir(worker, bucket)) == {}
 
 
 def test_errors(cfg, bucket, tmp_path):
@@ -151,7 +151,8 @@ def test_errors(cfg, bucket, tmp_path):
     assert r.returncode != 0 and "404" in r.stderr, r.stderr
     f = tmp_path / "f"
     f.write_bytes(b"x")
-    s3cmd_fail(cfg, "KeyTooLongError", "put", str(f), f"s3://{bucket}/{'k' * 256}")
+    if fs_key_rules(bucket):  # a 256-byte component is refused by the file system only
+        s3cmd_fail(cfg, "KeyTooLongError", "put", str(f), f"s3://{bucket}/{'k' * 256}")
     s3cmd_fail(cfg, "InvalidArgument", "put", str(f), f"s3://{bucket}/x/.alcove.sys/y")
 
 

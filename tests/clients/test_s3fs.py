@@ -9,7 +9,7 @@ import uuid
 import pytest
 import s3fs
 
-from alcove_helpers import ACCESS_KEY, SECRET_KEY, md5hex, tree
+from alcove_helpers import ACCESS_KEY, SECRET_KEY, bucket_dir, md5hex, tree
 
 
 def mkfs(w, **kw) -> s3fs.S3FileSystem:
@@ -94,7 +94,7 @@ def test_rm(fs, s3, bucket, worker):
     assert not fs.exists(f"{bucket}/keep")
     fs.rm(f"{bucket}/x", recursive=True)  # DeleteObjects
     assert s3.list_objects_v2(Bucket=bucket).get("Contents", []) == []
-    assert tree(worker.root / bucket) == {}
+    assert tree(bucket_dir(worker, bucket)) == {}
 
 
 def test_put_get_directories(fs, bucket, tmp_path):

@@ -54,6 +54,14 @@ pub fn s3_error_from(e: UfsError) -> S3Error {
             let message = format!("The under-storage of {mount} is throttling requests; please reduce your request rate.");
             return retry_later(S3ErrorCode::SlowDown, message, 1);
         }
+        UfsError::MetadataTooLarge(m) => (C::MetadataTooLarge, m),
+        UfsError::RemoteBucketMissing { mount } => (
+            C::NoSuchBucket,
+            format!("The bucket {mount} is mounted on a remote bucket that does not exist (see `alcove mount list`)."),
+        ),
+        UfsError::RemoteRefused { mount, message } => {
+            (C::InvalidRequest, format!("The under-storage of {mount} refused the request: {message}"))
+        }
         UfsError::RemoteDenied { mount } => (
             C::AccessDenied,
             format!("The under-storage of {mount} refused the worker's credentials for it; the worker log says more."),

@@ -52,6 +52,15 @@ pub enum UfsError {
     /// A remote store asked us to slow down.
     #[error("the under-storage of {mount} is throttling requests")]
     SlowDown { mount: String },
+    /// The object's metadata is more than the store can keep.
+    #[error("{0}")]
+    MetadataTooLarge(String),
+    /// The remote bucket (or container) a mount names does not exist.
+    #[error("the remote bucket of {mount} does not exist")]
+    RemoteBucketMissing { mount: String },
+    /// A remote store refused a request for a reason of its own (not retryable).
+    #[error("the under-storage of {mount} refused the request: {message}")]
+    RemoteRefused { mount: String, message: String },
     /// A remote store refused the mount's credentials.
     #[error("the under-storage of {mount} refused the mount's credentials")]
     RemoteDenied { mount: String },

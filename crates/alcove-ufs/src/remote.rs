@@ -157,7 +157,7 @@ impl RemoteFs {
     }
 
     pub async fn stat(&self, key: &ObjectKey) -> UfsResult<ObjectInfo> {
-        let md = self.inner.op.stat(&path_of(key)).await.map_err(|e| self.fail(e))?;
+        let md = self.inner.op.stat(&path_of(key)?).await.map_err(|e| self.fail(e))?;
         Ok(describe(&md, key.is_folder()))
     }
 
@@ -165,7 +165,7 @@ impl RemoteFs {
     /// by its ETag, so the description always matches the bytes.
     pub async fn open(&self, key: &ObjectKey) -> UfsResult<OpenObject> {
         let info = self.stat(key).await?;
-        let remote = (!key.is_folder() && info.size > 0).then(|| (self.clone(), path_of(key)));
+        let remote = (!key.is_folder() && info.size > 0).then(|| path_of(key)).transpose()?.map(|p| (self.clone(), p));
         Ok(OpenObject::remote(info, remote))
     }
 
@@ -180,56 +180,81 @@ impl RemoteFs {
     }
 
     /// Streams a body to the remote; nothing changes there unless the whole body arrived intact.
-    pub async fn put<S, E>(
-        &self,
-        key: &ObjectKey,
-        mut body: S,
-        meta: ObjectMeta,
-        checks: PutChecks,
-    ) -> UfsResult<ObjectInfo>
+    ///
+    /// A body that fits in one part is held until it has all arrived, so `meta` (asked for once
+    /// the body is complete, when trailing checksums are known) is stored whole and the remote
+    /// sees a single PUT. A larger body starts the remote's multipart upload as soon as one part
+    /// is full; its metadata is then what `meta` knows at that point.
+    pub async fn put<S, E, M>(&self, key: &ObjectKey, mut body: S, meta: M, checks: PutChecks) -> UfsResult<ObjectInfo>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        M: FnOnce() -> ObjectMeta + Send,
     {
-        let path = path_of(key);
+        let path = path_of(key)?;
         if key.is_folder() {
             drain_empty_body(&mut body).await?;
             self.inner.op.create_dir(&path).await.map_err(|e| self.fail(e))?;
             // Some S3 servers over a file system cannot describe a folder key afterwards.
             let now = OffsetDateTime::now_utc();
-            return Ok(ObjectInfo {
-                size: 0,
-                last_modified: now,
-                etag: EMPTY_ETAG.to_owned(),
-                meta: ObjectMeta::default(),
-            });
+            return Ok(ObjectInfo { size: 0, last_modified: now, etag: EMPTY_ETAG.to_owned(), meta: meta() });
         }
         let tuning = &self.inner.tuning;
         let _buffers = Arc::clone(&tuning.buffers)
             .acquire_many_owned(tuning.buffers_per_write())
             .await
             .map_err(|e| UfsError::io("waiting for upload buffers", io::Error::other(e)))?;
-        let opts = write_options(&meta, checks.precondition.as_ref(), tuning);
-        let mut writer = self.inner.op.writer_options(&path, opts).await.map_err(|e| self.fail(e))?;
+        let mut upload = Upload { remote: self, path: &path, precondition: checks.precondition.as_ref(), writer: None };
+        let mut meta = Some(meta);
+        let mut held: Vec<Bytes> = Vec::new();
+        let mut held_len = 0usize;
         let mut check = BodyCheck::new(&checks);
         let written = async {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| UfsError::Body(e.into()))?;
                 check.feed(&chunk)?;
-                writer.write(chunk).await.map_err(|e| self.fail(e))?;
+                if upload.writer.is_some() {
+                    upload.write(chunk).await?;
+                    continue;
+                }
+                held_len += chunk.len();
+                held.push(chunk);
+                if held_len > tuning.part_size {
+                    let early_meta = meta.take().map(|m| m()).unwrap_or_default();
+                    upload.start(&early_meta).await?;
+                    for chunk in held.drain(..) {
+                        upload.write(chunk).await?;
+                    }
+                }
             }
             check.finish()?;
-            writer.close().await.map_err(|e| self.fail(e))
+            if upload.writer.is_none() {
+                let full_meta = meta.take().map(|m| m()).unwrap_or_default();
+                upload.start(&full_meta).await?;
+                for chunk in held.drain(..) {
+                    upload.write(chunk).await?;
+                }
+            }
+            upload.close().await
         }
         .await;
         if let Err(e) = written {
-            if let Err(abort) = writer.abort().await {
-                tracing::debug!(mount = %self.inner.mount, error = %abort, "aborting a failed remote write");
-            }
-            return Err(e);
+            upload.abort().await;
+            return Err(self.precondition_error(key, checks.precondition.as_ref(), e).await);
         }
         // The remote's ETag and time are what later reads and listings report.
         self.stat(key).await
+    }
+
+    /// A failed `If-Match` write of a key that does not exist is `NoSuchKey`, as on S3.
+    async fn precondition_error(&self, key: &ObjectKey, precondition: Option<&Precondition>, e: UfsError) -> UfsError {
+        match (&e, precondition) {
+            (UfsError::PreconditionFailed, Some(Precondition::IfMatch(_))) => match self.stat(key).await {
+                Err(UfsError::NoSuchKey) => UfsError::NoSuchKey,
+                _ => e,
+            },
+            _ => e,
+        }
     }
 
     /// Changes an object's metadata by rewriting it (remotes have no in-place metadata update).
@@ -243,21 +268,21 @@ impl RemoteFs {
         let body = if key.is_folder() || info.size == 0 {
             futures::stream::empty().boxed()
         } else {
-            self.read(&path_of(key), &info.etag, 0..info.size).await?
+            self.read(&path_of(key)?, &info.etag, 0..info.size).await?
         };
         let checks = PutChecks { expected_len: Some(info.size), ..Default::default() };
-        self.put(key, body, meta, checks).await
+        self.put(key, body, move || meta, checks).await
     }
 
     /// Server-side copy within this mount (the remote copies the bytes and their metadata).
     pub async fn copy_within(&self, from: &ObjectKey, to: &ObjectKey) -> UfsResult<ObjectInfo> {
-        self.inner.op.copy(&path_of(from), &path_of(to)).await.map_err(|e| self.fail(e))?;
+        self.inner.op.copy(&path_of(from)?, &path_of(to)?).await.map_err(|e| self.fail(e))?;
         self.stat(to).await
     }
 
     /// Deleting a missing key succeeds, as on S3.
     pub async fn delete(&self, key: &ObjectKey) -> UfsResult<()> {
-        match self.inner.op.delete(&path_of(key)).await {
+        match self.inner.op.delete(&path_of(key)?).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.fail(e)),
@@ -337,6 +362,14 @@ impl RemoteFs {
     /// Maps a remote failure to what the client is told, logging what the operator needs.
     fn fail(&self, e: opendal::Error) -> UfsError {
         let mount = self.inner.mount.clone();
+        if e.message().contains("\"NoSuchBucket\"") {
+            return UfsError::RemoteBucketMissing { mount };
+        }
+        if e.message().contains("\"MetadataTooLarge\"") {
+            return UfsError::MetadataTooLarge(format!(
+                "The metadata, with the tags and checksum Alcove keeps in the remote's user metadata, exceeds what the remote store of {mount} accepts (2 KB on S3)."
+            ));
+        }
         match e.kind() {
             ErrorKind::NotFound | ErrorKind::IsADirectory | ErrorKind::NotADirectory => UfsError::NoSuchKey,
             ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists => UfsError::PreconditionFailed,
@@ -347,14 +380,62 @@ impl RemoteFs {
                 UfsError::RemoteDenied { mount }
             }
             ErrorKind::RateLimited => UfsError::SlowDown { mount },
-            ErrorKind::Unsupported | ErrorKind::ConfigInvalid => UfsError::Unsupported(format!(
+            ErrorKind::Unsupported => UfsError::Unsupported(format!(
                 "the {} store of mount {mount} cannot do this: {}",
                 self.inner.kind.name(),
                 e.message()
             )),
-            _ => {
+            // Unreachable, timed out, or a server error: worth retrying.
+            _ if e.is_temporary() => {
                 tracing::warn!(mount = %mount, error = %e, "remote store request failed");
                 UfsError::Unavailable { mount, retry_after: Duration::from_secs(1) }
+            }
+            // The remote understood and refused (a 4xx of its own): retrying would not help.
+            _ => {
+                tracing::warn!(mount = %mount, error = %e, "the remote store refused a request");
+                let mut message = e.message().to_owned();
+                message.truncate(message.floor_char_boundary(400));
+                UfsError::RemoteRefused { mount, message }
+            }
+        }
+    }
+}
+
+/// One streamed write to the remote, started once its metadata is known.
+struct Upload<'a> {
+    remote: &'a RemoteFs,
+    path: &'a str,
+    precondition: Option<&'a Precondition>,
+    writer: Option<opendal::Writer>,
+}
+
+impl Upload<'_> {
+    async fn start(&mut self, meta: &ObjectMeta) -> UfsResult<()> {
+        let opts = write_options(meta, self.precondition, &self.remote.inner.tuning);
+        let writer = self.remote.inner.op.writer_options(self.path, opts).await.map_err(|e| self.remote.fail(e))?;
+        self.writer = Some(writer);
+        Ok(())
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> UfsResult<()> {
+        match self.writer.as_mut() {
+            Some(w) => w.write(chunk).await.map_err(|e| self.remote.fail(e)),
+            None => Err(UfsError::io("writing to the remote", io::Error::other("the upload was not started"))),
+        }
+    }
+
+    async fn close(&mut self) -> UfsResult<()> {
+        match self.writer.as_mut() {
+            Some(w) => w.close().await.map(drop).map_err(|e| self.remote.fail(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives up the write: the remote keeps what it had (its multipart upload is aborted).
+    async fn abort(&mut self) {
+        if let Some(w) = self.writer.as_mut() {
+            if let Err(e) = w.abort().await {
+                tracing::debug!(mount = %self.remote.inner.mount, error = %e, "aborting a failed remote write");
             }
         }
     }
@@ -367,12 +448,20 @@ impl RemoteKind {
     }
 }
 
-fn path_of(key: &ObjectKey) -> String {
+/// The remote path of a key. OpenDAL trims white space around paths, which would silently
+/// merge `a ` into `a`: such keys are refused on remote mounts instead.
+fn path_of(key: &ObjectKey) -> UfsResult<String> {
     let mut path = key.components().join("/");
     if key.is_folder() {
         path.push('/');
     }
-    path
+    if path.trim() != path {
+        return Err(UfsError::InvalidKey(format!(
+            "object key '{}' starts or ends with white space, which this remote mount cannot store",
+            path.escape_debug()
+        )));
+    }
+    Ok(path)
 }
 
 fn unquote(etag: &str) -> String {
@@ -529,8 +618,11 @@ mod tests {
 
     #[test]
     fn folder_keys_keep_their_slash() {
-        assert_eq!(path_of(&ObjectKey::parse("a/b/").unwrap()), "a/b/");
-        assert_eq!(path_of(&ObjectKey::parse("a/b").unwrap()), "a/b");
+        assert_eq!(path_of(&ObjectKey::parse("a/b/").unwrap()).unwrap(), "a/b/");
+        assert_eq!(path_of(&ObjectKey::parse("a/b").unwrap()).unwrap(), "a/b");
+        assert!(path_of(&ObjectKey::parse("a/b ").unwrap()).is_err(), "OpenDAL would trim it");
+        assert!(path_of(&ObjectKey::parse(" a").unwrap()).is_err());
+        assert_eq!(path_of(&ObjectKey::parse("a b/c").unwrap()).unwrap(), "a b/c");
     }
 
     #[test]

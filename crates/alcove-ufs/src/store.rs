@@ -45,9 +45,9 @@ impl Store {
         }
     }
 
-    /// Writes an object from a streamed body. `meta` is asked for once the body has arrived on
-    /// local disk (checksums are known only then); a remote write needs it before the first byte,
-    /// so a checksum that arrives in a trailer is verified but not stored there.
+    /// Writes an object from a streamed body. `meta` is asked for once the body has arrived
+    /// (checksums are known only then); a remote write larger than one part needs it when the
+    /// first part leaves, so a trailing checksum of such a body is verified but not stored.
     pub async fn put<S, E, M>(&self, key: &ObjectKey, body: S, meta: M, checks: PutChecks) -> UfsResult<ObjectInfo>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
@@ -56,7 +56,7 @@ impl Store {
     {
         match self {
             Store::Local(fs) => fs.put(key, body, meta, checks).await,
-            Store::Remote(remote) => remote.put(key, body, meta(), checks).await,
+            Store::Remote(remote) => remote.put(key, body, meta, checks).await,
         }
     }
 
@@ -162,7 +162,8 @@ impl Store {
         let file =
             std::fs::File::open(&assembled.temp.0).map_err(|e| UfsError::io("reading the assembled upload", e))?;
         let checks = PutChecks { expected_len: Some(assembled.size), precondition, ..Default::default() };
-        let info = remote.put(key, file_body(file), assembled.meta.clone(), checks).await?;
+        let meta = assembled.meta.clone();
+        let info = remote.put(key, file_body(file), move || meta, checks).await?;
         staging.forget_upload(assembled.dir.clone()).await?;
         Ok(info)
     }

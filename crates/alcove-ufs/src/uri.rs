@@ -190,6 +190,9 @@ impl UfsUri {
             if key.starts_with("enable_") || key == "allow_anonymous" {
                 parse_bool(name, value)?;
             }
+            if key == "endpoint" {
+                check_endpoint(value)?;
+            }
             config.insert(key.to_owned(), value.clone());
         }
         if kind == RemoteKind::S3 {
@@ -219,6 +222,14 @@ fn parse_timeout(value: &str) -> UfsResult<Duration> {
     match value.trim().parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(Duration::from_secs_f64(secs)),
         _ => Err(invalid(format!("option timeout={value} must be a number of seconds between 0 and 86400"))),
+    }
+}
+
+fn check_endpoint(value: &str) -> UfsResult<()> {
+    let rest = value.strip_prefix("http://").or_else(|| value.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) && !host.starts_with('/') => Ok(()),
+        _ => Err(invalid(format!("option endpoint={value} must be an http:// or https:// URL with a host"))),
     }
 }
 
@@ -315,6 +326,8 @@ mod tests {
         assert!(unknown.contains("endpiont") && unknown.contains("known options: endpoint"), "{unknown}");
         assert!(err("s3://b", &[("timeout", "-1")]).contains("timeout"));
         assert!(err("s3://b", &[("virtual_host_style", "yes")]).contains("true or false"));
+        assert!(err("s3://b", &[("endpoint", "not a url")]).contains("http:// or https://"));
+        assert!(err("s3://b", &[("endpoint", "http://")]).contains("http:// or https://"));
         assert!(err("abfs://noaccount/x", &[]).contains("abfs://FILESYSTEM@"));
     }
 

@@ -155,6 +155,9 @@ pub struct Checksummed {
     pub body: Body,
     pub algorithm: Option<ChecksumAlgorithm>,
     slot: Option<ChecksumSlot>,
+    /// The value sent in a header: known before the body arrives (a body that does not match
+    /// it fails, so nothing is stored with a wrong value).
+    pub announced: Option<String>,
 }
 
 impl Checksummed {
@@ -200,12 +203,16 @@ impl ChecksumRequest<'_> {
             self.algorithm.map(|a| (a, Expected::Unchecked))
         };
         Ok(match plan {
-            None => Checksummed { body, algorithm: None, slot: None },
+            None => Checksummed { body, algorithm: None, slot: None, announced: None },
             Some((algorithm, expected)) => {
+                let announced = match &expected {
+                    Expected::Known(value) => Some(value.clone()),
+                    _ => None,
+                };
                 let stream = VerifyingStream::new(body, algorithm, expected);
                 let slot = Some(stream.slot());
                 let body = stream.map(|r| r.map_err(|e| Box::new(e) as StdError)).boxed();
-                Checksummed { body, algorithm: Some(algorithm), slot }
+                Checksummed { body, algorithm: Some(algorithm), slot, announced }
             }
         })
     }

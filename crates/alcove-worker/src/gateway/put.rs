@@ -71,8 +71,11 @@ pub async fn put_object(gw: &Gateway, mut req: S3Request<PutObjectInput>) -> S3R
     .apply(body_of(req.input.body.take()))?;
     let (algorithm, slot) = (checksummed.algorithm, checksummed.slot());
     let finish_slot = slot.clone();
+    let announced = checksummed.announced.clone();
+    // Called when the body is complete, or (large bodies on remote mounts) when the first part
+    // leaves: then only a value announced in a header is known.
     let finish = move || {
-        if let (Some(a), Some(v)) = (algorithm, Checksummed::value(&finish_slot)) {
+        if let (Some(a), Some(v)) = (algorithm, Checksummed::value(&finish_slot).or(announced)) {
             meta.checksum = Some(full_object(a, v));
         }
         meta
