@@ -8,15 +8,18 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, Metadata};
+use std::future::Future as _;
 use std::io::{self, ErrorKind};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
-use tokio_util::io::ReaderStream;
 
 use crate::dircache;
 use crate::key::{ObjectKey, STATE_DIR};
@@ -105,14 +108,71 @@ impl OpenObject {
             return remote.read(&path, &self.info.etag, span).await;
         }
         let Some(file) = self.file else { return Ok(futures::stream::empty().boxed()) };
-        let mut file = tokio::fs::File::from_std(file);
-        if span.start > 0 {
-            use tokio::io::AsyncSeekExt as _;
-            file.seek(io::SeekFrom::Start(span.start)).await.map_err(|e| UfsError::io("seeking in the object", e))?;
-        }
-        use tokio::io::AsyncReadExt as _;
-        Ok(ReaderStream::with_capacity(file.take(span.end - span.start), READ_CHUNK).boxed())
+        Ok(FileStream { file: Arc::new(file), pos: span.start, end: span.end, pending: None }.boxed())
     }
+}
+
+/// Streams a range of a file. Chunks the page cache holds are read on the async thread
+/// (`RWF_NOWAIT`); only a chunk that needs the disk goes to the blocking pool, so a hot large
+/// object costs no thread hand-off per chunk.
+struct FileStream {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+    pending: Option<tokio::task::JoinHandle<io::Result<Bytes>>>,
+}
+
+impl Stream for FileStream {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(pending) = this.pending.as_mut() {
+                let joined = std::task::ready!(Pin::new(pending).poll(cx));
+                this.pending = None;
+                let chunk = joined.map_err(io::Error::other).and_then(|read| read);
+                return Poll::Ready(Some(chunk.and_then(|bytes| this.advance(bytes))));
+            }
+            if this.pos >= this.end {
+                return Poll::Ready(None);
+            }
+            let len = (this.end - this.pos).min(READ_CHUNK as u64) as usize;
+            if let Some(bytes) = nowait::read_cached_at(&this.file, this.pos, len) {
+                return Poll::Ready(Some(this.advance(bytes)));
+            }
+            let (file, pos) = (Arc::clone(&this.file), this.pos);
+            this.pending = Some(tokio::task::spawn_blocking(move || read_at(&file, pos, len)));
+        }
+    }
+}
+
+impl FileStream {
+    fn advance(&mut self, bytes: Bytes) -> io::Result<Bytes> {
+        if bytes.is_empty() {
+            // Truncated by another tool while being read: the response cannot be completed.
+            return Err(io::Error::new(ErrorKind::UnexpectedEof, "the object's file shrank while it was being read"));
+        }
+        self.pos += bytes.len() as u64;
+        Ok(bytes)
+    }
+}
+
+/// Reads up to `len` bytes at `offset` (fewer only at the end of the file).
+fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    use std::os::unix::fs::FileExt as _;
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(Bytes::from(buf))
 }
 
 /// Objects up to this size are read whole when opened for reading.

@@ -30,16 +30,25 @@ pub(crate) fn read_xattr<'b>(file: &File, name: &CStr, buf: &'b mut [u8]) -> Opt
 
 /// Reads `len` bytes from offset 0 if they are all in the page cache.
 pub(crate) fn read_cached(file: &File, len: u64) -> Option<Bytes> {
-    let len = usize::try_from(len).ok()?;
+    read_cached_at(file, 0, usize::try_from(len).ok()?).filter(|b| b.len() as u64 == len)
+}
+
+/// Reads up to `len` bytes at `offset`, as far as the page cache holds them without waiting:
+/// `None` when not even the first byte is cached (or at the end of the file).
+pub(crate) fn read_cached_at(file: &File, offset: u64, len: usize) -> Option<Bytes> {
     let mut buf = vec![0u8; len];
     let mut filled = 0;
     while filled < len {
         let mut slices = [IoSliceMut::new(&mut buf[filled..])];
-        match rustix::io::preadv2(file, &mut slices, filled as u64, ReadWriteFlags::NOWAIT) {
-            Ok(0) | Err(_) => return None,
+        match rustix::io::preadv2(file, &mut slices, offset + filled as u64, ReadWriteFlags::NOWAIT) {
+            Ok(0) | Err(_) => break,
             Ok(n) => filled += n,
         }
     }
+    if filled == 0 {
+        return None;
+    }
+    buf.truncate(filled);
     Some(Bytes::from(buf))
 }
 
@@ -57,6 +66,8 @@ mod tests {
         assert_eq!(read_cached(&file, 17).as_deref(), Some(&b"hello, page cache"[..]));
         // Asking for more than the file holds is a short read: not served from here.
         assert_eq!(read_cached(&file, 18), None);
+        assert_eq!(read_cached_at(&file, 7, 100).as_deref(), Some(&b"page cache"[..]));
+        assert_eq!(read_cached_at(&file, 17, 4), None, "at the end");
     }
 
     #[test]
