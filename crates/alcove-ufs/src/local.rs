@@ -108,14 +108,14 @@ impl OpenObject {
             return remote.read(&path, &self.info.etag, span).await;
         }
         let Some(file) = self.file else { return Ok(futures::stream::empty().boxed()) };
-        Ok(FileStream { file: Arc::new(file), pos: span.start, end: span.end, pending: None }.boxed())
+        Ok(FileStream::new(file, span).boxed())
     }
 }
 
 /// Streams a range of a file. Chunks the page cache holds are read on the async thread
 /// (`RWF_NOWAIT`); only a chunk that needs the disk goes to the blocking pool, so a hot large
 /// object costs no thread hand-off per chunk.
-struct FileStream {
+pub(crate) struct FileStream {
     file: Arc<File>,
     pos: u64,
     end: u64,
@@ -148,6 +148,10 @@ impl Stream for FileStream {
 }
 
 impl FileStream {
+    pub(crate) fn new(file: File, span: Range<u64>) -> Self {
+        Self { file: Arc::new(file), pos: span.start, end: span.end, pending: None }
+    }
+
     fn advance(&mut self, bytes: Bytes) -> io::Result<Bytes> {
         if bytes.is_empty() {
             // Truncated by another tool while being read: the response cannot be completed.
@@ -240,7 +244,8 @@ impl LocalFs {
             let mut opened = open_blocking(&root, &path, folder)?;
             if let Some(file) = opened.file.as_ref().filter(|_| opened.info.size <= SMALL_OBJECT) {
                 // A file shrunk by another tool meanwhile falls back to streaming.
-                opened.small = read_whole(file, opened.info.size).ok();
+                let len = opened.info.size as usize;
+                opened.small = read_at(file, 0, len).ok().filter(|b| b.len() == len);
             }
             Ok(opened)
         })
@@ -481,14 +486,6 @@ fn open_hot(path: &Path, folder: bool) -> Option<OpenObject> {
     let (info, file) = describe_hot(path, folder)?;
     let small = (info.size <= SMALL_OBJECT).then(|| nowait::read_cached(&file, info.size)).flatten();
     Some(OpenObject { small, ..OpenObject::local(info, Some(file)) })
-}
-
-/// Reads `len` bytes from the start of `file` (positional: the handle's offset is untouched).
-fn read_whole(file: &File, len: u64) -> io::Result<Bytes> {
-    use std::os::unix::fs::FileExt as _;
-    let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, 0)?;
-    Ok(Bytes::from(buf))
 }
 
 /// Evaluates a conditional write against what `target` holds now. Call under the key lock.

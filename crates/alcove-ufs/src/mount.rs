@@ -380,6 +380,9 @@ mod tests {
         assert!(matches!(table.resolve("remote").unwrap().store, Store::Remote(_)));
         let listed = table.list();
         assert_eq!(listed[0].options["secret_access_key"], crate::uri::REDACTED);
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(root.path().join(STATE_DIR).join(MOUNTS_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the mount table holds secrets");
         // The persisted table keeps the secret (the worker needs it after a restart).
         let reopened = MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap();
         assert!(matches!(reopened.resolve("remote").unwrap().store, Store::Remote(_)));

@@ -220,20 +220,12 @@ impl RemoteFs {
                 held_len += chunk.len();
                 held.push(chunk);
                 if held_len > tuning.part_size {
-                    let early_meta = meta.take().map(|m| m()).unwrap_or_default();
-                    upload.start(&early_meta).await?;
-                    for chunk in held.drain(..) {
-                        upload.write(chunk).await?;
-                    }
+                    upload.start(meta.take(), &mut held).await?;
                 }
             }
             check.finish()?;
             if upload.writer.is_none() {
-                let full_meta = meta.take().map(|m| m()).unwrap_or_default();
-                upload.start(&full_meta).await?;
-                for chunk in held.drain(..) {
-                    upload.write(chunk).await?;
-                }
+                upload.start(meta.take(), &mut held).await?;
             }
             upload.close().await
         }
@@ -362,6 +354,7 @@ impl RemoteFs {
     /// Maps a remote failure to what the client is told, logging what the operator needs.
     fn fail(&self, e: opendal::Error) -> UfsError {
         let mount = self.inner.mount.clone();
+        // OpenDAL folds these S3 codes into generic kinds; only its message still names them.
         if e.message().contains("\"NoSuchBucket\"") {
             return UfsError::RemoteBucketMissing { mount };
         }
@@ -410,10 +403,15 @@ struct Upload<'a> {
 }
 
 impl Upload<'_> {
-    async fn start(&mut self, meta: &ObjectMeta) -> UfsResult<()> {
-        let opts = write_options(meta, self.precondition, &self.remote.inner.tuning);
+    /// Opens the remote write with the metadata `meta` gives now, then sends what was held.
+    async fn start(&mut self, meta: Option<impl FnOnce() -> ObjectMeta>, held: &mut Vec<Bytes>) -> UfsResult<()> {
+        let meta = meta.map(|m| m()).unwrap_or_default();
+        let opts = write_options(&meta, self.precondition, &self.remote.inner.tuning);
         let writer = self.remote.inner.op.writer_options(self.path, opts).await.map_err(|e| self.remote.fail(e))?;
         self.writer = Some(writer);
+        for chunk in held.drain(..) {
+            self.write(chunk).await?;
+        }
         Ok(())
     }
 
@@ -579,11 +577,6 @@ fn form_urlencoded_decode(s: &str) -> BTreeMap<String, String> {
             (decode(k), decode(v))
         })
         .collect()
-}
-
-/// The bytes of a staged file (a completed multipart upload) as a body for [`RemoteFs::put`].
-pub(crate) fn file_body(file: std::fs::File) -> impl Stream<Item = io::Result<Bytes>> + Send + Unpin {
-    tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 1 << 20)
 }
 
 #[cfg(test)]

@@ -9,10 +9,10 @@ use futures::Stream;
 
 use crate::key::ObjectKey;
 use crate::list::{ListPage, ListQuery};
-use crate::local::{LocalFs, OpenObject, Precondition, PutChecks};
+use crate::local::{FileStream, LocalFs, OpenObject, Precondition, PutChecks};
 use crate::meta::{ObjectInfo, ObjectMeta};
 use crate::multipart::{CompletePart, ContentTap, PartInfo, UploadInfo};
-use crate::remote::{file_body, RemoteFs};
+use crate::remote::RemoteFs;
 use crate::{UfsError, UfsResult};
 
 /// A bucket's backend.
@@ -161,9 +161,10 @@ impl Store {
         let assembled = staging.assemble_upload(upload, chosen, tap, meta).await?;
         let file =
             std::fs::File::open(&assembled.temp.0).map_err(|e| UfsError::io("reading the assembled upload", e))?;
+        let body = FileStream::new(file, 0..assembled.size);
         let checks = PutChecks { expected_len: Some(assembled.size), precondition, ..Default::default() };
         let meta = assembled.meta.clone();
-        let info = remote.put(key, file_body(file), move || meta, checks).await?;
+        let info = remote.put(key, body, move || meta, checks).await?;
         staging.forget_upload(assembled.dir.clone()).await?;
         Ok(info)
     }
