@@ -159,7 +159,7 @@ async fn object_folder_conflicts() {
     assert_eq!(get_bytes(&client, B, "a/x").await, b"child");
     assert_eq!(get_bytes(&client, B, "f").await, b"file");
     assert_eq!(get_bytes(&client, B, "deep/er/leaf").await, b"leaf");
-    assert_eq!(list_all_keys(&client, B, "").await, vec!["a/", "a/x", "deep/", "deep/er/", "deep/er/leaf", "f"]);
+    assert_eq!(list_all_keys(&client, B, "").await, vec!["a/x", "deep/er/leaf", "f"]);
 
     // Once the clash is gone, the PUT works.
     client.delete_object().bucket(B).key("a/x").send().await.unwrap();

@@ -1,7 +1,9 @@
 //! Listings: ListObjects v1, ListObjectsV2, ListObjectVersions over a few
 //! thousand keys, checked against a model of the expected result (UTF-8
-//! binary order, implicit folder objects, delimiter roll-up, pagination where
-//! max-keys counts keys + common prefixes), plus encoding-type=url.
+//! binary order, delimiter roll-up, pagination where max-keys counts keys +
+//! common prefixes) in both listing modes — AWS's (only written objects) and
+//! the seed's (`folder_objects = true`: implicit folders as objects) — plus
+//! encoding-type=url.
 
 use std::collections::BTreeSet;
 
@@ -10,6 +12,8 @@ use alcove_tests::*;
 use futures::StreamExt as _;
 
 const B: &str = "listing";
+/// The same folder mounted with `folder_objects=true`.
+const SEED: &str = "listing-seed";
 
 /// One listing entry: an object key or a common prefix.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -111,6 +115,7 @@ async fn upload_all(client: &Client, keys: &[String]) {
 /// entries in page order and the number of pages.
 async fn list_v2(
     client: &Client,
+    bucket: &str,
     prefix: &str,
     delimiter: Option<&str>,
     start_after: Option<&str>,
@@ -124,7 +129,7 @@ async fn list_v2(
         assert!(pages < 10_000, "pagination does not end");
         let out = client
             .list_objects_v2()
-            .bucket(B)
+            .bucket(bucket)
             .prefix(prefix)
             .set_delimiter(delimiter.map(str::to_owned))
             .set_start_after(start_after.map(str::to_owned))
@@ -178,7 +183,13 @@ fn stored_body(key: &str) -> String {
 }
 
 /// Pages through ListObjects v1.
-async fn list_v1(client: &Client, prefix: &str, delimiter: Option<&str>, max_keys: i32) -> (Vec<Entry>, usize) {
+async fn list_v1(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    max_keys: i32,
+) -> (Vec<Entry>, usize) {
     let mut entries: Vec<Entry> = Vec::new();
     let mut marker: Option<String> = None;
     let mut pages = 0;
@@ -187,7 +198,7 @@ async fn list_v1(client: &Client, prefix: &str, delimiter: Option<&str>, max_key
         assert!(pages < 10_000, "pagination does not end");
         let out = client
             .list_objects()
-            .bucket(B)
+            .bucket(bucket)
             .prefix(prefix)
             .set_delimiter(delimiter.map(str::to_owned))
             .set_marker(marker.clone())
@@ -229,25 +240,44 @@ async fn list_v1(client: &Client, prefix: &str, delimiter: Option<&str>, max_key
 async fn listings_over_thousands_of_keys() {
     let server = Server::start().await;
     server.create_bucket(B).await;
-    let client = server.client();
     let keys = key_set();
     assert!(keys.len() > 2500, "{} keys", keys.len());
     upload_all(&server.client_plain_put(), &keys).await;
-    let all = with_folders(&keys);
+    let uri = format!("file://{}", server.bucket_dir(B).display());
+    let out = server.cli(&[
+        "mount",
+        "add",
+        "--admin",
+        &server.admin_url(),
+        "--path",
+        &format!("/{SEED}"),
+        "--ufs-uri",
+        &uri,
+        "--option",
+        "folder_objects=true",
+    ]);
+    assert!(out.status.success(), "mount add: {}", String::from_utf8_lossy(&out.stderr));
+    let client = server.client();
+    check_listings(&client, B, &keys.iter().cloned().collect()).await;
+    check_listings(&client, SEED, &with_folders(&keys)).await;
+}
 
+/// Checks every listing shape of `bucket` against the model of what it holds (`all`).
+async fn check_listings(client: &Client, bucket: &str, all: &BTreeSet<String>) {
+    let folders = all.contains("tree/");
     // Full recursive listing with the default page size.
-    let (got, pages) = list_v2(&client, "", None, None, 1000).await;
-    assert_eq!(got, expected(&all, "", None, ""), "recursive listing");
+    let (got, pages) = list_v2(client, bucket, "", None, None, 1000).await;
+    assert_eq!(got, expected(all, "", None, ""), "recursive listing");
     assert_eq!(pages, all.len().div_ceil(1000));
 
     // Small pages over everything.
-    let (got, pages) = list_v2(&client, "", None, None, 97).await;
+    let (got, pages) = list_v2(client, bucket, "", None, None, 97).await;
     assert_eq!(got.len(), all.len());
-    assert_eq!(got, expected(&all, "", None, ""), "recursive listing, 97 per page");
+    assert_eq!(got, expected(all, "", None, ""), "recursive listing, 97 per page");
     assert_eq!(pages, all.len().div_ceil(97));
 
     // Top level with a delimiter: prefixes roll up.
-    let (got, _) = list_v2(&client, "", Some("/"), None, 2).await;
+    let (got, _) = list_v2(client, bucket, "", Some("/"), None, 2).await;
     assert_eq!(
         got,
         vec![
@@ -258,28 +288,28 @@ async fn listings_over_thousands_of_keys() {
         ]
     );
 
-    // 100 common prefixes, 7 per page: no prefix repeated across pages, and
-    // the folder marker "tree/" itself is in Contents.
-    let (got, pages) = list_v2(&client, "tree/", Some("/"), None, 7).await;
-    let want = expected(&all, "tree/", Some("/"), "");
-    assert_eq!(want.len(), 101);
-    assert_eq!(want[0], Entry::Key("tree/".into()));
+    // 100 common prefixes, 7 per page: no prefix repeated across pages; with
+    // folder objects the folder "tree/" itself is in Contents.
+    let (got, pages) = list_v2(client, bucket, "tree/", Some("/"), None, 7).await;
+    let want = expected(all, "tree/", Some("/"), "");
+    assert_eq!(want.len(), if folders { 101 } else { 100 });
+    assert_eq!(want[0] == Entry::Key("tree/".into()), folders);
     assert_eq!(got, want);
-    assert_eq!(pages, 101usize.div_ceil(7));
+    assert_eq!(pages, want.len().div_ceil(7));
 
     // Mixed characters: binary order with '/'-nested folders in between.
     for page in [1, 10, 1000] {
-        let (got, _) = list_v2(&client, "mix/", Some("/"), None, page).await;
-        assert_eq!(got, expected(&all, "mix/", Some("/"), ""), "mix/ with max-keys {page}");
-        let (got, _) = list_v2(&client, "mix/", None, None, page).await;
-        assert_eq!(got, expected(&all, "mix/", None, ""), "mix/ recursive, max-keys {page}");
+        let (got, _) = list_v2(client, bucket, "mix/", Some("/"), None, page).await;
+        assert_eq!(got, expected(all, "mix/", Some("/"), ""), "mix/ with max-keys {page}");
+        let (got, _) = list_v2(client, bucket, "mix/", None, None, page).await;
+        assert_eq!(got, expected(all, "mix/", None, ""), "mix/ recursive, max-keys {page}");
     }
 
     // start-after.
-    let (got, _) = list_v2(&client, "many/", None, Some("many/0999"), 250).await;
-    assert_eq!(got, expected(&all, "many/", None, "many/0999"));
+    let (got, _) = list_v2(client, bucket, "many/", None, Some("many/0999"), 250).await;
+    assert_eq!(got, expected(all, "many/", None, "many/0999"));
     assert_eq!(got.len(), 500);
-    let (got, _) = list_v2(&client, "", Some("/"), Some("mix/"), 10).await;
+    let (got, _) = list_v2(client, bucket, "", Some("/"), Some("mix/"), 10).await;
     assert_eq!(
         got,
         vec![Entry::Key("top-level".into()), Entry::Prefix("tree/".into())],
@@ -287,18 +317,18 @@ async fn listings_over_thousands_of_keys() {
     );
 
     // Nothing matches.
-    let (got, pages) = list_v2(&client, "nothing/", None, None, 10).await;
+    let (got, pages) = list_v2(client, bucket, "nothing/", None, None, 10).await;
     assert!(got.is_empty());
     assert_eq!(pages, 1);
 
     // ListObjects v1.
-    let (got, pages) = list_v1(&client, "", None, 333).await;
-    assert_eq!(got, expected(&all, "", None, ""), "v1 recursive");
+    let (got, pages) = list_v1(client, bucket, "", None, 333).await;
+    assert_eq!(got, expected(all, "", None, ""), "v1 recursive");
     assert_eq!(pages, all.len().div_ceil(333));
-    let (got, _) = list_v1(&client, "tree/", Some("/"), 9).await;
-    assert_eq!(got, expected(&all, "tree/", Some("/"), ""), "v1 with delimiter");
-    let (got, _) = list_v1(&client, "mix/", Some("/"), 4).await;
-    assert_eq!(got, expected(&all, "mix/", Some("/"), ""), "v1 mix/");
+    let (got, _) = list_v1(client, bucket, "tree/", Some("/"), 9).await;
+    assert_eq!(got, expected(all, "tree/", Some("/"), ""), "v1 with delimiter");
+    let (got, _) = list_v1(client, bucket, "mix/", Some("/"), 4).await;
+    assert_eq!(got, expected(all, "mix/", Some("/"), ""), "v1 mix/");
 
     // ListObjectVersions: one version per object, "null", latest.
     let mut versions = Vec::new();
@@ -310,7 +340,7 @@ async fn listings_over_thousands_of_keys() {
         assert!(pages < 1000);
         let out = client
             .list_object_versions()
-            .bucket(B)
+            .bucket(bucket)
             .max_keys(211)
             .set_key_marker(key_marker.clone())
             .set_version_id_marker(vid_marker.clone())
@@ -337,31 +367,45 @@ async fn listings_over_thousands_of_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folder_marker_and_common_prefix() {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
-    let client = server.client();
-    put_bytes(&client, B, "a/b/c", b"x").await;
+    for folder_objects in [false, true] {
+        let server = Server::start_with_config(&format!("[s3]\nfolder_objects = {folder_objects}\n")).await;
+        server.create_bucket(B).await;
+        let client = server.client();
+        put_bytes(&client, B, "a/b/c", b"x").await;
 
-    assert_eq!(list_all_keys(&client, B, "").await, vec!["a/", "a/b/", "a/b/c"]);
-    let out = client.list_objects_v2().bucket(B).prefix("a/").delimiter("/").send().await.unwrap();
-    let keys: Vec<&str> = out.contents().iter().map(|o| o.key().unwrap()).collect();
-    let prefixes: Vec<&str> = out.common_prefixes().iter().map(|p| p.prefix().unwrap()).collect();
-    assert_eq!(keys, vec!["a/"]);
-    assert_eq!(prefixes, vec!["a/b/"]);
-    assert_eq!(out.key_count(), Some(2));
-    let folder = &out.contents()[0];
-    assert_eq!(folder.size(), Some(0));
-    assert_eq!(folder.e_tag(), Some(etag_of(b"").as_str()));
+        let all = list_all_keys(&client, B, "").await;
+        let out = client.list_objects_v2().bucket(B).prefix("a/").delimiter("/").send().await.unwrap();
+        let keys: Vec<&str> = out.contents().iter().map(|o| o.key().unwrap()).collect();
+        let prefixes: Vec<&str> = out.common_prefixes().iter().map(|p| p.prefix().unwrap()).collect();
+        assert_eq!(prefixes, vec!["a/b/"]);
+        if folder_objects {
+            assert_eq!(all, vec!["a/", "a/b/", "a/b/c"]);
+            assert_eq!(keys, vec!["a/"], "the prefix's own folder object comes first");
+            assert_eq!(out.key_count(), Some(2));
+            let folder = &out.contents()[0];
+            assert_eq!(folder.size(), Some(0));
+            assert_eq!(folder.e_tag(), Some(etag_of(b"").as_str()));
+        } else {
+            assert_eq!(all, vec!["a/b/c"], "AWS lists only what was written");
+            assert!(keys.is_empty(), "no invented a/ object: {keys:?}");
+            assert_eq!(out.key_count(), Some(1));
+        }
 
-    // Deleting the last object removes the implicit folders.
-    client.delete_object().bucket(B).key("a/b/c").send().await.unwrap();
-    assert_eq!(list_all_keys(&client, B, "").await, Vec::<String>::new());
+        // Deleting the last object removes the implicit folders.
+        client.delete_object().bucket(B).key("a/b/c").send().await.unwrap();
+        assert_eq!(list_all_keys(&client, B, "").await, Vec::<String>::new());
+        let out = client.list_objects_v2().bucket(B).delimiter("/").send().await.unwrap();
+        assert!(out.common_prefixes().is_empty());
 
-    // An explicit folder object stays.
-    put_bytes(&client, B, "keep/", b"").await;
-    put_bytes(&client, B, "keep/sub/x", b"x").await;
-    client.delete_object().bucket(B).key("keep/sub/x").send().await.unwrap();
-    assert_eq!(list_all_keys(&client, B, "").await, vec!["keep/"]);
+        // An explicit folder object stays, in both modes.
+        put_bytes(&client, B, "keep/", b"").await;
+        put_bytes(&client, B, "keep/sub/x", b"x").await;
+        let expected: &[&str] =
+            if folder_objects { &["keep/", "keep/sub/", "keep/sub/x"] } else { &["keep/", "keep/sub/x"] };
+        assert_eq!(list_all_keys(&client, B, "").await, expected);
+        client.delete_object().bucket(B).key("keep/sub/x").send().await.unwrap();
+        assert_eq!(list_all_keys(&client, B, "").await, vec!["keep/"]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,10 +468,7 @@ async fn encoding_type_url() {
     }
     let keys_dec: Vec<String> = raw_keys.iter().map(|k| url_decode_plus(k)).collect();
     let prefixes_dec: Vec<String> = raw_prefixes.iter().map(|k| url_decode_plus(k)).collect();
-    assert_eq!(
-        keys_dec,
-        vec!["enc/", "enc/amp&er", "enc/lt<gt>", "enc/per%cent", "enc/plus+sign", "enc/sp ace", "enc/中文"]
-    );
+    assert_eq!(keys_dec, vec!["enc/amp&er", "enc/lt<gt>", "enc/per%cent", "enc/plus+sign", "enc/sp ace", "enc/中文"]);
     assert_eq!(prefixes_dec, vec!["enc/dir one/", "enc/ünï/"]);
     let plus = raw_keys.iter().find(|k| k.contains("plus")).unwrap();
     assert!(plus.contains("%2B"), "'+' survives as %2B: {plus}");
@@ -470,17 +511,7 @@ async fn encoding_type_url() {
     assert!(token.is_none(), "pagination ended");
     assert_eq!(
         all,
-        vec![
-            "enc/dir one/",
-            "enc/dir one/x",
-            "enc/lt<gt>",
-            "enc/per%cent",
-            "enc/plus+sign",
-            "enc/sp ace",
-            "enc/ünï/",
-            "enc/ünï/cødé",
-            "enc/中文",
-        ]
+        vec!["enc/dir one/x", "enc/lt<gt>", "enc/per%cent", "enc/plus+sign", "enc/sp ace", "enc/ünï/cødé", "enc/中文",]
     );
 
     // V1: Marker / NextMarker / Prefix / Delimiter encoded too.
@@ -512,7 +543,6 @@ async fn encoding_type_url() {
     assert!(marker.is_empty(), "v1 pagination ended");
     seen.sort();
     let mut want: Vec<String> = [
-        "enc/",
         "enc/amp&er",
         "enc/dir one/",
         "enc/lt<gt>",
@@ -552,8 +582,8 @@ async fn list_buckets_and_objects_raw_fields() {
     assert_eq!(xml_top(&xml, "MaxKeys").as_deref(), Some("2"));
     assert_eq!(xml_top(&xml, "IsTruncated").as_deref(), Some("true"));
     assert!(xml_top(&xml, "NextContinuationToken").is_some_and(|t| !t.is_empty()));
-    assert_eq!(xml_list(&xml, "Contents", "Key"), vec!["p/", "p/1"]);
-    assert_eq!(xml_list(&xml, "Contents", "Size"), vec!["0", "1"]);
+    assert_eq!(xml_list(&xml, "Contents", "Key"), vec!["p/1", "p/2"]);
+    assert_eq!(xml_list(&xml, "Contents", "Size"), vec!["1", "1"]);
     assert_eq!(xml_list(&xml, "Contents", "ETag")[1], etag_of(b"x"));
     assert_eq!(xml_list(&xml, "Contents", "StorageClass").len(), 2);
 

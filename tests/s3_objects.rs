@@ -428,18 +428,33 @@ async fn explicit_and_implicit_folder_objects() {
     assert!(!object_exists(&client, B, "x/").await);
     assert_eq!(list_all_keys(&client, B, "x").await, Vec::<String>::new());
 
-    // Implicit folders appear as 0-byte objects and vanish with their last child.
+    // Implicit folders are no objects (as on AWS) and vanish with their last child.
+    put_bytes(&client, B, "a/b/c", b"deep").await;
+    for k in ["a/", "a/b/"] {
+        assert!(!object_exists(&client, B, k).await, "{k} was never written");
+    }
+    assert_eq!(list_all_keys(&client, B, "").await, vec!["a/b/c"]);
+    client.delete_object().bucket(B).key("a/b/c").send().await.unwrap();
+    assert_eq!(list_all_keys(&client, B, "").await, Vec::<String>::new());
+    assert!(!server.bucket_dir(B).join("a").exists(), "empty implicit folders removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_folders_are_objects_with_folder_objects_on() {
+    let server = Server::start_with_config("[s3]\nfolder_objects = true\n").await;
+    server.create_bucket(B).await;
+    let client = server.client();
     put_bytes(&client, B, "a/b/c", b"deep").await;
     for k in ["a/", "a/b/"] {
         let h =
             client.head_object().bucket(B).key(k).send().await.unwrap_or_else(|e| panic!("HEAD {k}: {}", err_text(&e)));
         assert_eq!(h.content_length(), Some(0), "{k}");
     }
+    assert_eq!(list_all_keys(&client, B, "").await, vec!["a/", "a/b/", "a/b/c"]);
     client.delete_object().bucket(B).key("a/b/c").send().await.unwrap();
     assert!(!object_exists(&client, B, "a/b/").await);
     assert!(!object_exists(&client, B, "a/").await);
     assert_eq!(list_all_keys(&client, B, "").await, Vec::<String>::new());
-    assert!(!server.bucket_dir(B).join("a").exists(), "empty implicit folders removed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,7 +466,7 @@ async fn hand_written_file_is_served() {
     assert_eq!(get_bytes(&client, B, "hand/made/file.txt").await, b"by hand");
     let h = client.head_object().bucket(B).key("hand/made/file.txt").send().await.unwrap();
     assert_eq!(h.e_tag(), Some(etag_of(b"by hand").as_str()));
-    assert_eq!(list_all_keys(&client, B, "").await, vec!["hand/", "hand/made/", "hand/made/file.txt"]);
+    assert_eq!(list_all_keys(&client, B, "").await, vec!["hand/made/file.txt"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,15 +103,32 @@ impl Collector {
 
     /// Offers the next key in order; `describe` is called only for keys that land on the page.
     pub fn offer(&mut self, key: &str, describe: impl FnOnce() -> Option<ObjectInfo>) -> Flow {
+        self.take(key, || true, describe)
+    }
+
+    /// Offers a folder whose whole subtree rolls up into one common prefix (see
+    /// [`Collector::rolls_up`]); `holds_objects` is asked only when that prefix would be new on
+    /// this page, so walkers look into the folder at most once.
+    pub fn offer_rolled_subtree(&mut self, dir_key: &str, holds_objects: impl FnOnce() -> bool) -> Flow {
+        self.take(dir_key, holds_objects, || None)
+    }
+
+    fn take(
+        &mut self,
+        key: &str,
+        keep_prefix: impl FnOnce() -> bool,
+        describe: impl FnOnce() -> Option<ObjectInfo>,
+    ) -> Flow {
         if !key.starts_with(self.query.prefix.as_str()) || self.before_start(key) {
             return Flow::Continue;
         }
         let item = match self.rolled_up(key) {
             Some(prefix) if self.last_prefix.as_deref() == Some(prefix) => return Flow::Continue,
-            Some(prefix) => ListItem::CommonPrefix(prefix.to_owned()),
+            Some(prefix) if keep_prefix() => ListItem::CommonPrefix(prefix.to_owned()),
+            Some(_) => return Flow::Continue,
             None => match describe() {
                 Some(info) => ListItem::Object { key: key.to_owned(), info: Box::new(info) },
-                // Vanished between the walk and the look: not part of the listing.
+                // Vanished between the walk and the look, or not an object: not listed.
                 None => return Flow::Continue,
             },
         };
@@ -126,9 +143,24 @@ impl Collector {
         Flow::Continue
     }
 
+    /// True when every key under the folder `dir_key` rolls up into the common prefix the folder
+    /// key itself rolls into.
+    pub fn rolls_up(&self, dir_key: &str) -> bool {
+        self.rolled_up(dir_key).is_some()
+    }
+
     pub fn finish(self) -> ListPage {
         self.page
     }
+}
+
+/// The folders `key` lies in (`a/`, `a/b/` for `a/b/c`) that sort after `after`: in a listing
+/// in key order, those not offered yet.
+pub(crate) fn implied_folders<'k>(key: &'k str, after: Option<&str>) -> impl Iterator<Item = &'k str> + 'k {
+    let after = after.map(str::to_owned);
+    key.match_indices('/')
+        .map(move |(i, _)| &key[..=i])
+        .filter(move |folder| folder.len() < key.len() && after.as_deref().is_none_or(|a| *folder > a))
 }
 
 fn rolled_up<'k>(query: &ListQuery, key: &'k str) -> Option<&'k str> {
@@ -221,6 +253,31 @@ mod tests {
         assert!(!c.wants_subtree("a/"));
         assert!(c.wants_subtree("b/"));
         assert!(c.wants_subtree("c/"));
+    }
+
+    #[test]
+    fn implied_folders_are_the_unseen_ancestors() {
+        let all: Vec<&str> = implied_folders("a/b/c", None).collect();
+        assert_eq!(all, ["a/", "a/b/"]);
+        assert_eq!(implied_folders("a/b/", None).collect::<Vec<_>>(), ["a/"]);
+        assert_eq!(implied_folders("a/b/c", Some("a/")).collect::<Vec<_>>(), ["a/b/"]);
+        assert_eq!(implied_folders("a/b/d", Some("a/b/c")).count(), 0);
+        assert_eq!(implied_folders("b/x", Some("a/z")).collect::<Vec<_>>(), ["b/"]);
+        assert_eq!(implied_folders("plain", None).count(), 0);
+    }
+
+    #[test]
+    fn rolled_subtrees_count_only_when_they_hold_objects() {
+        let mut c = Collector::new(q("", Some("/"), None, 10));
+        assert!(c.rolls_up("a/"));
+        c.offer_rolled_subtree("a/", || false);
+        c.offer_rolled_subtree("b/", || true);
+        c.offer_rolled_subtree("b/", || panic!("b/ is already on the page"));
+        c.offer("c", info);
+        let names: Vec<String> = c.finish().items.iter().map(|i| i.name().to_owned()).collect();
+        assert_eq!(names, ["b/", "c"]);
+        let c = Collector::new(q("a/", Some("/"), None, 10));
+        assert!(!c.rolls_up("a/"), "the prefix itself does not roll up");
     }
 
     #[test]

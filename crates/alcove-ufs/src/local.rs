@@ -1,5 +1,7 @@
 //! The local-disk backend: keys are files under the mount's directory, so the tree stays readable
-//! by other tools; folders are 0-byte folder objects (`key/`).
+//! by other tools. A folder created as an object (`PUT key/`) is a marked directory; directories
+//! that only hold deeper keys are listed as objects too when the mount lists folder objects (the
+//! seed system's listings), and otherwise only as the common prefixes AWS would show.
 //!
 //! Writes are crash-safe: the body goes to a temp file in the mount's state folder, is fsynced,
 //! gets its metadata, and is renamed into place (then the parent directory is fsynced). A reader
@@ -186,11 +188,20 @@ pub const SMALL_OBJECT: u64 = 128 * 1024;
 #[derive(Debug, Clone)]
 pub struct LocalFs {
     root: PathBuf,
+    /// List (and describe) directories that only hold deeper keys as 0-byte `dir/` objects.
+    folder_objects: bool,
 }
 
 impl LocalFs {
+    /// A bucket over `root` with AWS's listings (see [`LocalFs::with_folder_objects`]).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), folder_objects: false }
+    }
+
+    /// `true`: every directory is a folder object, as in the seed system; `false`: only folders
+    /// created with `PUT key/` are objects.
+    pub fn with_folder_objects(self, folder_objects: bool) -> Self {
+        Self { folder_objects, ..self }
     }
 
     pub fn root(&self) -> &Path {
@@ -239,9 +250,9 @@ impl LocalFs {
         if let Some(hot) = open_hot(&path, folder) {
             return Ok(hot);
         }
-        let root = self.root.clone();
+        let (root, implicit) = (self.root.clone(), self.folder_objects);
         blocking(move || {
-            let mut opened = open_blocking(&root, &path, folder)?;
+            let mut opened = open_blocking(&root, &path, folder, implicit)?;
             if let Some(file) = opened.file.as_ref().filter(|_| opened.info.size <= SMALL_OBJECT) {
                 // A file shrunk by another tool meanwhile falls back to streaming.
                 let len = opened.info.size as usize;
@@ -258,8 +269,8 @@ impl LocalFs {
         if let Some(hot) = describe_hot(&path, folder) {
             return Ok(hot.0);
         }
-        let root = self.root.clone();
-        blocking(move || Ok(open_blocking(&root, &path, folder)?.info)).await
+        let (root, implicit) = (self.root.clone(), self.folder_objects);
+        blocking(move || Ok(open_blocking(&root, &path, folder, implicit)?.info)).await
     }
 
     /// Writes an object from a streamed body; see the module doc for the crash-safety protocol.
@@ -305,7 +316,7 @@ impl LocalFs {
             let stored = StoredMeta { etag, size, mtime_ns: meta::mtime_ns(&md), meta };
             MetaStore::new(&root).write(&temp_path, &stored).map_err(|e| UfsError::io("storing object metadata", e))?;
             let _guard = lock_key(&target);
-            check_precondition(&root, &target, false, precondition.as_ref())?;
+            check_precondition(&root, &target, false, false, precondition.as_ref())?;
             publish(&root, &temp_path, &target)?;
             Ok(ObjectInfo { size, last_modified: meta::last_modified(&md), etag: stored.etag, meta: stored.meta })
         })
@@ -318,11 +329,11 @@ impl LocalFs {
         F: FnOnce(&mut ObjectMeta) + Send + 'static,
     {
         let path = self.path_of(key);
-        let root = self.root.clone();
+        let (root, implicit) = (self.root.clone(), self.folder_objects);
         let folder = key.is_folder();
         blocking(move || {
             let _guard = lock_key(&path);
-            let info = open_blocking(&root, &path, folder)?.info;
+            let info = open_blocking(&root, &path, folder, implicit)?.info;
             let mut stored = StoredMeta { etag: info.etag, size: info.size, mtime_ns: 0, meta: info.meta };
             let md = fs::metadata(&path).map_err(read_error)?;
             stored.mtime_ns = meta::mtime_ns(&md);
@@ -357,15 +368,15 @@ impl LocalFs {
         let root = self.root.clone();
         let display = key_display(key);
         let meta = meta();
+        let implicit = self.folder_objects;
         blocking(move || {
             let _guard = lock_key(&path);
-            check_precondition(&root, &path, true, checks.precondition.as_ref())?;
+            check_precondition(&root, &path, true, implicit, checks.precondition.as_ref())?;
             create_dirs(&root, &path, &display)?;
             let md = fs::metadata(&path).map_err(|e| UfsError::io("stat of the folder", e))?;
             let stored = StoredMeta { etag: meta::EMPTY_ETAG.into(), size: 0, mtime_ns: meta::mtime_ns(&md), meta };
-            let store = MetaStore::new(&root);
-            store.write(&path, &stored).map_err(|e| UfsError::io("marking the folder", e))?;
-            Ok(store.describe_folder(&path, &md))
+            MetaStore::new(&root).write(&path, &stored).map_err(|e| UfsError::io("marking the folder", e))?;
+            Ok(ObjectInfo { size: 0, last_modified: meta::last_modified(&md), etag: stored.etag, meta: stored.meta })
         })
         .await
     }
@@ -436,13 +447,13 @@ impl LocalFs {
         .await
     }
 
-    /// Lists one page of keys in UTF-8 binary order, folders included as `dir/` objects.
+    /// Lists one page of keys in UTF-8 binary order (folders as the module doc says).
     pub async fn list(&self, query: ListQuery) -> UfsResult<ListPage> {
-        let root = self.root.clone();
+        let (root, folder_objects) = (self.root.clone(), self.folder_objects);
         blocking(move || {
             let mut collector = Collector::new(query);
-            let store = MetaStore::new(&root);
-            walk(&store, &root, String::new(), &mut collector).map_err(|e| UfsError::io("listing", e))?;
+            let walk = Walk { store: MetaStore::new(&root), folder_objects };
+            walk.dir(&root, String::new(), &mut collector).map_err(|e| UfsError::io("listing", e))?;
             Ok(collector.finish())
         })
         .await
@@ -454,12 +465,17 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> UfsResult<T>
     tokio::task::spawn_blocking(f).await.map_err(|e| UfsError::io("file-system task", io::Error::other(e)))?
 }
 
-fn open_blocking(root: &Path, path: &Path, folder: bool) -> UfsResult<OpenObject> {
+/// Opens and describes the object at `path`; a directory is a folder object when it is marked
+/// as one, or always when `implicit_folders`.
+fn open_blocking(root: &Path, path: &Path, folder: bool, implicit_folders: bool) -> UfsResult<OpenObject> {
     let file = File::open(path).map_err(read_error)?;
     let md = file.metadata().map_err(|e| UfsError::io("stat", e))?;
     let store = MetaStore::new(root);
     match (md.is_dir(), folder) {
-        (true, true) => Ok(OpenObject::local(store.describe_folder(path, &md), None)),
+        (true, true) => {
+            let info = store.describe_folder(path, &md, implicit_folders).ok_or(UfsError::NoSuchKey)?;
+            Ok(OpenObject::local(info, None))
+        }
         (false, false) if md.is_file() => {
             let info = store.describe_file(path, &md).map_err(|e| UfsError::io("reading object metadata", e))?;
             Ok(OpenObject::local(info, Some(file)))
@@ -489,9 +505,15 @@ fn open_hot(path: &Path, folder: bool) -> Option<OpenObject> {
 }
 
 /// Evaluates a conditional write against what `target` holds now. Call under the key lock.
-fn check_precondition(root: &Path, target: &Path, folder: bool, precondition: Option<&Precondition>) -> UfsResult<()> {
+fn check_precondition(
+    root: &Path,
+    target: &Path,
+    folder: bool,
+    implicit_folders: bool,
+    precondition: Option<&Precondition>,
+) -> UfsResult<()> {
     let Some(precondition) = precondition else { return Ok(()) };
-    let current = match open_blocking(root, target, folder) {
+    let current = match open_blocking(root, target, folder, implicit_folders) {
         Ok(o) => Some(o.info),
         Err(UfsError::NoSuchKey) => None,
         Err(e) => return Err(e),
@@ -737,38 +759,70 @@ fn prune_empty_folders(root: &Path, dir: &Path) {
     }
 }
 
-/// Visits the directory `dir` (whose keys start with `key_prefix`) in key order.
-fn walk(store: &MetaStore<'_>, dir: &Path, key_prefix: String, collector: &mut Collector) -> io::Result<Flow> {
-    let children = match dircache::sorted_children(dir) {
-        Ok(c) => c,
-        // Removed while we walked: nothing there any more.
-        Err(e) if is_absent(&e) => return Ok(Flow::Continue),
-        Err(e) => return Err(e),
-    };
-    for (name, is_dir) in children.iter() {
-        let (name, is_dir) = (name.as_str(), *is_dir);
-        let key = format!("{key_prefix}{name}");
-        let path = dir.join(name.trim_end_matches('/'));
-        let flow = collector.offer(&key, || describe_entry(store, &path, is_dir));
-        if flow == Flow::Stop {
-            return Ok(Flow::Stop);
-        }
-        if is_dir && collector.wants_subtree(&key) && walk(store, &path, key, collector)? == Flow::Stop {
-            return Ok(Flow::Stop);
-        }
-    }
-    Ok(Flow::Continue)
+/// One listing's walk of a mount's directory tree.
+struct Walk<'a> {
+    store: MetaStore<'a>,
+    folder_objects: bool,
 }
 
-fn describe_entry(store: &MetaStore<'_>, path: &Path, is_dir: bool) -> Option<ObjectInfo> {
-    let md: Metadata = fs::symlink_metadata(path).ok()?;
-    if is_dir {
-        return md.is_dir().then(|| store.describe_folder(path, &md));
+impl Walk<'_> {
+    /// Visits the directory `dir` (whose keys start with `key_prefix`) in key order.
+    fn dir(&self, dir: &Path, key_prefix: String, collector: &mut Collector) -> io::Result<Flow> {
+        let children = match dircache::sorted_children(dir) {
+            Ok(c) => c,
+            // Removed while we walked: nothing there any more.
+            Err(e) if is_absent(&e) => return Ok(Flow::Continue),
+            Err(e) => return Err(e),
+        };
+        for (name, is_dir) in children.iter() {
+            let (name, is_dir) = (name.as_str(), *is_dir);
+            let key = format!("{key_prefix}{name}");
+            let path = dir.join(name.trim_end_matches('/'));
+            if !is_dir {
+                if collector.offer(&key, || describe_file(&self.store, &path)) == Flow::Stop {
+                    return Ok(Flow::Stop);
+                }
+                continue;
+            }
+            if collector.rolls_up(&key) {
+                // One common prefix stands for the whole subtree, if anything in it is listed.
+                let listed = || self.folder_objects || meta::is_explicit_folder(&path) || holds_objects(&path);
+                if collector.offer_rolled_subtree(&key, listed) == Flow::Stop {
+                    return Ok(Flow::Stop);
+                }
+                continue;
+            }
+            let describe = || {
+                let md = fs::symlink_metadata(&path).ok().filter(Metadata::is_dir)?;
+                self.store.describe_folder(&path, &md, self.folder_objects)
+            };
+            if collector.offer(&key, describe) == Flow::Stop {
+                return Ok(Flow::Stop);
+            }
+            if collector.wants_subtree(&key) && self.dir(&path, key, collector)? == Flow::Stop {
+                return Ok(Flow::Stop);
+            }
+        }
+        Ok(Flow::Continue)
     }
-    if !md.is_file() {
-        return None;
-    }
+}
+
+fn describe_file(store: &MetaStore<'_>, path: &Path) -> Option<ObjectInfo> {
+    let md: Metadata = fs::symlink_metadata(path).ok().filter(Metadata::is_file)?;
     store.describe_file(path, &md).ok()
+}
+
+/// True when the directory's subtree holds an object: a file or a folder created as one. Stops
+/// at the first it finds, so it is cheap for any directory that holds files.
+fn holds_objects(dir: &Path) -> bool {
+    let Ok(children) = dircache::sorted_children(dir) else { return false };
+    if children.iter().any(|(_, is_dir)| !is_dir) {
+        return true;
+    }
+    children.iter().any(|(name, _)| {
+        let path = dir.join(name.trim_end_matches('/'));
+        meta::is_explicit_folder(&path) || holds_objects(&path)
+    })
 }
 
 #[cfg(test)]
@@ -804,7 +858,9 @@ mod tests {
         assert_eq!(info.etag, "5d41402abc4b2a76b9719d911017c592");
         assert_eq!(std::fs::read(dir.path().join("a/b/c.txt")).unwrap(), b"hello");
         assert_eq!(fs.stat(&key("a/b/c.txt")).await.unwrap().etag, info.etag);
-        assert_eq!(names(&fs, all()).await, ["a/", "a/b/", "a/b/c.txt"]);
+        assert_eq!(names(&fs, all()).await, ["a/b/c.txt"]);
+        let seed = fs.clone().with_folder_objects(true);
+        assert_eq!(names(&seed, all()).await, ["a/", "a/b/", "a/b/c.txt"]);
         fs.delete(&key("a/b/c.txt")).await.unwrap();
         assert!(!dir.path().join("a").exists());
         fs.delete(&key("a/b/c.txt")).await.unwrap();
@@ -816,6 +872,7 @@ mod tests {
         let fs = LocalFs::new(dir.path());
         put(&fs, "keep/", b"").await.unwrap();
         put(&fs, "keep/x", b"1").await.unwrap();
+        assert_eq!(names(&fs, all()).await, ["keep/", "keep/x"]);
         fs.delete(&key("keep/x")).await.unwrap();
         assert_eq!(names(&fs, all()).await, ["keep/"]);
         fs.delete(&key("keep/")).await.unwrap();
@@ -830,7 +887,7 @@ mod tests {
         assert!(matches!(put(&fs, "f/x", b"1").await, Err(UfsError::Conflict(_))));
         put(&fs, "d/x", b"1").await.unwrap();
         assert!(matches!(put(&fs, "d", b"2").await, Err(UfsError::Conflict(_))));
-        assert_eq!(names(&fs, all()).await, ["d/", "d/x", "f"]);
+        assert_eq!(names(&fs, all()).await, ["d/x", "f"]);
         assert_eq!(fs.clean_temp_files().unwrap(), 0, "no temp file left behind");
     }
 
@@ -868,11 +925,58 @@ mod tests {
         for k in ["b-c", "b/x", "b0", "a", "B"] {
             put(&fs, k, b"").await.unwrap();
         }
-        assert_eq!(names(&fs, all()).await, ["B", "a", "b-c", "b/", "b/x", "b0"]);
+        assert_eq!(names(&fs, all()).await, ["B", "a", "b-c", "b/x", "b0"]);
+        assert_eq!(names(&fs.clone().with_folder_objects(true), all()).await, ["B", "a", "b-c", "b/", "b/x", "b0"]);
         let q = ListQuery { delimiter: Some("/".into()), start_after: Some("b-c".into()), max_keys: 1, ..all() };
         let page = fs.list(q).await.unwrap();
         assert_eq!(page.items[0].name(), "b/");
         assert!(page.truncated);
+    }
+
+    #[tokio::test]
+    async fn aws_listings_show_folders_only_as_prefixes_of_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::new(dir.path());
+        put(&fs, "deep/x/y/z", b"1").await.unwrap();
+        put(&fs, "marked/", b"").await.unwrap();
+        put(&fs, "top", b"2").await.unwrap();
+        std::fs::create_dir_all(dir.path().join("empty/deeper")).unwrap();
+        let slash = |prefix: &str| ListQuery { prefix: prefix.into(), delimiter: Some("/".into()), ..all() };
+        assert_eq!(names(&fs, slash("")).await, ["deep/", "marked/", "top"]);
+        assert_eq!(names(&fs, slash("deep/")).await, ["deep/x/"]);
+        assert!(names(&fs, slash("empty/")).await.is_empty());
+        let prefixed = ListQuery { prefix: "deep/".into(), ..all() };
+        assert_eq!(names(&fs, prefixed).await, ["deep/x/y/z"]);
+        assert!(matches!(fs.stat(&key("deep/")).await, Err(UfsError::NoSuchKey)));
+        assert_eq!(fs.stat(&key("marked/")).await.unwrap().size, 0);
+
+        let seed = fs.clone().with_folder_objects(true);
+        assert_eq!(names(&seed, slash("")).await, ["deep/", "empty/", "marked/", "top"]);
+        let prefixed = ListQuery { prefix: "deep/".into(), ..all() };
+        assert_eq!(names(&seed, prefixed).await, ["deep/", "deep/x/", "deep/x/y/", "deep/x/y/z"]);
+        assert_eq!(seed.stat(&key("deep/")).await.unwrap().etag, meta::EMPTY_ETAG);
+    }
+
+    #[tokio::test]
+    async fn aws_listings_page_through_prefixes_and_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::new(dir.path());
+        for k in ["a/1", "b/c/2", "d", "e/"] {
+            put(&fs, k, b"").await.unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("c/empty")).unwrap();
+        let mut seen = Vec::new();
+        let mut start_after = None;
+        loop {
+            let q = ListQuery { delimiter: Some("/".into()), start_after: start_after.clone(), max_keys: 1, ..all() };
+            let page = fs.list(q).await.unwrap();
+            seen.extend(page.items.iter().map(|i| i.name().to_owned()));
+            if !page.truncated {
+                break;
+            }
+            start_after = page.items.last().map(|i| i.name().to_owned());
+        }
+        assert_eq!(seen, ["a/", "b/", "d", "e/"]);
     }
 
     #[tokio::test]

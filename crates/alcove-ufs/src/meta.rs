@@ -197,10 +197,15 @@ impl<'a> MetaStore<'a> {
         Ok(ObjectInfo { size: md.len(), last_modified: last_modified(md), etag: stored.etag, meta: stored.meta })
     }
 
-    /// Describes a directory as a 0-byte folder object.
-    pub fn describe_folder(&self, path: &Path, md: &Metadata) -> ObjectInfo {
-        let meta = self.read(path).map(|s| s.meta).unwrap_or_default();
-        ObjectInfo { size: 0, last_modified: last_modified(md), etag: EMPTY_ETAG.to_owned(), meta }
+    /// Describes a directory as a 0-byte folder object: one created as an object (marked with a
+    /// record) always, one that only holds deeper keys only when `implicit` folders count.
+    pub fn describe_folder(&self, path: &Path, md: &Metadata, implicit: bool) -> Option<ObjectInfo> {
+        let meta = match self.read(path) {
+            Some(stored) => stored.meta,
+            None if implicit => ObjectMeta::default(),
+            None => return None,
+        };
+        Some(ObjectInfo { size: 0, last_modified: last_modified(md), etag: EMPTY_ETAG.to_owned(), meta })
     }
 }
 

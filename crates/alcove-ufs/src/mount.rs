@@ -23,7 +23,7 @@ use crate::local::LocalFs;
 use crate::meta;
 use crate::remote::{RemoteFs, RemoteTuning};
 use crate::store::Store;
-use crate::uri::{redact, UfsUri};
+use crate::uri::{redact, MountSpec, UfsUri};
 use crate::{UfsError, UfsResult};
 
 const MOUNTS_FILE: &str = "mounts.json";
@@ -66,22 +66,31 @@ struct Mounted {
     store: Store,
 }
 
+/// What every mount gets unless its own options say otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct MountDefaults {
+    pub remote: RemoteTuning,
+    /// `s3.folder_objects`: list implicit folders as `dir/` objects (the seed system's listings)
+    /// instead of AWS's (only objects that were written).
+    pub folder_objects: bool,
+}
+
 /// The mount table and the embedded local root.
 #[derive(Debug)]
 pub struct MountTable {
     root: PathBuf,
-    tuning: RemoteTuning,
+    defaults: MountDefaults,
     mounts: RwLock<BTreeMap<String, Mounted>>,
 }
 
 impl MountTable {
     /// Opens the table for the local `root` (created if missing), merging persisted mounts with
     /// those from the config file.
-    pub fn open(root: &Path, config_mounts: Vec<MountEntry>, tuning: RemoteTuning) -> UfsResult<Self> {
+    pub fn open(root: &Path, config_mounts: Vec<MountEntry>, defaults: MountDefaults) -> UfsResult<Self> {
         fs::create_dir_all(root.join(STATE_DIR))
             .map_err(|e| UfsError::io(format!("creating the local root {}", root.display()), e))?;
         let root = root.canonicalize().map_err(|e| UfsError::io("resolving the local root", e))?;
-        let table = Self { root, tuning, mounts: RwLock::new(BTreeMap::new()) };
+        let table = Self { root, defaults, mounts: RwLock::new(BTreeMap::new()) };
         let mut mounts = BTreeMap::new();
         for entry in read_persisted(&table.root)? {
             let name = bucket_of(&entry.path)?.to_owned();
@@ -101,7 +110,9 @@ impl MountTable {
     /// Checks a mount entry and builds its backend (no request is sent to a remote).
     fn backend(&self, entry: &MountEntry) -> UfsResult<Store> {
         let name = bucket_of(&entry.path)?;
-        match UfsUri::parse(&entry.ufs, &entry.options)? {
+        let spec = MountSpec::parse(&entry.ufs, &entry.options)?;
+        let folder_objects = spec.options.folder_objects.unwrap_or(self.defaults.folder_objects);
+        match spec.ufs {
             UfsUri::Local(dir) => {
                 if !dir.is_dir() {
                     return Err(UfsError::InvalidRequest(format!(
@@ -109,12 +120,18 @@ impl MountTable {
                         dir.display()
                     )));
                 }
-                Ok(Store::Local(LocalFs::new(dir)))
+                Ok(Store::Local(LocalFs::new(dir).with_folder_objects(folder_objects)))
             }
             UfsUri::Remote(spec) => {
                 let staging = self.root.join(STATE_DIR).join(REMOTE_STAGING_DIR).join(name);
                 fs::create_dir_all(&staging).map_err(|e| UfsError::io("creating the mount's staging folder", e))?;
-                let remote = RemoteFs::new(&entry.path, &spec, self.tuning.clone(), LocalFs::new(staging))?;
+                let remote = RemoteFs::new(
+                    &entry.path,
+                    &spec,
+                    self.defaults.remote.clone(),
+                    LocalFs::new(staging),
+                    folder_objects,
+                )?;
                 Ok(Store::Remote(remote))
             }
         }
@@ -164,7 +181,8 @@ impl MountTable {
         }
         let dir = self.root_bucket_dir(bucket)?;
         if dir.is_dir() {
-            return Ok(Bucket { name: bucket.to_owned(), store: Store::Local(LocalFs::new(dir)), is_mount: false });
+            let store = Store::Local(LocalFs::new(dir).with_folder_objects(self.defaults.folder_objects));
+            return Ok(Bucket { name: bucket.to_owned(), store, is_mount: false });
         }
         Err(UfsError::NoSuchBucket(bucket.to_owned()))
     }
@@ -346,7 +364,7 @@ mod tests {
     fn mounts_persist_and_root_folders_are_buckets() {
         let root = tempfile::tempdir().unwrap();
         let ufs = tempfile::tempdir().unwrap();
-        let table = MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap();
+        let table = MountTable::open(root.path(), vec![], MountDefaults::default()).unwrap();
         table.create_bucket("local").unwrap();
         assert!(matches!(table.create_bucket("local"), Err(UfsError::BucketExists(_))));
         let uri = format!("file://{}", ufs.path().display());
@@ -358,10 +376,10 @@ mod tests {
         assert!(table.resolve("photos").unwrap().is_mount);
         assert!(matches!(table.resolve("nope"), Err(UfsError::NoSuchBucket(_))));
 
-        let reopened = MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap();
+        let reopened = MountTable::open(root.path(), vec![], MountDefaults::default()).unwrap();
         assert_eq!(reopened.list().len(), 1);
         reopened.remove("/photos").unwrap();
-        assert!(MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap().list().is_empty());
+        assert!(MountTable::open(root.path(), vec![], MountDefaults::default()).unwrap().list().is_empty());
         reopened.delete_bucket("local").unwrap();
         assert!(matches!(reopened.resolve("local"), Err(UfsError::NoSuchBucket(_))));
     }
@@ -369,7 +387,7 @@ mod tests {
     #[test]
     fn remote_mounts_are_built_and_list_redacted() {
         let root = tempfile::tempdir().unwrap();
-        let table = MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap();
+        let table = MountTable::open(root.path(), vec![], MountDefaults::default()).unwrap();
         let options: BTreeMap<String, String> =
             [("endpoint", "http://127.0.0.1:9"), ("access_key_id", "AK"), ("secret_access_key", "very-secret")]
                 .into_iter()
@@ -384,14 +402,14 @@ mod tests {
         let mode = fs::metadata(root.path().join(STATE_DIR).join(MOUNTS_FILE)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the mount table holds secrets");
         // The persisted table keeps the secret (the worker needs it after a restart).
-        let reopened = MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap();
+        let reopened = MountTable::open(root.path(), vec![], MountDefaults::default()).unwrap();
         assert!(matches!(reopened.resolve("remote").unwrap().store, Store::Remote(_)));
     }
 
     #[test]
     fn unsupported_and_relative_uris_are_refused() {
         let root = tempfile::tempdir().unwrap();
-        let table = MountTable::open(root.path(), vec![], RemoteTuning::default()).unwrap();
+        let table = MountTable::open(root.path(), vec![], MountDefaults::default()).unwrap();
         let entry = |ufs: &str| MountEntry {
             path: "/xyz".into(),
             ufs: ufs.into(),

@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
 use crate::key::ObjectKey;
-use crate::list::{Collector, Flow, ListPage, ListQuery};
+use crate::list::{implied_folders, Collector, Flow, ListPage, ListQuery};
 use crate::local::{drain_empty_body, BodyCheck, ByteStream, LocalFs, OpenObject, Precondition, PutChecks};
 use crate::meta::{ObjectInfo, ObjectMeta, StoredChecksum, EMPTY_ETAG};
 use crate::uri::{RemoteKind, RemoteSpec};
@@ -101,6 +101,8 @@ struct Inner {
     /// Multipart uploads and bucket tags live on the worker's disk.
     staging: LocalFs,
     denied_reported: AtomicBool,
+    /// List (and describe) implicit folders as 0-byte `dir/` objects.
+    folder_objects: bool,
 }
 
 impl std::fmt::Debug for RemoteFs {
@@ -111,7 +113,13 @@ impl std::fmt::Debug for RemoteFs {
 
 impl RemoteFs {
     /// Builds the OpenDAL operator for a mount (no request is sent).
-    pub fn new(mount: &str, spec: &RemoteSpec, tuning: RemoteTuning, staging: LocalFs) -> UfsResult<Self> {
+    pub fn new(
+        mount: &str,
+        spec: &RemoteSpec,
+        tuning: RemoteTuning,
+        staging: LocalFs,
+        folder_objects: bool,
+    ) -> UfsResult<Self> {
         // The process-wide HTTP client of OpenDAL's services (idempotent).
         opendal::install_default();
         let config = spec.config.clone().into_iter();
@@ -138,6 +146,7 @@ impl RemoteFs {
             tuning,
             staging,
             denied_reported: AtomicBool::new(false),
+            folder_objects,
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -157,8 +166,31 @@ impl RemoteFs {
     }
 
     pub async fn stat(&self, key: &ObjectKey) -> UfsResult<ObjectInfo> {
-        let md = self.inner.op.stat(&path_of(key)?).await.map_err(|e| self.fail(e))?;
-        Ok(describe(&md, key.is_folder()))
+        let path = path_of(key)?;
+        match self.inner.op.stat(&path).await {
+            Ok(md) => Ok(describe(&md, key.is_folder())),
+            Err(e) if e.kind() == ErrorKind::NotFound && key.is_folder() && self.inner.folder_objects => {
+                self.implicit_folder(&path).await
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// With folder objects listed, a folder that only holds deeper keys reads as the 0-byte
+    /// object its listing shows.
+    async fn implicit_folder(&self, path: &str) -> UfsResult<ObjectInfo> {
+        let opts = ListOptions { recursive: true, limit: Some(1), ..Default::default() };
+        let mut lister = match self.inner.op.lister_options(path, opts).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(UfsError::NoSuchKey),
+            Err(e) => return Err(self.fail(e)),
+        };
+        while let Some(entry) = lister.try_next().await.map_err(|e| self.fail(e))? {
+            if entry.path() != path {
+                return Ok(implied_folder(&describe(entry.metadata(), false)));
+            }
+        }
+        Err(UfsError::NoSuchKey)
     }
 
     /// Describes the object; its bytes are fetched when the body is read, pinned to this version
@@ -287,6 +319,8 @@ impl RemoteFs {
         let dir = query.prefix.rfind('/').map_or("", |i| &query.prefix[..=i]).to_owned();
         let mut collector = Collector::new(query.clone());
         let mut start_after = query.start_after.clone().filter(|m| m.as_str() >= dir.as_str());
+        // With folder objects, the folders a key implies are offered before it, once each.
+        let mut last_offered = query.start_after.clone();
         loop {
             let entries = self.list_from(&dir, start_after.clone()).await?;
             let mut rolled: Option<(String, usize)> = None;
@@ -298,6 +332,14 @@ impl RemoteFs {
                         break;
                     }
                     continue;
+                }
+                if self.inner.folder_objects {
+                    for folder in implied_folders(&key, last_offered.as_deref()) {
+                        if collector.offer(folder, || Some(implied_folder(&info))) == Flow::Stop {
+                            return Ok(collector.finish());
+                        }
+                    }
+                    last_offered = Some(key.clone());
                 }
                 if collector.offer(&key, || Some(info)) == Flow::Stop {
                     return Ok(collector.finish());
@@ -464,6 +506,16 @@ fn path_of(key: &ObjectKey) -> UfsResult<String> {
 
 fn unquote(etag: &str) -> String {
     etag.trim_start_matches("W/").trim_matches('"').to_owned()
+}
+
+/// A folder no object names, shown as a 0-byte object as recent as the key that implies it.
+fn implied_folder(implied_by: &ObjectInfo) -> ObjectInfo {
+    ObjectInfo {
+        size: 0,
+        last_modified: implied_by.last_modified,
+        etag: EMPTY_ETAG.to_owned(),
+        meta: ObjectMeta::default(),
+    }
 }
 
 /// What OpenDAL reports, as S3 describes an object.

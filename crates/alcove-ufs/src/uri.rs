@@ -29,7 +29,42 @@ const SECRET_OPTIONS: &[&str] = &[
     "delegation",
 ];
 
-/// A parsed UFS URI with its options.
+/// Options every mount takes, whatever its backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountOptions {
+    /// List implicit folders as 0-byte `dir/` objects (the seed system's listings); `None`
+    /// leaves it to the worker's `s3.folder_objects`.
+    pub folder_objects: Option<bool>,
+}
+
+/// Names of the [`MountOptions`].
+const COMMON_OPTIONS: &[&str] = &["folder_objects"];
+
+impl MountOptions {
+    /// Takes the options every mount knows out of `options`; the backend's own are left.
+    fn take(options: &mut BTreeMap<String, String>) -> UfsResult<Self> {
+        let folder_objects = options.remove("folder_objects").map(|v| parse_bool("folder_objects", &v)).transpose()?;
+        Ok(Self { folder_objects })
+    }
+}
+
+/// A mount's URI and options, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    pub ufs: UfsUri,
+    pub options: MountOptions,
+}
+
+impl MountSpec {
+    /// Parses a mount's URI and options.
+    pub fn parse(uri: &str, options: &BTreeMap<String, String>) -> UfsResult<Self> {
+        let mut backend_options = options.clone();
+        let common = MountOptions::take(&mut backend_options)?;
+        Ok(Self { ufs: UfsUri::parse(uri, &backend_options)?, options: common })
+    }
+}
+
+/// A parsed UFS URI with its backend's options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UfsUri {
     Local(PathBuf),
@@ -121,8 +156,9 @@ impl std::fmt::Debug for RemoteSpec {
 }
 
 impl UfsUri {
-    /// Parses a mount's URI and options.
-    pub fn parse(uri: &str, options: &BTreeMap<String, String>) -> UfsResult<Self> {
+    /// Parses a mount's URI and its backend's options (those of every mount are taken out by
+    /// [`MountSpec::parse`]).
+    fn parse(uri: &str, options: &BTreeMap<String, String>) -> UfsResult<Self> {
         let Some((scheme, rest)) = uri.split_once("://") else {
             return Err(invalid(format!(
                 "'{uri}' is not a UFS URI (scheme://…, e.g. file:///dir or s3://bucket/prefix)"
@@ -179,8 +215,13 @@ impl UfsUri {
                 continue;
             }
             let key = kind.known_options().iter().find(|(n, _)| n == name).map(|(_, k)| *k).ok_or_else(|| {
-                let known: Vec<&str> =
-                    kind.known_options().iter().map(|(n, _)| *n).chain(std::iter::once("timeout")).collect();
+                let known: Vec<&str> = kind
+                    .known_options()
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .chain(std::iter::once("timeout"))
+                    .chain(COMMON_OPTIONS.iter().copied())
+                    .collect();
                 invalid(format!(
                     "unknown option '{name}' for a {} mount; known options: {}",
                     kind.name(),
@@ -213,7 +254,10 @@ fn parse_local(uri: &str, path: &str, options: &BTreeMap<String, String>) -> Ufs
         return Err(invalid(format!("UFS URI '{uri}' must name an absolute path (file:///dir)")));
     }
     if let Some(name) = options.keys().next() {
-        return Err(invalid(format!("option '{name}' is not known for a file:// mount (it takes none)")));
+        return Err(invalid(format!(
+            "option '{name}' is not known for a file:// mount (it takes only {})",
+            COMMON_OPTIONS.join(", ")
+        )));
     }
     Ok(UfsUri::Local(PathBuf::from(path)))
 }
@@ -233,9 +277,10 @@ fn check_endpoint(value: &str) -> UfsResult<()> {
     }
 }
 
-fn parse_bool(name: &str, value: &str) -> UfsResult<()> {
+fn parse_bool(name: &str, value: &str) -> UfsResult<bool> {
     match value {
-        "true" | "false" => Ok(()),
+        "true" => Ok(true),
+        "false" => Ok(false),
         _ => Err(invalid(format!("option {name}={value} must be true or false"))),
     }
 }
@@ -263,7 +308,7 @@ mod tests {
     }
 
     fn remote(uri: &str, pairs: &[(&str, &str)]) -> RemoteSpec {
-        match UfsUri::parse(uri, &opts(pairs)).unwrap() {
+        match MountSpec::parse(uri, &opts(pairs)).unwrap().ufs {
             UfsUri::Remote(spec) => spec,
             other => panic!("{uri} parsed as {other:?}"),
         }
@@ -271,9 +316,22 @@ mod tests {
 
     #[test]
     fn local_uris() {
-        assert_eq!(UfsUri::parse("file:///srv/x", &opts(&[])).unwrap(), UfsUri::Local("/srv/x".into()));
-        assert!(UfsUri::parse("file://relative", &opts(&[])).is_err());
-        assert!(UfsUri::parse("file:///srv", &opts(&[("region", "x")])).is_err());
+        assert_eq!(MountSpec::parse("file:///srv/x", &opts(&[])).unwrap().ufs, UfsUri::Local("/srv/x".into()));
+        assert!(MountSpec::parse("file://relative", &opts(&[])).is_err());
+        assert!(MountSpec::parse("file:///srv", &opts(&[("region", "x")])).is_err());
+    }
+
+    #[test]
+    fn every_mount_takes_folder_objects() {
+        let local = MountSpec::parse("file:///srv/x", &opts(&[("folder_objects", "true")])).unwrap();
+        assert_eq!(local.options.folder_objects, Some(true));
+        let remote = MountSpec::parse("s3://b", &opts(&[("folder_objects", "false"), ("region", "x")])).unwrap();
+        assert_eq!(remote.options.folder_objects, Some(false));
+        assert_eq!(MountSpec::parse("s3://b", &opts(&[])).unwrap().options.folder_objects, None);
+        let bad = MountSpec::parse("file:///x", &opts(&[("folder_objects", "yes")])).unwrap_err().to_string();
+        assert!(bad.contains("true or false"), "{bad}");
+        let unknown = MountSpec::parse("s3://b", &opts(&[("folders", "x")])).unwrap_err().to_string();
+        assert!(unknown.contains("folder_objects"), "{unknown}");
     }
 
     #[test]
@@ -318,7 +376,7 @@ mod tests {
 
     #[test]
     fn bad_uris_and_options_are_refused_clearly() {
-        let err = |uri: &str, pairs: &[(&str, &str)]| UfsUri::parse(uri, &opts(pairs)).unwrap_err().to_string();
+        let err = |uri: &str, pairs: &[(&str, &str)]| MountSpec::parse(uri, &opts(pairs)).unwrap_err().to_string();
         assert!(err("ftp://x/y", &[]).contains("not supported"));
         assert!(err("s3:///prefix", &[]).contains("names no"));
         assert!(err("nothing", &[]).contains("not a UFS URI"));

@@ -68,6 +68,9 @@ pub struct S3Config {
     pub metadata_max_size: usize,
     /// Enforce AWS's limits on tag counts and lengths.
     pub tagging_restrictions: bool,
+    /// List directories as 0-byte `dir/` objects (the seed system) instead of AWS's listings;
+    /// a mount's `folder_objects` option overrides it.
+    pub folder_objects: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +156,7 @@ impl Default for S3Config {
             shutdown_grace: 30,
             metadata_max_size: 2048,
             tagging_restrictions: true,
+            folder_objects: false,
         }
     }
 }
@@ -215,12 +219,17 @@ impl Config {
         let config: Config =
             toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         config.auth_settings()?;
-        config.remote_tuning()?;
+        config.mount_defaults()?;
         Ok(config)
     }
 
+    /// What mounts get unless their own options say otherwise.
+    pub fn mount_defaults(&self) -> Result<alcove_ufs::MountDefaults, ConfigError> {
+        Ok(alcove_ufs::MountDefaults { remote: self.remote_tuning()?, folder_objects: self.s3.folder_objects })
+    }
+
     /// How writes to remote mounts are cut and parallelised.
-    pub fn remote_tuning(&self) -> Result<alcove_ufs::RemoteTuning, ConfigError> {
+    fn remote_tuning(&self) -> Result<alcove_ufs::RemoteTuning, ConfigError> {
         let ufs = &self.ufs;
         if ufs.part_size < 5 << 20 || ufs.part_size > 5 << 30 {
             return Err(ConfigError::Invalid(format!(
@@ -327,6 +336,7 @@ mod tests {
         assert_eq!(c.admin.addr.port(), 30000);
         assert_eq!(c.root, PathBuf::from("./alcove-data"));
         assert!(c.s3.keep_alive);
+        assert!(!c.s3.folder_objects, "AWS listings by default");
         assert_eq!(c.auth_settings().unwrap().mode, AuthMode::Simple);
     }
 
@@ -374,6 +384,6 @@ mod tests {
         let options = &c.mount_entries()[0].options;
         assert_eq!((options["region"].as_str(), options["timeout"].as_str()), ("eu-west-1", "5"));
         assert_eq!(options["virtual_host_style"], "true");
-        assert_eq!(c.remote_tuning().unwrap().concurrent, 1);
+        assert_eq!(c.mount_defaults().unwrap().remote.concurrent, 1);
     }
 }

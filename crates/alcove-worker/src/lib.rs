@@ -53,7 +53,7 @@ impl Worker {
     /// Opens storage, binds the ports and starts serving.
     pub async fn start(config: Config) -> Result<Self, WorkerError> {
         let auth = config.auth_settings()?;
-        let mounts = Arc::new(MountTable::open(&config.root, config.mount_entries(), config.remote_tuning()?)?);
+        let mounts = Arc::new(MountTable::open(&config.root, config.mount_entries(), config.mount_defaults()?)?);
         for store in mounts.all_stores() {
             match store.clean_temp_files() {
                 Ok(0) => {}
