@@ -109,11 +109,11 @@ def test_s3_cp_missing(worker, bucket, tmp_path):
     assert r.returncode != 0 and "NoSuchBucket" in r.stderr, r.stderr
 
 
-def test_s3_ls_shows_folder_objects(worker, s3, bucket):
+def test_s3_ls_lists_objects_and_prefixes(worker, s3, bucket):
     s3.put_object(Bucket=bucket, Key="a/b/c", Body=b"abc")
     s3.put_object(Bucket=bucket, Key="top", Body=b"t")
     out = aws(worker, "s3", "ls", "--recursive", f"s3://{bucket}/").stdout
-    assert [line.split()[-1] for line in out.splitlines()] == ["a/", "a/b/", "a/b/c", "top"]
+    assert [line.split()[-1] for line in out.splitlines()] == ["a/b/c", "top"], "no invented folder objects"
     out = aws(worker, "s3", "ls", f"s3://{bucket}/").stdout
     lines = [line.split() for line in out.splitlines()]
     assert ["PRE", "a/"] in lines
@@ -196,8 +196,7 @@ def test_s3_upload_empty_file_then_more(worker, s3, bucket, tmp_path):
     elapsed = time.monotonic() - t0
     assert r.returncode == 0, f"upload failed after {elapsed:.1f}s:\n{r.stdout}\n{r.stderr[-1500:]}"
     assert elapsed < 8, f"uploads stalled ({elapsed:.1f}s)"
-    # "e/" is the folder object of the implicit folder, listed as the seed system does.
-    assert sorted(keys_of(s3, bucket, "e/")) == ["e/", "e/a-empty", "e/b.txt", "e/c.txt", "e/d.txt"]
+    assert sorted(keys_of(s3, bucket, "e/")) == ["e/a-empty", "e/b.txt", "e/c.txt", "e/d.txt"]
     assert s3.get_object(Bucket=bucket, Key="e/a-empty")["ContentLength"] == 0
 
 
@@ -293,7 +292,7 @@ def test_s3api_listings(worker, s3, bucket):
     keys = ["a/1", "a/2", "b/x/y", "c", "d+e f", "\u00e9t\u00e9"]
     for k in keys:
         s3.put_object(Bucket=bucket, Key=k, Body=k.encode())
-    full = sorted(set(keys) | {"a/", "b/", "b/x/"}, key=lambda k: k.encode())
+    full = sorted(keys, key=lambda k: k.encode())
     v2 = aws_json(worker, "s3api", "list-objects-v2", "--bucket", bucket, "--page-size", "2")
     assert [o["Key"] for o in v2["Contents"]] == full
     v2 = aws_json(worker, "s3api", "list-objects-v2", "--bucket", bucket, "--max-items", "3")
@@ -304,7 +303,7 @@ def test_s3api_listings(worker, s3, bucket):
     assert [o["Key"] for o in v1["Contents"]] == ["c", "d+e f", "\u00e9t\u00e9"]
     assert [p["Prefix"] for p in v1["CommonPrefixes"]] == ["a/", "b/"]
     v1 = aws_json(worker, "s3api", "list-objects", "--bucket", bucket, "--prefix", "b/", "--delimiter", "/")
-    assert [o["Key"] for o in v1["Contents"]] == ["b/"]
+    assert "Contents" not in v1, "no invented b/ folder object"
     assert [p["Prefix"] for p in v1["CommonPrefixes"]] == ["b/x/"]
     vv = aws_json(worker, "s3api", "list-object-versions", "--bucket", bucket, "--page-size", "2")
     assert [v["Key"] for v in vv["Versions"]] == full

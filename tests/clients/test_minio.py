@@ -108,19 +108,18 @@ def test_list_objects(mc, s3, bucket):
     keys = ["a/b/c", "a/d", "e", "f g+h", "\u00fc/x"]
     for k in keys:
         put(mc, bucket, k, k.encode())
-    full = sorted(set(keys) | {"a/", "a/b/", "\u00fc/"}, key=lambda k: k.encode())
+    full = sorted(keys, key=lambda k: k.encode())
     for v1 in (False, True):
         objs = list(mc.list_objects(bucket, recursive=True, use_api_v1=v1))
-        assert [o.object_name for o in objs] == full
+        assert [o.object_name for o in objs] == full, "only what was written"
         by = {o.object_name: o for o in objs}
         assert by["e"].size == 1 and by["e"].etag == md5hex(b"e")
-        assert by["a/"].is_dir and by["a/"].size == 0
         # minio yields a page's Contents first, then its CommonPrefixes
         top = list(mc.list_objects(bucket, use_api_v1=v1))
         assert sorted((o.object_name, o.is_dir) for o in top) == [
             ("a/", True), ("e", False), ("f g+h", False), ("\u00fc/", True)]
         sub = list(mc.list_objects(bucket, prefix="a/", use_api_v1=v1))
-        assert sorted(o.object_name for o in sub) == ["a/", "a/b/", "a/d"]
+        assert sorted((o.object_name, o.is_dir) for o in sub) == [("a/b/", True), ("a/d", False)]
     after = list(mc.list_objects(bucket, recursive=True, start_after="a/d"))
     assert [o.object_name for o in after] == [k for k in full if k.encode() > b"a/d"]
     vers = list(mc.list_objects(bucket, recursive=True, include_version=True))

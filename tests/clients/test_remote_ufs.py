@@ -252,6 +252,31 @@ def test_folder_objects(s3, mounted, remote):
     assert list_all(s3, m.name)[0] == ["folder/", "folder/file"]
 
 
+def test_implied_folders_follow_the_folder_objects_option(s3, worker, remote):
+    """AWS listings by default; `folder_objects=true` shows the folders keys imply, as the seed
+    system does, and HEAD answers for them."""
+    m = _mount(worker, remote)
+    try:
+        s3.put_object(Bucket=m.name, Key="d/e/f", Body=b"f")
+        s3.put_object(Bucket=m.name, Key="top", Body=b"t")
+        assert list_all(s3, m.name)[0] == ["d/e/f", "top"]
+        expect_code(("404", "NoSuchKey"), 404, s3.head_object, Bucket=m.name, Key="d/")
+        seed = _uid("seed")
+        mount_s3(worker, seed, remote, remote_bucket=m.rbucket, folder_objects="true")
+        try:
+            assert list_all(s3, seed)[0] == ["d/", "d/e/", "d/e/f", "top"]
+            assert list_all(s3, seed, Prefix="d/", Delimiter="/") == (["d/"], ["d/e/"])
+            page = s3.list_objects_v2(Bucket=seed, MaxKeys=2)
+            rest = s3.list_objects_v2(Bucket=seed, ContinuationToken=page["NextContinuationToken"])
+            assert [o["Key"] for o in page["Contents"] + rest["Contents"]] == ["d/", "d/e/", "d/e/f", "top"]
+            assert s3.head_object(Bucket=seed, Key="d/e/")["ContentLength"] == 0
+            expect_code(("404", "NoSuchKey"), 404, s3.head_object, Bucket=seed, Key="x/")
+        finally:
+            unmount(worker, seed)
+    finally:
+        _cleanup(m)
+
+
 def test_delete_and_delete_objects(s3, mounted):
     m = mounted
     for k in ("d/x", "d/y", "d/z", "keep"):

@@ -82,7 +82,7 @@ def test_list_objects(mp, s3, bucket):
     keys = ["a/b/c", "a/d", "e", "sp ace+", "\u00fc/x"]
     for k in keys:
         s3.put_object(Bucket=bucket, Key=k, Body=k.encode())
-    full = sorted(set(keys) | {"a/", "a/b/", "\u00fc/"}, key=lambda k: k.encode())
+    full = sorted(keys, key=lambda k: k.encode())
     got, prefixes, pages = list_all(mp, bucket)
     assert got == full and prefixes == [] and pages == 1
     got, prefixes, pages = list_all(mp, bucket, max_keys=2)
@@ -90,7 +90,7 @@ def test_list_objects(mp, s3, bucket):
     got, prefixes, _ = list_all(mp, bucket, delimiter="/")
     assert got == ["e", "sp ace+"] and prefixes == ["a/", "\u00fc/"]
     got, prefixes, _ = list_all(mp, bucket, prefix="a/", delimiter="/")
-    assert got == ["a/", "a/d"] and prefixes == ["a/b/"]
+    assert got == ["a/d"] and prefixes == ["a/b/"]
     page = next(iter(mp.list_objects(bucket, "e", "", 10)))
     assert [(o.key, o.size, o.etag.strip('"')) for o in page.object_info] == [("e", 1, md5hex(b"e"))]
 

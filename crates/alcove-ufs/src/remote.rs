@@ -167,27 +167,33 @@ impl RemoteFs {
 
     pub async fn stat(&self, key: &ObjectKey) -> UfsResult<ObjectInfo> {
         let path = path_of(key)?;
-        match self.inner.op.stat(&path).await {
-            Ok(md) => Ok(describe(&md, key.is_folder())),
-            Err(e) if e.kind() == ErrorKind::NotFound && key.is_folder() && self.inner.folder_objects => {
-                self.implicit_folder(&path).await
-            }
-            Err(e) => Err(self.fail(e)),
+        if key.is_folder() {
+            return self.stat_folder(&path).await;
         }
+        let md = self.inner.op.stat(&path).await.map_err(|e| self.fail(e))?;
+        Ok(describe(&md, false))
     }
 
-    /// With folder objects listed, a folder that only holds deeper keys reads as the 0-byte
-    /// object its listing shows.
-    async fn implicit_folder(&self, path: &str) -> UfsResult<ObjectInfo> {
-        let opts = ListOptions { recursive: true, limit: Some(1), ..Default::default() };
+    /// OpenDAL's stat reports any folder that holds keys as a directory, so whether `path` is an
+    /// object (one written as `key/`) is read from a listing, where such an object has an ETag.
+    /// A folder that only holds deeper keys is an object only with folder objects listed.
+    async fn stat_folder(&self, path: &str) -> UfsResult<ObjectInfo> {
+        let opts = ListOptions { recursive: true, limit: Some(2), ..Default::default() };
         let mut lister = match self.inner.op.lister_options(path, opts).await {
             Ok(l) => l,
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(UfsError::NoSuchKey),
             Err(e) => return Err(self.fail(e)),
         };
         while let Some(entry) = lister.try_next().await.map_err(|e| self.fail(e))? {
-            if entry.path() != path {
-                return Ok(implied_folder(&describe(entry.metadata(), false)));
+            let (listed, md) = entry.into_parts();
+            if listed == path && md.etag().is_some() {
+                return Ok(describe(&md, true));
+            }
+            if listed != path {
+                return match self.inner.folder_objects {
+                    true => Ok(implied_folder(&describe(&md, listed.ends_with('/')))),
+                    false => Err(UfsError::NoSuchKey),
+                };
             }
         }
         Err(UfsError::NoSuchKey)
