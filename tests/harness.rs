@@ -104,6 +104,13 @@ impl Server {
         Self::start_inner(Some(toml)).await
     }
 
+    /// Starts a worker with no config file and one bucket, `bucket`.
+    pub async fn start_with_bucket(bucket: &str) -> Server {
+        let server = Self::start().await;
+        server.create_bucket(bucket).await;
+        server
+    }
+
     async fn start_inner(toml: Option<&str>) -> Server {
         let bin = alcove_bin();
         assert!(
@@ -362,12 +369,7 @@ impl Server {
 
     /// Creates a bucket through the S3 API and asserts success.
     pub async fn create_bucket(&self, name: &str) {
-        self.client()
-            .create_bucket()
-            .bucket(name)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create bucket {name}: {}", err_text(&e)));
+        self.client().create_bucket().bucket(name).send().await.or_panic(&format!("create bucket {name}"));
     }
 
     /// Sends a raw HTTP/1.1 request to the S3 port.
