@@ -2,11 +2,15 @@
 //!
 //! Starts a real `alcove serve` worker process on free 127.0.0.1 ports with a
 //! fresh temporary root, waits for `/readyz`, and stops it by pid (SIGTERM,
-//! then SIGKILL after 10 s) when dropped. It also offers an `aws-sdk-s3`
-//! client bound to the worker, and, in its modules (all re-exported here):
+//! then SIGKILL after 10 s) when dropped (`Server::start_with_bucket` also
+//! creates a bucket). It also offers an `aws-sdk-s3` client bound to the
+//! worker, and, in its modules (all re-exported here):
 //!
-//! - `sdk`: steps through that client (error inspection, whole-object reads
-//!   and writes, listings, multipart uploads);
+//! - `sdk`: steps through that client, so a test reads as the behaviour it
+//!   checks: `or_panic` and `assert_sdk_err` on results, requests to add
+//!   headers to (`put_request`, `create_upload_request`), whole-object reads
+//!   and writes, checksum-mode reads, tag sets, listings, and `Upload` for
+//!   every step of a multipart upload;
 //! - `raw`: a raw HTTP/1.1 client for requests that normal clients refuse to
 //!   send (path escapes, malformed bodies), error-shape checks and XML helpers;
 //! - `sigv4`: a small SigV4 signer for hand-built signed requests;
