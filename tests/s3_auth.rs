@@ -62,8 +62,7 @@ async fn signed_raw(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simple_mode_accepts_any_credentials_and_anonymous() {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
+    let server = Server::start_with_bucket(B).await;
     for (ak, sk) in [("AKIDONE", "secret-one"), ("whatever", "x"), (ACCESS_KEY, "not-the-secret")] {
         let c = server.client_with(ak, sk);
         put_bytes(&c, B, ak, sk.as_bytes()).await;
@@ -91,8 +90,7 @@ async fn simple_mode_accepts_any_credentials_and_anonymous() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_streaming_upload_in_simple_mode() {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
+    let server = Server::start_with_bucket(B).await;
     let signer = SigV4::new("AKIDSTREAM", "stream-secret");
     let data = pseudo_random_bytes(5, 150_000);
     let r = streaming_put(&server, &signer, "streamed", &data, false).await;
@@ -177,26 +175,13 @@ async fn sigv4_credentials_checked() {
     assert!(!server.root().join("newb").exists());
 
     // Raw errors carry the full error shape.
-    let r = signed_raw(
-        &server,
-        &SigV4::new(ACCESS_KEY, "nope"),
-        "GET",
-        &format!("/{B}/obj"),
-        b"",
-        time::OffsetDateTime::now_utc(),
-    )
-    .await;
-    shapes.check("raw wrong secret", &r, 403, "SignatureDoesNotMatch");
-    let r = signed_raw(
-        &server,
-        &SigV4::new("AKIDNOBODY", SECRET_KEY),
-        "GET",
-        &format!("/{B}/obj"),
-        b"",
-        time::OffsetDateTime::now_utc(),
-    )
-    .await;
-    shapes.check("raw unknown key", &r, 403, "InvalidAccessKeyId");
+    for (what, signer, code) in [
+        ("raw wrong secret", SigV4::new(ACCESS_KEY, "nope"), "SignatureDoesNotMatch"),
+        ("raw unknown key", SigV4::new("AKIDNOBODY", SECRET_KEY), "InvalidAccessKeyId"),
+    ] {
+        let r = signed_raw(&server, &signer, "GET", &format!("/{B}/obj"), b"", time::OffsetDateTime::now_utc()).await;
+        shapes.check(what, &r, 403, code);
+    }
     shapes.finish();
 }
 

@@ -102,8 +102,7 @@ async fn delete_bucket_paths() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bucket_versioning_has_no_status() {
-    let server = Server::start().await;
-    server.create_bucket("ver").await;
+    let server = Server::start_with_bucket("ver").await;
     let out = server
         .client()
         .get_bucket_versioning()
@@ -184,8 +183,7 @@ async fn system_dir_is_never_a_bucket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_id_header_on_success_and_errors() {
-    let server = Server::start().await;
-    server.create_bucket("rid").await;
+    let server = Server::start_with_bucket("rid").await;
     let mut ids = std::collections::HashSet::new();
     for (method, target, status) in [
         ("GET", "/", 200u16),

@@ -4,17 +4,26 @@
 //! and CompleteMultipartUpload, and their atomicity under concurrent writers.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
+use alcove_tests::aws_sdk_s3::error::ProvideErrorMetadata;
 use alcove_tests::aws_sdk_s3::Client;
 use alcove_tests::*;
+use tokio::sync::Barrier;
 
 const B: &str = "cond";
 
-async fn server_with_bucket() -> Server {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
-    server
+/// Sets the four conditional headers on a GetObject or HeadObject request
+/// (both builders have the same setters).
+macro_rules! with_conditions {
+    ($req:expr, $if_match:expr, $if_none_match:expr, $if_modified_since:expr, $if_unmodified_since:expr) => {
+        $req.set_if_match($if_match.map(str::to_owned))
+            .set_if_none_match($if_none_match.map(str::to_owned))
+            .set_if_modified_since($if_modified_since.map(sdk_time))
+            .set_if_unmodified_since($if_unmodified_since.map(sdk_time))
+    };
 }
 
 /// HTTP status of a GetObject with the given conditions (200 on success).
@@ -26,16 +35,8 @@ async fn get_status(
     if_modified_since: Option<i64>,
     if_unmodified_since: Option<i64>,
 ) -> (u16, u16) {
-    let get = client
-        .get_object()
-        .bucket(B)
-        .key(key)
-        .set_if_match(if_match.map(str::to_owned))
-        .set_if_none_match(if_none_match.map(str::to_owned))
-        .set_if_modified_since(if_modified_since.map(sdk_time))
-        .set_if_unmodified_since(if_unmodified_since.map(sdk_time))
-        .send()
-        .await;
+    let get = client.get_object().bucket(B).key(key);
+    let get = with_conditions!(get, if_match, if_none_match, if_modified_since, if_unmodified_since).send().await;
     let get = match get {
         Ok(out) => {
             let body = out.body.collect().await.unwrap().into_bytes();
@@ -44,16 +45,8 @@ async fn get_status(
         }
         Err(e) => err_status_code(&e).0,
     };
-    let head = client
-        .head_object()
-        .bucket(B)
-        .key(key)
-        .set_if_match(if_match.map(str::to_owned))
-        .set_if_none_match(if_none_match.map(str::to_owned))
-        .set_if_modified_since(if_modified_since.map(sdk_time))
-        .set_if_unmodified_since(if_unmodified_since.map(sdk_time))
-        .send()
-        .await;
+    let head = client.head_object().bucket(B).key(key);
+    let head = with_conditions!(head, if_match, if_none_match, if_modified_since, if_unmodified_since).send().await;
     let head = match head {
         Ok(_) => 200,
         Err(e) => err_status_code(&e).0,
@@ -66,10 +59,10 @@ type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<i64>, Option<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_and_head_conditions() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let etag = put_bytes(&client, B, "obj", b"conditional object").await;
-    let lm = client.head_object().bucket(B).key("obj").send().await.unwrap().last_modified().unwrap().secs();
+    let lm = last_modified_secs(&client, B, "obj").await;
     let other = etag_of(b"other");
     let e = Some(etag.as_str());
     let o = Some(other.as_str());
@@ -133,7 +126,7 @@ async fn get_and_head_conditions() {
 async fn not_modified_carries_etag_and_last_modified() {
     // RFC 9110 §15.4.5: a 304 names the ETag it would have sent with a 200;
     // S3 also sends Last-Modified.
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let etag = put_bytes(&client, B, "obj", b"conditional object").await;
     let r200 = server.raw("GET", &format!("/{B}/obj"), &[], b"").await;
@@ -149,23 +142,15 @@ async fn not_modified_carries_etag_and_last_modified() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditional_put() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
 
     // If-None-Match: * creates only.
-    let put = client
-        .put_object()
-        .bucket(B)
-        .key("once")
-        .if_none_match("*")
-        .body(b"first".to_vec().into())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let put = put_request(&client, B, "once", b"first").if_none_match("*").send().await.or_panic("create only");
     let e1 = put.e_tag().unwrap().to_owned();
     assert_eq!(e1, etag_of(b"first"));
     assert_sdk_err(
-        client.put_object().bucket(B).key("once").if_none_match("*").body(b"second".to_vec().into()).send().await,
+        put_request(&client, B, "once", b"second").if_none_match("*").send().await,
         412,
         "PreconditionFailed",
     );
@@ -175,32 +160,16 @@ async fn conditional_put() {
     assert_eq!(get_bytes(&client, B, "once").await, b"first");
 
     // If-Match: replace only the version we know.
-    let put = client
-        .put_object()
-        .bucket(B)
-        .key("once")
-        .if_match(&e1)
-        .body(b"second".to_vec().into())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let put = put_request(&client, B, "once", b"second").if_match(&e1).send().await.or_panic("replace if it matches");
     let e2 = put.e_tag().unwrap().to_owned();
     assert_eq!(get_bytes(&client, B, "once").await, b"second");
-    assert_sdk_err(
-        client.put_object().bucket(B).key("once").if_match(&e1).body(b"stale".to_vec().into()).send().await,
-        412,
-        "PreconditionFailed",
-    );
+    assert_sdk_err(put_request(&client, B, "once", b"stale").if_match(&e1).send().await, 412, "PreconditionFailed");
     assert_eq!(get_bytes(&client, B, "once").await, b"second");
     let head = client.head_object().bucket(B).key("once").send().await.unwrap();
     assert_eq!(head.e_tag(), Some(e2.as_str()));
 
     // If-Match on a missing key: NoSuchKey, nothing created.
-    assert_sdk_err(
-        client.put_object().bucket(B).key("absent").if_match(&e2).body(b"x".to_vec().into()).send().await,
-        404,
-        "NoSuchKey",
-    );
+    assert_sdk_err(put_request(&client, B, "absent", b"x").if_match(&e2).send().await, 404, "NoSuchKey");
     assert!(!object_exists(&client, B, "absent").await);
     let r = server.raw("PUT", &format!("/{B}/absent"), &[("If-Match", &e2)], b"x").await;
     r.assert_error(404, "NoSuchKey");
@@ -210,105 +179,45 @@ async fn conditional_put() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditional_complete_multipart_upload() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let existing = put_bytes(&client, B, "taken", b"already here").await;
 
     // If-None-Match: * on an existing key: 412, object untouched, upload kept.
-    let (id, parts) = upload_parts(&client, B, "taken", &[b"multipart body"]).await;
-    assert_sdk_err(
-        client
-            .complete_multipart_upload()
-            .bucket(B)
-            .key("taken")
-            .upload_id(&id)
-            .if_none_match("*")
-            .multipart_upload(completed_upload(&parts))
-            .send()
-            .await,
-        412,
-        "PreconditionFailed",
-    );
+    let (upload, parts) = upload_parts(&client, B, "taken", &[b"multipart body"]).await;
+    assert_sdk_err(upload.complete_request(&parts).if_none_match("*").send().await, 412, "PreconditionFailed");
     assert_eq!(get_bytes(&client, B, "taken").await, b"already here");
-    let listed = client.list_parts().bucket(B).key("taken").upload_id(&id).send().await;
+    let listed = upload.list_parts_request().send().await;
     assert_eq!(listed.map(|o| o.parts().len()).ok(), Some(1), "a 412 on Complete keeps the upload");
 
     // If-Match with a wrong ETag: 412; with the right one: replaced.
-    assert_sdk_err(
-        client
-            .complete_multipart_upload()
-            .bucket(B)
-            .key("taken")
-            .upload_id(&id)
-            .if_match(etag_of(b"not it"))
-            .multipart_upload(completed_upload(&parts))
-            .send()
-            .await,
-        412,
-        "PreconditionFailed",
-    );
+    let wrong = upload.complete_request(&parts).if_match(etag_of(b"not it"));
+    assert_sdk_err(wrong.send().await, 412, "PreconditionFailed");
     assert_eq!(get_bytes(&client, B, "taken").await, b"already here");
-    let out = client
-        .complete_multipart_upload()
-        .bucket(B)
-        .key("taken")
-        .upload_id(&id)
-        .if_match(&existing)
-        .multipart_upload(completed_upload(&parts))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let out = upload.complete_request(&parts).if_match(&existing).send().await.or_panic("complete if it matches");
     let mp_etag = multipart_etag(&[b"multipart body"]);
     assert_eq!(out.e_tag(), Some(mp_etag.as_str()));
     assert_eq!(get_bytes(&client, B, "taken").await, b"multipart body");
     // A multipart ETag works in If-Match like any other.
     assert_sdk_err(
-        client.put_object().bucket(B).key("taken").if_match(&existing).body(b"stale".to_vec().into()).send().await,
+        put_request(&client, B, "taken", b"stale").if_match(&existing).send().await,
         412,
         "PreconditionFailed",
     );
-    client
-        .put_object()
-        .bucket(B)
-        .key("taken")
-        .if_match(&mp_etag)
-        .body(b"after multipart".to_vec().into())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("If-Match with a multipart ETag: {}", err_text(&e)));
+    let after = put_request(&client, B, "taken", b"after multipart").if_match(&mp_etag);
+    after.send().await.or_panic("If-Match with a multipart ETag");
     assert_eq!(get_bytes(&client, B, "taken").await, b"after multipart");
 
     // If-None-Match: * on a free key: created.
-    let (id, parts) = upload_parts(&client, B, "free", &[b"fresh"]).await;
-    client
-        .complete_multipart_upload()
-        .bucket(B)
-        .key("free")
-        .upload_id(&id)
-        .if_none_match("*")
-        .multipart_upload(completed_upload(&parts))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let (upload, parts) = upload_parts(&client, B, "free", &[b"fresh"]).await;
+    upload.complete_request(&parts).if_none_match("*").send().await.or_panic("complete on a free key");
     assert_eq!(get_bytes(&client, B, "free").await, b"fresh");
 
     // If-Match on a missing key: NoSuchKey.
-    let (id, parts) = upload_parts(&client, B, "missing", &[b"nothing"]).await;
-    assert_sdk_err(
-        client
-            .complete_multipart_upload()
-            .bucket(B)
-            .key("missing")
-            .upload_id(&id)
-            .if_match(etag_of(b"anything"))
-            .multipart_upload(completed_upload(&parts))
-            .send()
-            .await,
-        404,
-        "NoSuchKey",
-    );
+    let (upload, parts) = upload_parts(&client, B, "missing", &[b"nothing"]).await;
+    assert_sdk_err(upload.complete_request(&parts).if_match(etag_of(b"anything")).send().await, 404, "NoSuchKey");
     assert!(!object_exists(&client, B, "missing").await);
-    client.abort_multipart_upload().bucket(B).key("missing").upload_id(&id).send().await.unwrap();
+    upload.abort().await;
     assert_eq!(server.staged_uploads(B), Vec::<String>::new());
     assert_eq!(list_all_keys(&client, B, "").await, vec!["free", "taken"]);
 }
@@ -342,6 +251,41 @@ fn single_winner(what: &str, outcomes: &[Outcome]) -> usize {
     outcomes.iter().find(|(_, s, _, _)| *s == 200).unwrap().0
 }
 
+/// Runs `writers` writes at once: each task waits at a barrier until all are
+/// ready, then runs `write(i)`, which answers (HTTP status, ETag on success).
+async fn race<F, Fut>(writers: usize, write: F) -> Vec<Outcome>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = (u16, Option<String>)> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(writers));
+    let tasks: Vec<_> = (0..writers)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let write = write(i);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let t0 = Instant::now();
+                let (status, etag) = write.await;
+                (i, status, etag, (t0, Instant::now()))
+            })
+        })
+        .collect();
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    outcomes
+}
+
+/// (200, ETag) of a successful write, (HTTP status, None) of a failed one.
+fn status_and_etag<E: ProvideErrorMetadata>(r: SdkResult<Option<String>, E>) -> (u16, Option<String>) {
+    match r {
+        Ok(etag) => (200, etag),
+        Err(e) => (err_status_code(&e).0, None),
+    }
+}
+
 fn racer_body(round: usize, i: usize) -> Vec<u8> {
     // Large enough that the writers overlap while their bodies stream in.
     let mut body = format!("round {round} writer {i}\n").into_bytes();
@@ -352,40 +296,23 @@ fn racer_body(round: usize, i: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_if_none_match_puts_have_one_winner() {
     const WRITERS: usize = 20;
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let plain = server.client_plain_put();
     for round in 0..3 {
         let key = format!("race/create-{round}");
         let bodies: Vec<Vec<u8>> = (0..WRITERS).map(|i| racer_body(round, i)).collect();
-        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(WRITERS));
-        let tasks: Vec<_> = bodies
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, body)| {
-                let client = plain.clone();
-                let key = key.clone();
-                let barrier = barrier.clone();
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    let t0 = Instant::now();
-                    let r = client.put_object().bucket(B).key(&key).if_none_match("*").body(body.into()).send().await;
-                    let span = (t0, Instant::now());
-                    match r {
-                        Ok(out) => (i, 200, out.e_tag().map(str::to_owned), span),
-                        Err(e) => {
-                            let (s, c) = err_status_code(&e);
-                            assert!(s != 412 || c == "PreconditionFailed", "412 with code {c}");
-                            (i, s, None, span)
-                        }
-                    }
-                })
-            })
-            .collect();
-        let mut outcomes: Vec<Outcome> = Vec::new();
-        for t in tasks {
-            outcomes.push(t.await.unwrap());
-        }
+        let outcomes = race(WRITERS, |i| {
+            let put = put_request(&plain, B, &key, &bodies[i]).if_none_match("*");
+            async move {
+                let r = put.send().await;
+                if let Err(e) = &r {
+                    let (s, c) = err_status_code(e);
+                    assert!(s != 412 || c == "PreconditionFailed", "412 with code {c}");
+                }
+                status_and_etag(r.map(|out| out.e_tag().map(str::to_owned)))
+            }
+        })
+        .await;
         let winner = single_winner(&key, &outcomes);
         let stored = get_bytes(&plain, B, &key).await;
         assert!(stored == bodies[winner], "{key}: the stored content is the winner's body");
@@ -400,37 +327,17 @@ async fn concurrent_if_none_match_puts_have_one_winner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_if_match_puts_have_one_winner() {
     const WRITERS: usize = 20;
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let plain = server.client_plain_put();
     let key = "race/replace";
     let mut current = put_bytes(&plain, B, key, b"version zero").await;
     for round in 0..3 {
         let bodies: Vec<Vec<u8>> = (0..WRITERS).map(|i| racer_body(round + 10, i)).collect();
-        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(WRITERS));
-        let tasks: Vec<_> = bodies
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, body)| {
-                let client = plain.clone();
-                let barrier = barrier.clone();
-                let expected = current.clone();
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    let t0 = Instant::now();
-                    let r = client.put_object().bucket(B).key(key).if_match(expected).body(body.into()).send().await;
-                    let span = (t0, Instant::now());
-                    match r {
-                        Ok(out) => (i, 200, out.e_tag().map(str::to_owned), span),
-                        Err(e) => (i, err_status_code(&e).0, None, span),
-                    }
-                })
-            })
-            .collect();
-        let mut outcomes: Vec<Outcome> = Vec::new();
-        for t in tasks {
-            outcomes.push(t.await.unwrap());
-        }
+        let outcomes = race(WRITERS, |i| {
+            let put = put_request(&plain, B, key, &bodies[i]).if_match(current.clone());
+            async move { status_and_etag(put.send().await.map(|out| out.e_tag().map(str::to_owned))) }
+        })
+        .await;
         let winner = single_winner(&format!("round {round}"), &outcomes);
         let stored = get_bytes(&plain, B, key).await;
         assert!(stored == bodies[winner], "round {round}: the stored content is the winner's body");
@@ -443,49 +350,22 @@ async fn concurrent_if_match_puts_have_one_winner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_if_none_match_completes_have_one_winner() {
     const UPLOADS: usize = 16;
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let key = "race/multipart";
     let mut uploads = Vec::new();
     let mut bodies = Vec::new();
     for i in 0..UPLOADS {
         let body = racer_body(99, i);
-        let (id, parts) = upload_parts(&client, B, key, &[&body]).await;
-        uploads.push((id, parts));
+        uploads.push(upload_parts(&client, B, key, &[&body]).await);
         bodies.push(body);
     }
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(UPLOADS));
-    let tasks: Vec<_> = uploads
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, (id, parts))| {
-            let client = client.clone();
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let t0 = Instant::now();
-                let r = client
-                    .complete_multipart_upload()
-                    .bucket(B)
-                    .key(key)
-                    .upload_id(&id)
-                    .if_none_match("*")
-                    .multipart_upload(completed_upload(&parts))
-                    .send()
-                    .await;
-                let span = (t0, Instant::now());
-                match r {
-                    Ok(out) => (i, 200, out.e_tag().map(str::to_owned), span),
-                    Err(e) => (i, err_status_code(&e).0, None, span),
-                }
-            })
-        })
-        .collect();
-    let mut outcomes: Vec<Outcome> = Vec::new();
-    for t in tasks {
-        outcomes.push(t.await.unwrap());
-    }
+    let outcomes = race(UPLOADS, |i| {
+        let (upload, parts) = &uploads[i];
+        let complete = upload.complete_request(parts).if_none_match("*");
+        async move { status_and_etag(complete.send().await.map(|out| out.e_tag().map(str::to_owned))) }
+    })
+    .await;
     let winner = single_winner("CompleteMultipartUpload", &outcomes);
     assert!(get_bytes(&client, B, key).await == bodies[winner], "the stored content is the winner's");
     assert_eq!(outcomes[winner].2.as_deref(), Some(multipart_etag(&[&bodies[winner]]).as_str()));
@@ -493,7 +373,7 @@ async fn concurrent_if_none_match_completes_have_one_winner() {
     let left = client.list_multipart_uploads().bucket(B).send().await.unwrap();
     assert_eq!(left.uploads().len(), UPLOADS - 1);
     for u in left.uploads() {
-        client.abort_multipart_upload().bucket(B).key(key).upload_id(u.upload_id().unwrap()).send().await.unwrap();
+        Upload::new(&client, B, key, u.upload_id().unwrap()).abort().await;
     }
     assert_eq!(server.staged_uploads(B), Vec::<String>::new());
     assert_eq!(private_files(&server.bucket_dir(B)), Vec::<String>::new(), "no temp files left by the losers");

@@ -2,7 +2,8 @@
 //! tagging directives, `x-amz-copy-source-if-*` conditions, copying an object
 //! onto itself, and missing sources.
 
-use alcove_tests::aws_sdk_s3::types::{ChecksumMode, ChecksumType, MetadataDirective, TaggingDirective};
+use alcove_tests::aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
+use alcove_tests::aws_sdk_s3::types::{ChecksumType, MetadataDirective, TaggingDirective};
 use alcove_tests::aws_sdk_s3::Client;
 use alcove_tests::*;
 
@@ -10,33 +11,15 @@ const A: &str = "copy-a";
 const Z: &str = "copy-z";
 
 async fn server_with_buckets() -> Server {
-    let server = Server::start().await;
-    server.create_bucket(A).await;
+    let server = Server::start_with_bucket(A).await;
     server.create_bucket(Z).await;
     server
 }
 
-/// `bucket/key` with the key URL-encoded, as x-amz-copy-source wants it.
-fn source(bucket: &str, key: &str) -> String {
-    format!("{bucket}/{}", aws_uri_encode(key, true))
-}
-
-async fn tags(client: &Client, bucket: &str, key: &str) -> Vec<(String, String)> {
-    let out = client
-        .get_object_tagging()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get tagging {key}: {}", err_text(&e)));
-    let mut v: Vec<(String, String)> =
-        out.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
-    v.sort();
-    v
-}
-
-fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+/// A CopyObject request from `from` to `to` (each `(bucket, key)`): add
+/// headers, then `.send()`.
+fn copy(client: &Client, from: (&str, &str), to: (&str, &str)) -> CopyObjectFluentBuilder {
+    client.copy_object().bucket(to.0).key(to.1).copy_source(copy_source(from.0, from.1))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,14 +36,10 @@ async fn copy_across_buckets_with_encoded_keys() {
     for (i, (src_key, dst_key)) in cases.iter().enumerate() {
         let data = if *src_key == "empty" { Vec::new() } else { pseudo_random_bytes(i as u64, 10_000 + i * 999) };
         let etag = put_bytes(&client, A, src_key, &data).await;
-        let out = client
-            .copy_object()
-            .bucket(Z)
-            .key(*dst_key)
-            .copy_source(source(A, src_key))
+        let out = copy(&client, (A, src_key), (Z, dst_key))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("copy {src_key:?} -> {dst_key:?}: {}", err_text(&e)));
+            .or_panic(&format!("copy {src_key:?} -> {dst_key:?}"));
         let result = out.copy_object_result().expect("CopyObjectResult");
         assert_eq!(result.e_tag(), Some(etag.as_str()), "{dst_key:?}: the copy has the source's content ETag");
         assert!(result.last_modified().is_some());
@@ -76,13 +55,13 @@ async fn copy_across_buckets_with_encoded_keys() {
 
     // Copy over an existing object replaces it.
     let old = put_bytes(&client, Z, "over", b"old content").await;
-    let out = client.copy_object().bucket(Z).key("over").copy_source(source(A, cases[0].0)).send().await.unwrap();
+    let out = copy(&client, (A, cases[0].0), (Z, "over")).send().await.unwrap();
     let new = out.copy_object_result().unwrap().e_tag().unwrap().to_owned();
     assert_ne!(new, old);
     assert_eq!(get_bytes(&client, Z, "over").await, get_bytes(&client, A, cases[0].0).await);
 
     // Raw request: a leading slash on the source is allowed too.
-    let raw_src = format!("/{}", source(A, cases[1].0));
+    let raw_src = format!("/{}", copy_source(A, cases[1].0));
     let r = server.raw("PUT", &format!("/{Z}/raw%20copy"), &[("x-amz-copy-source", &raw_src)], b"").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(xml_top(&r.text(), "ETag").as_deref(), Some(etag_of(&pseudo_random_bytes(1, 10_999)).as_str()));
@@ -93,11 +72,7 @@ async fn copy_across_buckets_with_encoded_keys() {
 async fn missing_sources() {
     let server = server_with_buckets().await;
     let client = server.client();
-    assert_sdk_err(
-        client.copy_object().bucket(Z).key("dst").copy_source(source(A, "no such key")).send().await,
-        404,
-        "NoSuchKey",
-    );
+    assert_sdk_err(copy(&client, (A, "no such key"), (Z, "dst")).send().await, 404, "NoSuchKey");
     assert_sdk_err(
         client.copy_object().bucket(Z).key("dst").copy_source("no-such-bucket/key").send().await,
         404,
@@ -115,35 +90,27 @@ async fn metadata_directive_copy_and_replace() {
     let client = server.client();
     let data = pseudo_random_bytes(5, 5000);
     let etag = etag_of(&data);
-    client
-        .put_object()
-        .bucket(A)
-        .key("src")
+    put_request(&client, A, "src", &data)
         .content_type("text/x-source")
         .content_disposition("attachment; filename=\"src.txt\"")
         .cache_control("max-age=60")
         .content_language("de-CH")
         .metadata("alpha", "1")
         .metadata("beta", "zwei")
-        .body(data.clone().into())
         .send()
         .await
         .unwrap();
 
     // Default (COPY): everything carried.
-    client.copy_object().bucket(Z).key("copied").copy_source(source(A, "src")).send().await.unwrap();
+    copy(&client, (A, "src"), (Z, "copied")).send().await.unwrap();
     // Explicit COPY: metadata headers on the request are ignored.
-    client
-        .copy_object()
-        .bucket(Z)
-        .key("copied-explicit")
-        .copy_source(source(A, "src"))
+    copy(&client, (A, "src"), (Z, "copied-explicit"))
         .metadata_directive(MetadataDirective::Copy)
         .metadata("ignored", "yes")
         .content_type("application/x-ignored")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+        .or_panic("explicit COPY");
     for key in ["copied", "copied-explicit"] {
         let h = client.head_object().bucket(Z).key(key).send().await.unwrap();
         assert_eq!(h.content_type(), Some("text/x-source"), "{key}");
@@ -158,17 +125,13 @@ async fn metadata_directive_copy_and_replace() {
     }
 
     // REPLACE: only what the request says.
-    client
-        .copy_object()
-        .bucket(Z)
-        .key("replaced")
-        .copy_source(source(A, "src"))
+    copy(&client, (A, "src"), (Z, "replaced"))
         .metadata_directive(MetadataDirective::Replace)
         .content_type("application/x-new")
         .metadata("gamma", "3")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+        .or_panic("REPLACE");
     let h = client.head_object().bucket(Z).key("replaced").send().await.unwrap();
     assert_eq!(h.content_type(), Some("application/x-new"));
     let meta = h.metadata().cloned().unwrap_or_default();
@@ -186,19 +149,10 @@ async fn metadata_directive_copy_and_replace() {
     assert_eq!(h.metadata().map(|m| m.len()), Some(2));
 
     // REPLACE with too much metadata: refused, nothing created.
-    assert_sdk_err(
-        client
-            .copy_object()
-            .bucket(Z)
-            .key("too-big")
-            .copy_source(source(A, "src"))
-            .metadata_directive(MetadataDirective::Replace)
-            .metadata("big", "x".repeat(2100))
-            .send()
-            .await,
-        400,
-        "MetadataTooLarge",
-    );
+    let too_big = copy(&client, (A, "src"), (Z, "too-big"))
+        .metadata_directive(MetadataDirective::Replace)
+        .metadata("big", "x".repeat(2100));
+    assert_sdk_err(too_big.send().await, 400, "MetadataTooLarge");
     assert!(!object_exists(&client, Z, "too-big").await);
 
     // An unknown directive is refused.
@@ -218,87 +172,39 @@ async fn metadata_directive_copy_and_replace() {
 async fn tagging_directive_copy_and_replace() {
     let server = server_with_buckets().await;
     let client = server.client();
-    client
-        .put_object()
-        .bucket(A)
-        .key("tagged")
-        .tagging("k1=v1&k2=v%202")
-        .body(b"tagged source".to_vec().into())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
-    let src_tags = pairs(&[("k1", "v1"), ("k2", "v 2")]);
-    assert_eq!(tags(&client, A, "tagged").await, src_tags);
+    let put = put_request(&client, A, "tagged", b"tagged source").tagging("k1=v1&k2=v%202");
+    put.send().await.or_panic("put with tags");
+    let src_tags = tag_pairs(&[("k1", "v1"), ("k2", "v 2")]);
+    assert_eq!(object_tags(&client, A, "tagged").await, src_tags);
+    let from_tagged = |to: &str| copy(&client, (A, "tagged"), (Z, to));
 
     // Default: tags copied.
-    client.copy_object().bucket(Z).key("t-default").copy_source(source(A, "tagged")).send().await.unwrap();
-    assert_eq!(tags(&client, Z, "t-default").await, src_tags);
+    from_tagged("t-default").send().await.unwrap();
+    assert_eq!(object_tags(&client, Z, "t-default").await, src_tags);
     // COPY with a tagging header: header ignored.
-    client
-        .copy_object()
-        .bucket(Z)
-        .key("t-copy")
-        .copy_source(source(A, "tagged"))
-        .tagging_directive(TaggingDirective::Copy)
-        .tagging("ignored=1")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
-    assert_eq!(tags(&client, Z, "t-copy").await, src_tags);
+    let req = from_tagged("t-copy").tagging_directive(TaggingDirective::Copy).tagging("ignored=1");
+    req.send().await.or_panic("COPY with a tagging header");
+    assert_eq!(object_tags(&client, Z, "t-copy").await, src_tags);
     // REPLACE with new tags.
-    client
-        .copy_object()
-        .bucket(Z)
-        .key("t-replace")
-        .copy_source(source(A, "tagged"))
-        .tagging_directive(TaggingDirective::Replace)
-        .tagging("new=tag&other=x%2By")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
-    assert_eq!(tags(&client, Z, "t-replace").await, pairs(&[("new", "tag"), ("other", "x+y")]));
+    let req = from_tagged("t-replace").tagging_directive(TaggingDirective::Replace).tagging("new=tag&other=x%2By");
+    req.send().await.or_panic("REPLACE with new tags");
+    assert_eq!(object_tags(&client, Z, "t-replace").await, tag_pairs(&[("new", "tag"), ("other", "x+y")]));
     let g = client.get_object().bucket(Z).key("t-replace").send().await.unwrap();
     assert_eq!(g.tag_count(), Some(2));
     // REPLACE without tags: none.
-    client
-        .copy_object()
-        .bucket(Z)
-        .key("t-none")
-        .copy_source(source(A, "tagged"))
-        .tagging_directive(TaggingDirective::Replace)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
-    assert_eq!(tags(&client, Z, "t-none").await, vec![]);
+    let req = from_tagged("t-none").tagging_directive(TaggingDirective::Replace);
+    req.send().await.or_panic("REPLACE without tags");
+    assert_eq!(object_tags(&client, Z, "t-none").await, vec![]);
     // Metadata REPLACE leaves the tagging directive at COPY.
-    client
-        .copy_object()
-        .bucket(Z)
-        .key("t-meta-replace")
-        .copy_source(source(A, "tagged"))
-        .metadata_directive(MetadataDirective::Replace)
-        .metadata("m", "1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(tags(&client, Z, "t-meta-replace").await, src_tags);
+    let req = from_tagged("t-meta-replace").metadata_directive(MetadataDirective::Replace).metadata("m", "1");
+    req.send().await.unwrap();
+    assert_eq!(object_tags(&client, Z, "t-meta-replace").await, src_tags);
     // Invalid replacement tags: refused, nothing created.
     let eleven: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
-    assert_sdk_err(
-        client
-            .copy_object()
-            .bucket(Z)
-            .key("t-invalid")
-            .copy_source(source(A, "tagged"))
-            .tagging_directive(TaggingDirective::Replace)
-            .tagging(eleven.join("&"))
-            .send()
-            .await,
-        400,
-        "InvalidTag",
-    );
+    let req = from_tagged("t-invalid").tagging_directive(TaggingDirective::Replace).tagging(eleven.join("&"));
+    assert_sdk_err(req.send().await, 400, "InvalidTag");
     assert!(!object_exists(&client, Z, "t-invalid").await);
-    assert_eq!(tags(&client, A, "tagged").await, src_tags, "source tags untouched");
+    assert_eq!(object_tags(&client, A, "tagged").await, src_tags, "source tags untouched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,30 +212,21 @@ async fn copy_source_conditions() {
     let server = server_with_buckets().await;
     let client = server.client();
     let etag = put_bytes(&client, A, "cond", b"conditional source").await;
-    let lm = client.head_object().bucket(A).key("cond").send().await.unwrap().last_modified().unwrap().secs();
+    let lm = last_modified_secs(&client, A, "cond").await;
     let other = etag_of(b"different");
-    let copy = || client.copy_object().bucket(Z).copy_source(source(A, "cond"));
+    let copy_to = |key: &str| copy(&client, (A, "cond"), (Z, key));
 
     // Each condition, holding and failing.
+    let match_holds_unmodified_fails =
+        copy_to("ok6").copy_source_if_match(&etag).copy_source_if_unmodified_since(sdk_time(lm - 3600));
     let ok = [
-        ("if-match", copy().key("ok1").copy_source_if_match(&etag).send().await),
-        ("if-none-match", copy().key("ok2").copy_source_if_none_match(&other).send().await),
-        ("if-modified-since", copy().key("ok3").copy_source_if_modified_since(sdk_time(lm - 3600)).send().await),
-        ("if-unmodified-since", copy().key("ok4").copy_source_if_unmodified_since(sdk_time(lm)).send().await),
-        (
-            "if-unmodified-since later",
-            copy().key("ok5").copy_source_if_unmodified_since(sdk_time(lm + 60)).send().await,
-        ),
+        ("if-match", copy_to("ok1").copy_source_if_match(&etag).send().await),
+        ("if-none-match", copy_to("ok2").copy_source_if_none_match(&other).send().await),
+        ("if-modified-since", copy_to("ok3").copy_source_if_modified_since(sdk_time(lm - 3600)).send().await),
+        ("if-unmodified-since", copy_to("ok4").copy_source_if_unmodified_since(sdk_time(lm)).send().await),
+        ("if-unmodified-since later", copy_to("ok5").copy_source_if_unmodified_since(sdk_time(lm + 60)).send().await),
         // AWS: if-match true and if-unmodified-since false → copied.
-        (
-            "if-match + if-unmodified-since",
-            copy()
-                .key("ok6")
-                .copy_source_if_match(&etag)
-                .copy_source_if_unmodified_since(sdk_time(lm - 3600))
-                .send()
-                .await,
-        ),
+        ("if-match + if-unmodified-since", match_holds_unmodified_fails.send().await),
     ];
     for (what, r) in ok {
         let out = r.unwrap_or_else(|e| panic!("{what}: {}", err_text(&e)));
@@ -339,21 +236,15 @@ async fn copy_source_conditions() {
         assert_eq!(get_bytes(&client, Z, k).await, b"conditional source", "{k}");
     }
 
+    let none_match_fails_modified_holds =
+        copy_to("f6").copy_source_if_none_match(&etag).copy_source_if_modified_since(sdk_time(lm - 3600));
     let failing = [
-        ("if-match", copy().key("f1").copy_source_if_match(&other).send().await),
-        ("if-none-match", copy().key("f2").copy_source_if_none_match(&etag).send().await),
-        ("if-modified-since", copy().key("f4").copy_source_if_modified_since(sdk_time(lm)).send().await),
-        ("if-unmodified-since", copy().key("f5").copy_source_if_unmodified_since(sdk_time(lm - 3600)).send().await),
+        ("if-match", copy_to("f1").copy_source_if_match(&other).send().await),
+        ("if-none-match", copy_to("f2").copy_source_if_none_match(&etag).send().await),
+        ("if-modified-since", copy_to("f4").copy_source_if_modified_since(sdk_time(lm)).send().await),
+        ("if-unmodified-since", copy_to("f5").copy_source_if_unmodified_since(sdk_time(lm - 3600)).send().await),
         // AWS: if-none-match false and if-modified-since true → 412.
-        (
-            "if-none-match + if-modified-since",
-            copy()
-                .key("f6")
-                .copy_source_if_none_match(&etag)
-                .copy_source_if_modified_since(sdk_time(lm - 3600))
-                .send()
-                .await,
-        ),
+        ("if-none-match + if-modified-since", none_match_fails_modified_holds.send().await),
     ];
     for (what, r) in failing {
         match r {
@@ -384,54 +275,32 @@ async fn copy_onto_itself() {
     let server = server_with_buckets().await;
     let client = server.client();
     let data = pseudo_random_bytes(9, 40_000);
-    let put = client
-        .put_object()
-        .bucket(A)
-        .key("self key")
+    let put = put_request(&client, A, "self key", &data)
         .content_type("text/x-before")
         .metadata("state", "before")
         .tagging("t=1")
-        .body(data.clone().into())
         .send()
         .await
         .unwrap();
     let etag = put.e_tag().unwrap().to_owned();
+    let onto_itself = || copy(&client, (A, "self key"), (A, "self key"));
 
     // Without REPLACE: illegal.
-    assert_sdk_err(
-        client.copy_object().bucket(A).key("self key").copy_source(source(A, "self key")).send().await,
-        400,
-        "InvalidRequest",
-    );
-    assert_sdk_err(
-        client
-            .copy_object()
-            .bucket(A)
-            .key("self key")
-            .copy_source(source(A, "self key"))
-            .metadata_directive(MetadataDirective::Copy)
-            .metadata("state", "ignored")
-            .send()
-            .await,
-        400,
-        "InvalidRequest",
-    );
+    assert_sdk_err(onto_itself().send().await, 400, "InvalidRequest");
+    let explicit_copy = onto_itself().metadata_directive(MetadataDirective::Copy).metadata("state", "ignored");
+    assert_sdk_err(explicit_copy.send().await, 400, "InvalidRequest");
     let h = client.head_object().bucket(A).key("self key").send().await.unwrap();
     assert_eq!(h.metadata().and_then(|m| m.get("state")).map(String::as_str), Some("before"));
 
     // With REPLACE: metadata updated in place, same bytes and ETag.
-    let out = client
-        .copy_object()
-        .bucket(A)
-        .key("self key")
-        .copy_source(source(A, "self key"))
+    let out = onto_itself()
         .metadata_directive(MetadataDirective::Replace)
         .content_type("text/x-after")
         .metadata("state", "after")
         .metadata("extra", "new")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+        .or_panic("copy onto itself with REPLACE");
     assert_eq!(out.copy_object_result().and_then(|r| r.e_tag()), Some(etag.as_str()));
     let h = client.head_object().bucket(A).key("self key").send().await.unwrap();
     assert_eq!(h.content_type(), Some("text/x-after"));
@@ -442,7 +311,11 @@ async fn copy_onto_itself() {
     assert_eq!(h.e_tag(), Some(etag.as_str()), "ETag unchanged");
     assert_eq!(h.content_length(), Some(data.len() as i64));
     assert_eq!(get_bytes(&client, A, "self key").await, data, "data unchanged");
-    assert_eq!(tags(&client, A, "self key").await, pairs(&[("t", "1")]), "tags kept (tagging directive COPY)");
+    assert_eq!(
+        object_tags(&client, A, "self key").await,
+        tag_pairs(&[("t", "1")]),
+        "tags kept (tagging directive COPY)"
+    );
     assert_eq!(list_all_keys(&client, A, "").await, vec!["self key"]);
 }
 
@@ -454,7 +327,7 @@ async fn copy_of_a_multipart_object() {
     let p2 = pseudo_random_bytes(101, 1234);
     let src_etag = multipart_put(&client, A, "mp source", &[&p1, &p2]).await;
     assert_eq!(src_etag, multipart_etag(&[&p1, &p2]));
-    let out = client.copy_object().bucket(Z).key("mp copy").copy_source(source(A, "mp source")).send().await.unwrap();
+    let out = copy(&client, (A, "mp source"), (Z, "mp copy")).send().await.unwrap();
     let copy_etag = out.copy_object_result().and_then(|r| r.e_tag()).unwrap().to_owned();
     let whole = [p1.as_slice(), &p2].concat();
     assert!(get_bytes(&client, Z, "mp copy").await == whole, "the copy has the whole content");
@@ -476,18 +349,9 @@ async fn copy_carries_the_checksum() {
     let client = server.client();
     let data = pseudo_random_bytes(77, 20_000);
     let want = Alg::Sha256.b64(&data);
-    client
-        .put_object()
-        .bucket(A)
-        .key("summed")
-        .checksum_algorithm(Alg::Sha256.sdk())
-        .body(data.clone().into())
-        .send()
-        .await
-        .unwrap();
-    let out = client.copy_object().bucket(Z).key("summed copy").copy_source(source(A, "summed")).send().await.unwrap();
-    let head =
-        client.head_object().bucket(Z).key("summed copy").checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+    put_request(&client, A, "summed", &data).checksum_algorithm(Alg::Sha256.sdk()).send().await.unwrap();
+    let out = copy(&client, (A, "summed"), (Z, "summed copy")).send().await.unwrap();
+    let head = head_with_checksums(&client, Z, "summed copy").await;
     assert_eq!(head.checksum_sha256(), Some(want.as_str()), "the copy keeps the source's SHA256");
     assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
     assert_eq!(get_bytes(&client, Z, "summed copy").await, data);

@@ -5,19 +5,13 @@ use alcove_tests::*;
 
 const B: &str = "keys";
 
-async fn server_with_bucket() -> Server {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
-    server
-}
-
 fn tree(server: &Server) -> Vec<(String, Option<Vec<u8>>)> {
     visible_tree(&server.bucket_dir(B))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn special_character_keys_round_trip() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let keys = [
         "with space",
@@ -85,7 +79,7 @@ async fn special_character_keys_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_length_limits() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
 
     // 1024 bytes in total, every component <= 255 bytes.
@@ -133,7 +127,7 @@ async fn key_length_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_folder_conflicts() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     put_bytes(&client, B, "a/x", b"child").await;
     put_bytes(&client, B, "f", b"file").await;
@@ -172,7 +166,7 @@ async fn object_folder_conflicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_ending_in_slash() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     put_bytes(&client, B, "folder/", b"").await;
     put_bytes(&client, B, "folder/sub/", b"").await;
@@ -189,7 +183,7 @@ async fn keys_ending_in_slash() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reserved_system_component() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let before = tree(&server);
     for k in [".alcove.sys", ".alcove.sys/x", "a/.alcove.sys", "a/.alcove.sys/b", "a/.alcove.sys/"] {

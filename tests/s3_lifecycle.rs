@@ -10,8 +10,7 @@ const B: &str = "life";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_and_etags_survive_restart() {
-    let mut server = Server::start().await;
-    server.create_bucket(B).await;
+    let mut server = Server::start_with_bucket(B).await;
     let client = server.client();
     let mut objs = Vec::new();
     for i in 0..5u64 {
@@ -37,8 +36,7 @@ async fn objects_and_etags_survive_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_get_finish() {
     const SIZE: usize = 64 << 20;
-    let mut server = Server::start().await;
-    server.create_bucket(B).await;
+    let mut server = Server::start_with_bucket(B).await;
     let path = server.bucket_dir(B).join("big");
     let md5 = write_random_file(&path, 4242, SIZE);
 
@@ -77,8 +75,7 @@ async fn sigterm_lets_in_flight_get_finish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_on_idle_worker_exits_promptly() {
-    let mut server = Server::start().await;
-    server.create_bucket(B).await;
+    let mut server = Server::start_with_bucket(B).await;
     let t0 = Instant::now();
     server.sigterm();
     let status = server.wait_exit(Duration::from_secs(10)).expect("exits within 10 s");
@@ -159,8 +156,7 @@ async fn access_log_lines_start_with_access() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_log_failed_requests_only_by_default() {
-    let server = Server::start().await;
-    server.create_bucket("quiet").await;
+    let server = Server::start_with_bucket("quiet").await;
     let ok = server.raw("PUT", "/quiet/fine-object", &[], b"data").await;
     assert_eq!(ok.status, 200);
     let ok_get = server.raw("GET", "/quiet/fine-object", &[], b"").await;
@@ -218,6 +214,13 @@ async fn send_get(s: &mut tokio::net::TcpStream, server: &Server, target: &str) 
     s.write_all(req.as_bytes()).await.unwrap();
 }
 
+/// GETs `kab/obj` on the connection: the response head (lower-cased) and body;
+/// `what` names the response in the panic when none comes.
+async fn get_kab_obj(s: &mut tokio::net::TcpStream, server: &Server, what: &str) -> (String, Vec<u8>) {
+    send_get(s, server, "/kab/obj").await;
+    read_response(s).await.expect(what)
+}
+
 /// Whether the server closes the (idle) connection within `within`.
 async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
     use tokio::io::AsyncReadExt as _;
@@ -229,35 +232,38 @@ async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool 
     }
 }
 
+/// A worker (with `config`, if any) holding `kab/obj` = `body`, and a connection to its S3 port.
+async fn connection_to_object(config: Option<&str>, body: &[u8]) -> (Server, tokio::net::TcpStream) {
+    let server = match config {
+        Some(toml) => Server::start_with_config(toml).await,
+        None => Server::start().await,
+    };
+    server.create_bucket("kab").await;
+    put_bytes(&server.client(), "kab", "obj", body).await;
+    let s = tokio::net::TcpStream::connect(server.s3_addr).await.unwrap();
+    (server, s)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_by_default_without_idle_timeout() {
-    let server = Server::start().await;
-    server.create_bucket("kab").await;
-    put_bytes(&server.client(), "kab", "obj", b"kept alive").await;
-    let mut s = tokio::net::TcpStream::connect(server.s3_addr).await.unwrap();
+    let (server, mut s) = connection_to_object(None, b"kept alive").await;
     for round in 0..3 {
-        send_get(&mut s, &server, "/kab/obj").await;
-        let (head, body) = read_response(&mut s).await.expect("response on the same connection");
+        let (head, body) = get_kab_obj(&mut s, &server, "response on the same connection").await;
         assert!(head.starts_with("http/1.1 200"), "round {round}: {head}");
         assert_eq!(body, b"kept alive");
         assert!(!head.contains("connection: close"), "{head}");
     }
     // idle_timeout = 0: an idle connection stays open.
     assert!(!closed_within(&mut s, Duration::from_millis(2500)).await, "idle connection kept");
-    send_get(&mut s, &server, "/kab/obj").await;
-    let (head, body) = read_response(&mut s).await.expect("still usable after idling");
+    let (head, body) = get_kab_obj(&mut s, &server, "still usable after idling").await;
     assert!(head.starts_with("http/1.1 200"));
     assert_eq!(body, b"kept alive");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_disabled_closes_after_each_response() {
-    let server = Server::start_with_config("[s3]\nkeep_alive = false\n").await;
-    server.create_bucket("kab").await;
-    put_bytes(&server.client(), "kab", "obj", b"one shot").await;
-    let mut s = tokio::net::TcpStream::connect(server.s3_addr).await.unwrap();
-    send_get(&mut s, &server, "/kab/obj").await;
-    let (head, body) = read_response(&mut s).await.expect("first response");
+    let (server, mut s) = connection_to_object(Some("[s3]\nkeep_alive = false\n"), b"one shot").await;
+    let (head, body) = get_kab_obj(&mut s, &server, "first response").await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert_eq!(body, b"one shot");
     assert!(head.contains("connection: close"), "keep_alive=false announces close: {head}");
@@ -266,12 +272,8 @@ async fn keep_alive_disabled_closes_after_each_response() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_timeout_closes_idle_connections() {
-    let server = Server::start_with_config("[s3]\nidle_timeout = 1\n").await;
-    server.create_bucket("kab").await;
-    put_bytes(&server.client(), "kab", "obj", b"idle").await;
-    let mut s = tokio::net::TcpStream::connect(server.s3_addr).await.unwrap();
-    send_get(&mut s, &server, "/kab/obj").await;
-    let (head, body) = read_response(&mut s).await.expect("response");
+    let (server, mut s) = connection_to_object(Some("[s3]\nidle_timeout = 1\n"), b"idle").await;
+    let (head, body) = get_kab_obj(&mut s, &server, "response").await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert_eq!(body, b"idle");
     let t0 = Instant::now();
@@ -287,8 +289,7 @@ async fn idle_timeout_closes_idle_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_put_keeps_the_old_object_and_cleans_up_on_restart() {
     use tokio::io::AsyncWriteExt as _;
-    let mut server = Server::start().await;
-    server.create_bucket(B).await;
+    let mut server = Server::start_with_bucket(B).await;
     let client = server.client();
     let old = pseudo_random_bytes(1, 300_000);
     put_bytes(&client, B, "precious", &old).await;
@@ -319,8 +320,7 @@ async fn sigkill_mid_put_keeps_the_old_object_and_cleans_up_on_restart() {
 /// writer's complete body, never a mix or a prefix; the final object is one writer's body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_never_produce_torn_reads() {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     const LEN: usize = 512 * 1024;
     let body_of = |writer: u8| vec![writer; LEN];

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use alcove_tests::aws_sdk_s3::types::{CommonPrefix, Object};
 use alcove_tests::aws_sdk_s3::Client;
 use alcove_tests::*;
 use futures::StreamExt as _;
@@ -28,6 +29,17 @@ impl Entry {
             Entry::Key(s) | Entry::Prefix(s) => s,
         }
     }
+}
+
+/// The entries of one listing page, keys and common prefixes together, in name order.
+fn page_entries(contents: &[Object], prefixes: &[CommonPrefix]) -> Vec<Entry> {
+    let mut page: Vec<Entry> = contents
+        .iter()
+        .map(|o| Entry::Key(o.key().unwrap().to_owned()))
+        .chain(prefixes.iter().map(|p| Entry::Prefix(p.prefix().unwrap().to_owned())))
+        .collect();
+    page.sort_by(|a, b| a.name().cmp(b.name()));
+    page
 }
 
 /// All keys a recursive listing shows: every object plus every parent folder.
@@ -93,15 +105,8 @@ async fn upload_all(client: &Client, keys: &[String]) {
         .map(|k| {
             let client = client.clone();
             async move {
-                client
-                    .put_object()
-                    .bucket(B)
-                    .key(&k)
-                    .body(k.clone().into_bytes().into())
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("{k}: {}", err_text(&e)))
+                let put = put_request(&client, B, &k, k.as_bytes()).send().await;
+                put.map(|_| ()).map_err(|e| format!("{k}: {}", err_text(&e)))
             }
         })
         .buffer_unordered(32)
@@ -127,24 +132,10 @@ async fn list_v2(
     loop {
         pages += 1;
         assert!(pages < 10_000, "pagination does not end");
-        let out = client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_delimiter(delimiter.map(str::to_owned))
-            .set_start_after(start_after.map(str::to_owned))
-            .max_keys(max_keys)
-            .set_continuation_token(token.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("list v2: {}", err_text(&e)));
-        let mut page: Vec<Entry> = out
-            .contents()
-            .iter()
-            .map(|o| Entry::Key(o.key().unwrap().to_owned()))
-            .chain(out.common_prefixes().iter().map(|p| Entry::Prefix(p.prefix().unwrap().to_owned())))
-            .collect();
-        page.sort_by(|a, b| a.name().cmp(b.name()));
+        let req = client.list_objects_v2().bucket(bucket).prefix(prefix).set_delimiter(delimiter.map(str::to_owned));
+        let req = req.set_start_after(start_after.map(str::to_owned)).max_keys(max_keys);
+        let out = req.set_continuation_token(token.clone()).send().await.or_panic("list v2");
+        let page = page_entries(out.contents(), out.common_prefixes());
         let n = page.len() as i32;
         assert_eq!(out.key_count(), Some(n), "KeyCount = keys + common prefixes");
         assert_eq!(out.max_keys(), Some(max_keys));
@@ -196,23 +187,9 @@ async fn list_v1(
     loop {
         pages += 1;
         assert!(pages < 10_000, "pagination does not end");
-        let out = client
-            .list_objects()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_delimiter(delimiter.map(str::to_owned))
-            .set_marker(marker.clone())
-            .max_keys(max_keys)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("list v1: {}", err_text(&e)));
-        let mut page: Vec<Entry> = out
-            .contents()
-            .iter()
-            .map(|o| Entry::Key(o.key().unwrap().to_owned()))
-            .chain(out.common_prefixes().iter().map(|p| Entry::Prefix(p.prefix().unwrap().to_owned())))
-            .collect();
-        page.sort_by(|a, b| a.name().cmp(b.name()));
+        let req = client.list_objects().bucket(bucket).prefix(prefix).set_delimiter(delimiter.map(str::to_owned));
+        let out = req.set_marker(marker.clone()).max_keys(max_keys).send().await.or_panic("list v1");
+        let page = page_entries(out.contents(), out.common_prefixes());
         assert_eq!(out.marker().unwrap_or(""), marker.as_deref().unwrap_or(""));
         let truncated = out.is_truncated() == Some(true);
         if truncated {
@@ -238,8 +215,7 @@ async fn list_v1(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings_over_thousands_of_keys() {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
+    let server = Server::start_with_bucket(B).await;
     let keys = key_set();
     assert!(keys.len() > 2500, "{} keys", keys.len());
     upload_all(&server.client_plain_put(), &keys).await;
@@ -338,15 +314,8 @@ async fn check_listings(client: &Client, bucket: &str, all: &BTreeSet<String>) {
     loop {
         pages += 1;
         assert!(pages < 1000);
-        let out = client
-            .list_object_versions()
-            .bucket(bucket)
-            .max_keys(211)
-            .set_key_marker(key_marker.clone())
-            .set_version_id_marker(vid_marker.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("list versions: {}", err_text(&e)));
+        let req = client.list_object_versions().bucket(bucket).max_keys(211).set_key_marker(key_marker.clone());
+        let out = req.set_version_id_marker(vid_marker.clone()).send().await.or_panic("list versions");
         assert!(out.delete_markers().is_empty());
         for v in out.versions() {
             assert_eq!(v.version_id(), Some("null"), "{:?}", v.key());
@@ -410,8 +379,7 @@ async fn folder_marker_and_common_prefix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_owner() {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     put_bytes(&client, B, "o1", b"1").await;
     put_bytes(&client, B, "o2", b"2").await;
@@ -438,8 +406,7 @@ fn enc(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encoding_type_url() {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let keys = [
         "enc/amp&er",
@@ -569,8 +536,7 @@ async fn encoding_type_url() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_buckets_and_objects_raw_fields() {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     for k in ["p/1", "p/2", "p/3"] {
         put_bytes(&client, B, k, b"x").await;

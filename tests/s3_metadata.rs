@@ -5,29 +5,20 @@
 //! wrong value, nothing stored).
 
 use alcove_tests::aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
-use alcove_tests::aws_sdk_s3::types::{ChecksumMode, ChecksumType};
+use alcove_tests::aws_sdk_s3::types::ChecksumType;
 use alcove_tests::*;
 
 const B: &str = "meta";
-
-async fn server_with_bucket() -> Server {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
-    server
-}
 
 /// 2030-01-02 03:04:05 UTC.
 const EXPIRES: i64 = 1_893_553_445;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn system_and_user_metadata_round_trip() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let data = pseudo_random_bytes(1, 3000);
-    client
-        .put_object()
-        .bucket(B)
-        .key("doc.csv")
+    put_request(&client, B, "doc.csv", &data)
         .content_type("text/csv; charset=utf-8")
         .content_encoding("gzip")
         .content_disposition("attachment; filename=\"data.csv\"")
@@ -37,10 +28,9 @@ async fn system_and_user_metadata_round_trip() {
         .metadata("Mixed-Case", "Value With Spaces")
         .metadata("plain", "x")
         .metadata("empty-ish", "-")
-        .body(data.clone().into())
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+        .or_panic("put with metadata");
 
     let head = client.head_object().bucket(B).key("doc.csv").send().await.unwrap();
     let get = client.get_object().bucket(B).key("doc.csv").send().await.unwrap();
@@ -114,37 +104,20 @@ async fn system_and_user_metadata_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_metadata_limit() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
 
     // Exactly 2048 bytes of names and values: accepted.
-    client
-        .put_object()
-        .bucket(B)
-        .key("at-limit")
-        .metadata("k", "v".repeat(2047))
-        .body(b"ok".to_vec().into())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("2048 bytes of metadata: {}", err_text(&e)));
+    let at_limit = put_request(&client, B, "at-limit", b"ok").metadata("k", "v".repeat(2047));
+    at_limit.send().await.or_panic("2048 bytes of metadata");
     let h = client.head_object().bucket(B).key("at-limit").send().await.unwrap();
     assert_eq!(h.metadata().and_then(|m| m.get("k")).map(String::len), Some(2047));
 
     // One more byte: MetadataTooLarge, nothing stored.
-    assert_sdk_err(
-        client
-            .put_object()
-            .bucket(B)
-            .key("over-limit")
-            .metadata("k", "v".repeat(2048))
-            .body(b"no".to_vec().into())
-            .send()
-            .await,
-        400,
-        "MetadataTooLarge",
-    );
+    let over_limit = put_request(&client, B, "over-limit", b"no").metadata("k", "v".repeat(2048));
+    assert_sdk_err(over_limit.send().await, 400, "MetadataTooLarge");
     // Several entries adding up to more than 2 KB.
-    let mut req = client.put_object().bucket(B).key("over-limit").body(b"no".to_vec().into());
+    let mut req = put_request(&client, B, "over-limit", b"no");
     for i in 0..3 {
         req = req.metadata(format!("name-{i}"), "x".repeat(700));
     }
@@ -162,7 +135,7 @@ async fn user_metadata_limit() {
 
     // CreateMultipartUpload checks it too.
     assert_sdk_err(
-        client.create_multipart_upload().bucket(B).key("mp-over").metadata("k", "v".repeat(2048)).send().await,
+        create_upload_request(&client, B, "mp-over").metadata("k", "v".repeat(2048)).send().await,
         400,
         "MetadataTooLarge",
     );
@@ -173,17 +146,13 @@ async fn user_metadata_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_overrides_change_only_the_response() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
-    client
-        .put_object()
-        .bucket(B)
-        .key("ov")
+    put_request(&client, B, "ov", b"override me")
         .content_type("text/plain")
         .cache_control("max-age=1")
         .content_disposition("inline")
         .content_language("en")
-        .body(b"override me".to_vec().into())
         .send()
         .await
         .unwrap();
@@ -200,7 +169,7 @@ async fn response_overrides_change_only_the_response() {
         .response_expires(sdk_time(EXPIRES))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+        .or_panic("GET with response overrides");
     assert_eq!(got.content_type(), Some("application/json"));
     assert_eq!(got.content_disposition(), Some("attachment; filename=\"x.json\""));
     assert_eq!(got.cache_control(), Some("no-store"));
@@ -238,18 +207,10 @@ async fn response_overrides_change_only_the_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_honours_response_overrides() {
     // HeadObject takes the same response-* parameters as GetObject.
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
-    client
-        .put_object()
-        .bucket(B)
-        .key("ov")
-        .content_type("text/plain")
-        .cache_control("max-age=1")
-        .body(b"override me".to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    let put = put_request(&client, B, "ov", b"override me").content_type("text/plain").cache_control("max-age=1");
+    put.send().await.unwrap();
     let head = client
         .head_object()
         .bucket(B)
@@ -280,7 +241,7 @@ fn with_checksum(req: PutObjectFluentBuilder, alg: Alg, value: String) -> PutObj
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_object_checksums_are_stored_and_returned() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let plain = server.client_plain_put();
     for (i, alg) in Alg::ALL.into_iter().enumerate() {
@@ -289,22 +250,15 @@ async fn put_object_checksums_are_stored_and_returned() {
 
         // The SDK computes the checksum (aws-chunked trailer).
         let key = format!("sum/{alg:?}");
-        let put = client
-            .put_object()
-            .bucket(B)
-            .key(&key)
-            .checksum_algorithm(alg.sdk())
-            .body(data.clone().into())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{alg:?}: {}", err_text(&e)));
+        let req = put_request(&client, B, &key, &data).checksum_algorithm(alg.sdk());
+        let put = req.send().await.or_panic(&format!("{alg:?}"));
         assert_eq!(checksum_of!(put, alg), Some(want.clone()), "{alg:?}: PutObject response checksum");
         assert_eq!(put.e_tag(), Some(etag_of(&data).as_str()));
 
-        let head = client.head_object().bucket(B).key(&key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        let head = head_with_checksums(&client, B, &key).await;
         assert_eq!(checksum_of!(head, alg), Some(want.clone()), "{alg:?}: HEAD checksum");
         assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject), "{alg:?}");
-        let got = client.get_object().bucket(B).key(&key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        let got = get_with_checksums(&client, B, &key).await;
         assert_eq!(checksum_of!(got, alg), Some(want.clone()), "{alg:?}: GET checksum");
         assert_eq!(got.checksum_type(), Some(&ChecksumType::FullObject));
         assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), data.as_slice());
@@ -324,20 +278,17 @@ async fn put_object_checksums_are_stored_and_returned() {
 
         // A plain (non-chunked) upload with the value in a header.
         let key2 = format!("sum-header/{alg:?}");
-        let put = with_checksum(plain.put_object().bucket(B).key(&key2), alg, want.clone())
-            .body(data.clone().into())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{alg:?} header: {}", err_text(&e)));
+        let req = with_checksum(put_request(&plain, B, &key2, &data), alg, want.clone());
+        let put = req.send().await.or_panic(&format!("{alg:?} header"));
         assert_eq!(checksum_of!(put, alg), Some(want.clone()));
-        let head = client.head_object().bucket(B).key(&key2).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        let head = head_with_checksums(&client, B, &key2).await;
         assert_eq!(checksum_of!(head, alg), Some(want.clone()), "{alg:?}: header checksum stored");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_checksum_is_bad_digest_and_stores_nothing() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let plain = server.client_plain_put();
     let data = pseudo_random_bytes(300, 70_000);
@@ -346,25 +297,13 @@ async fn wrong_checksum_is_bad_digest_and_stores_nothing() {
         let wrong = alg.b64(b"not the body");
         for (label, c) in [("sdk", &client), ("plain", &plain)] {
             let key = format!("bad/{alg:?}-{label}");
-            assert_sdk_err(
-                with_checksum(c.put_object().bucket(B).key(&key), alg, wrong.clone())
-                    .body(data.clone().into())
-                    .send()
-                    .await,
-                400,
-                "BadDigest",
-            );
+            let req = with_checksum(put_request(c, B, &key, &data), alg, wrong.clone());
+            assert_sdk_err(req.send().await, 400, "BadDigest");
             assert!(!object_exists(&client, B, &key).await, "{key}: nothing stored");
         }
         // On an existing key the old object stays.
-        assert_sdk_err(
-            with_checksum(plain.put_object().bucket(B).key("existing"), alg, wrong.clone())
-                .body(data.clone().into())
-                .send()
-                .await,
-            400,
-            "BadDigest",
-        );
+        let req = with_checksum(put_request(&plain, B, "existing", &data), alg, wrong.clone());
+        assert_sdk_err(req.send().await, 400, "BadDigest");
         let r = server.raw("PUT", &format!("/{B}/bad-raw"), &[(alg.header(), &wrong)], &data).await;
         r.assert_error(400, "BadDigest");
     }

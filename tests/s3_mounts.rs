@@ -131,8 +131,7 @@ async fn mount_add_list_remove_and_persist() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mounts_coexist_with_root_buckets() {
-    let server = Server::start().await;
-    server.create_bucket("local").await;
+    let server = Server::start_with_bucket("local").await;
     let ufs = tempfile::tempdir().unwrap();
     let admin = server.admin_url();
     cli_ok(&server, &["mount", "add", "--admin", &admin, "--path", "/remote", "--ufs-uri", &file_uri(ufs.path())]);

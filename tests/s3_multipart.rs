@@ -4,112 +4,60 @@
 //! listed, cleaned up), uploads surviving a restart, and multipart checksums
 //! (composite and full-object).
 
-use alcove_tests::aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedPart};
+use alcove_tests::aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput;
+use alcove_tests::aws_sdk_s3::operation::upload_part::UploadPartOutput;
+use alcove_tests::aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart};
 use alcove_tests::aws_sdk_s3::Client;
 use alcove_tests::*;
 
 const B: &str = "mpu";
 
-async fn server_with_bucket() -> Server {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
-    server
-}
-
-async fn create(client: &Client, key: &str) -> String {
-    client
-        .create_multipart_upload()
-        .bucket(B)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create {key}: {}", err_text(&e)))
-        .upload_id()
-        .expect("upload id")
-        .to_owned()
-}
-
-async fn part(client: &Client, key: &str, id: &str, n: i32, data: &[u8]) -> String {
-    client
-        .upload_part()
-        .bucket(B)
-        .key(key)
-        .upload_id(id)
-        .part_number(n)
-        .body(data.to_vec().into())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("part {n} of {key}: {}", err_text(&e)))
-        .e_tag()
-        .expect("part ETag")
-        .to_owned()
-}
-
-/// Part numbers listed by ListParts (all pages).
 /// Uploads part `n` with the SDK computing `alg`, and checks the checksum the server reports.
-async fn checksummed_part(
-    client: &Client,
-    key: &str,
-    id: &str,
-    n: i32,
-    data: &[u8],
-    alg: Alg,
-) -> alcove_tests::aws_sdk_s3::operation::upload_part::UploadPartOutput {
-    let out = client
-        .upload_part()
-        .bucket(B)
-        .key(key)
-        .upload_id(id)
-        .part_number(n)
-        .checksum_algorithm(alg.sdk())
-        .body(data.to_vec().into())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{alg:?} part {n}: {}", err_text(&e)));
+async fn checksummed_part(upload: &Upload, n: i32, data: &[u8], alg: Alg) -> UploadPartOutput {
+    let req = upload.part_request(n, data).checksum_algorithm(alg.sdk());
+    let out = req.send().await.or_panic(&format!("{alg:?} part {n}"));
     assert_eq!(checksum_of!(out, alg), Some(alg.b64(data)), "{alg:?}: UploadPart checksum of part {n}");
     out
 }
 
-async fn listed_part_numbers(client: &Client, key: &str, id: &str) -> Vec<i32> {
-    let out = client
-        .list_parts()
-        .bucket(B)
-        .key(key)
-        .upload_id(id)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("list parts: {}", err_text(&e)));
-    assert_ne!(out.is_truncated(), Some(true));
-    out.parts().iter().map(|p| p.part_number().unwrap()).collect()
+/// One page of ListMultipartUploads of the bucket, after the given markers.
+async fn uploads_page(
+    client: &Client,
+    delimiter: Option<&str>,
+    max_uploads: i32,
+    key_marker: Option<String>,
+    upload_id_marker: Option<String>,
+) -> ListMultipartUploadsOutput {
+    let req = client.list_multipart_uploads().bucket(B).set_delimiter(delimiter.map(str::to_owned));
+    let req = req.max_uploads(max_uploads).set_key_marker(key_marker).set_upload_id_marker(upload_id_marker);
+    req.send().await.or_panic("ListMultipartUploads page")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipart_round_trip_etag_and_part_reads() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let p1 = pseudo_random_bytes(1, MIB5);
     let p2 = pseudo_random_bytes(2, MIB5 + 123);
     let p3 = pseudo_random_bytes(3, 777);
     let key = "big/assembled.bin";
 
-    let created = client
-        .create_multipart_upload()
-        .bucket(B)
-        .key(key)
+    let created = create_upload_request(&client, B, key)
         .content_type("application/x-parts")
         .metadata("origin", "multipart")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+        .or_panic("create");
     assert_eq!(created.bucket(), Some(B));
     assert_eq!(created.key(), Some(key));
     let id = created.upload_id().unwrap().to_owned();
     assert!(!id.is_empty());
+    let upload = Upload::new(&client, B, key, &id);
 
     // Parts arrive in any order.
-    let e3 = part(&client, key, &id, 3, &p3).await;
-    let e1 = part(&client, key, &id, 1, &p1).await;
-    let e2 = part(&client, key, &id, 2, &p2).await;
+    let e3 = upload.part(3, &p3).await;
+    let e1 = upload.part(1, &p1).await;
+    let e2 = upload.part(2, &p2).await;
     assert_eq!(
         (e1.as_str(), e2.as_str(), e3.as_str()),
         (etag_of(&p1).as_str(), etag_of(&p2).as_str(), etag_of(&p3).as_str())
@@ -121,15 +69,7 @@ async fn multipart_round_trip_etag_and_part_reads() {
     assert_eq!(visible_tree(&server.bucket_dir(B)), vec![], "nothing visible in the bucket folder");
     assert_eq!(server.staged_uploads(B).len(), 1, "the upload is staged under .alcove.sys/uploads");
 
-    let done = client
-        .complete_multipart_upload()
-        .bucket(B)
-        .key(key)
-        .upload_id(&id)
-        .multipart_upload(completed_upload(&[(1, e1), (2, e2), (3, e3)]))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("complete: {}", err_text(&e)));
+    let done = upload.complete(&[(1, e1), (2, e2), (3, e3)]).await;
     let want_etag = multipart_etag(&[&p1, &p2, &p3]);
     assert_eq!(done.e_tag(), Some(want_etag.as_str()), "Complete ETag = md5(part md5s)-3");
     assert_eq!(done.bucket(), Some(B));
@@ -163,14 +103,7 @@ async fn multipart_round_trip_etag_and_part_reads() {
     for (i, (start, end)) in bounds.iter().copied().enumerate() {
         let n = i as i32 + 1;
         let want_range = format!("bytes {start}-{}/{size}", end - 1);
-        let out = client
-            .get_object()
-            .bucket(B)
-            .key(key)
-            .part_number(n)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET partNumber={n}: {}", err_text(&e)));
+        let out = client.get_object().bucket(B).key(key).part_number(n).send().await.or_panic(&format!("GET part {n}"));
         assert_eq!(out.parts_count(), Some(3), "x-amz-mp-parts-count for part {n}");
         assert_eq!(out.content_range(), Some(want_range.as_str()), "Content-Range of part {n}");
         assert_eq!(out.content_length(), Some((end - start) as i64));
@@ -204,49 +137,40 @@ async fn multipart_round_trip_etag_and_part_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_and_part_details() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     server.create_bucket("mpu-other").await;
     let client = server.client();
     let key = "details";
     let big = pseudo_random_bytes(90, MIB5);
-    let id = create(&client, key).await;
+    let upload = Upload::create(&client, B, key).await;
+    let id = &upload.id;
 
     // UploadPart checks Content-MD5.
     let r = server
         .raw("PUT", &format!("/{B}/{key}?partNumber=1&uploadId={id}"), &[("Content-MD5", &md5_b64(b"other"))], &big)
         .await;
     r.assert_error(400, "BadDigest");
-    assert!(listed_part_numbers(&client, key, &id).await.is_empty());
+    assert!(upload.listed_part_numbers().await.is_empty());
     let r = server
         .raw("PUT", &format!("/{B}/{key}?partNumber=1&uploadId={id}"), &[("Content-MD5", &md5_b64(&big))], &big)
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("etag"), Some(etag_of(&big).as_str()));
-    let e2 = part(&client, key, &id, 2, b"end").await;
+    let e2 = upload.part(2, b"end").await;
 
     // The upload id belongs to its bucket and key.
-    assert_sdk_err(client.list_parts().bucket("mpu-other").key(key).upload_id(&id).send().await, 404, "NoSuchUpload");
-    assert_sdk_err(client.list_parts().bucket(B).key("details-2").upload_id(&id).send().await, 404, "NoSuchUpload");
+    assert_sdk_err(client.list_parts().bucket("mpu-other").key(key).upload_id(id).send().await, 404, "NoSuchUpload");
+    assert_sdk_err(client.list_parts().bucket(B).key("details-2").upload_id(id).send().await, 404, "NoSuchUpload");
     assert_sdk_err(
-        client.abort_multipart_upload().bucket("mpu-other").key(key).upload_id(&id).send().await,
+        client.abort_multipart_upload().bucket("mpu-other").key(key).upload_id(id).send().await,
         404,
         "NoSuchUpload",
     );
 
     // The same part twice is not ascending.
     let e1 = etag_of(&big);
-    assert_sdk_err(
-        client
-            .complete_multipart_upload()
-            .bucket(B)
-            .key(key)
-            .upload_id(&id)
-            .multipart_upload(completed_upload(&[(1, e1.clone()), (1, e1.clone()), (2, e2.clone())]))
-            .send()
-            .await,
-        400,
-        "InvalidPartOrder",
-    );
+    let twice = [(1, e1.clone()), (1, e1.clone()), (2, e2.clone())];
+    assert_sdk_err(upload.complete_request(&twice).send().await, 400, "InvalidPartOrder");
 
     // ETags in the Complete body may come without quotes.
     let body = format!(
@@ -266,115 +190,61 @@ async fn complete_and_part_details() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_errors_leave_the_upload_usable() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let key = "errs/obj";
     let small = pseudo_random_bytes(10, 1000);
     let big = pseudo_random_bytes(11, MIB5);
     let tail = pseudo_random_bytes(12, 100);
-    let id = create(&client, key).await;
-    let e1 = part(&client, key, &id, 1, &small).await;
-    let e2 = part(&client, key, &id, 2, &big).await;
+    let upload = Upload::create(&client, B, key).await;
+    let id = &upload.id;
+    let e1 = upload.part(1, &small).await;
+    let e2 = upload.part(2, &big).await;
     // Part 3 is sent twice: the second upload replaces the first.
-    let e3_old = part(&client, key, &id, 3, b"first version of part three").await;
-    let e3 = part(&client, key, &id, 3, &tail).await;
+    let e3_old = upload.part(3, b"first version of part three").await;
+    let e3 = upload.part(3, &tail).await;
     assert_ne!(e3_old, e3);
-    assert_eq!(listed_part_numbers(&client, key, &id).await, vec![1, 2, 3]);
+    assert_eq!(upload.listed_part_numbers().await, vec![1, 2, 3]);
 
-    let complete = |parts: Vec<(i32, String)>| {
-        let client = client.clone();
-        let id = id.clone();
-        async move {
-            client
-                .complete_multipart_upload()
-                .bucket(B)
-                .key(key)
-                .upload_id(&id)
-                .multipart_upload(completed_upload(&parts))
-                .send()
-                .await
-        }
-    };
+    let complete = |parts: &[(i32, String)]| upload.complete_request(parts).send();
 
     // Unknown part number.
-    assert_sdk_err(complete(vec![(2, e2.clone()), (4, e3.clone())]).await, 400, "InvalidPart");
+    assert_sdk_err(complete(&[(2, e2.clone()), (4, e3.clone())]).await, 400, "InvalidPart");
     // Known number, wrong ETag (also: the replaced ETag of part 3).
-    assert_sdk_err(complete(vec![(2, etag_of(b"something else"))]).await, 400, "InvalidPart");
-    assert_sdk_err(complete(vec![(2, e2.clone()), (3, e3_old.clone())]).await, 400, "InvalidPart");
+    assert_sdk_err(complete(&[(2, etag_of(b"something else"))]).await, 400, "InvalidPart");
+    assert_sdk_err(complete(&[(2, e2.clone()), (3, e3_old.clone())]).await, 400, "InvalidPart");
     // Descending part numbers.
-    assert_sdk_err(complete(vec![(3, e3.clone()), (2, e2.clone())]).await, 400, "InvalidPartOrder");
+    assert_sdk_err(complete(&[(3, e3.clone()), (2, e2.clone())]).await, 400, "InvalidPartOrder");
     // A non-last part under 5 MiB.
-    assert_sdk_err(complete(vec![(1, e1.clone()), (2, e2.clone())]).await, 400, "EntityTooSmall");
-    assert_sdk_err(complete(vec![(1, e1.clone()), (2, e2.clone()), (3, e3.clone())]).await, 400, "EntityTooSmall");
+    assert_sdk_err(complete(&[(1, e1.clone()), (2, e2.clone())]).await, 400, "EntityTooSmall");
+    assert_sdk_err(complete(&[(1, e1.clone()), (2, e2.clone()), (3, e3.clone())]).await, 400, "EntityTooSmall");
     // No parts at all.
-    assert_sdk_err(
-        client
-            .complete_multipart_upload()
-            .bucket(B)
-            .key(key)
-            .upload_id(&id)
-            .multipart_upload(aws_sdk_s3::types::CompletedMultipartUpload::builder().build())
-            .send()
-            .await,
-        400,
-        "MalformedXML",
-    );
+    let no_parts = CompletedMultipartUpload::builder().build();
+    assert_sdk_err(upload.complete_request_with(no_parts).send().await, 400, "MalformedXML");
     // Unknown upload ids, and a real id used with another key.
     for bad in ["0123456789abcdef0123456789abcdef", "not-an-upload-id"] {
-        assert_sdk_err(
-            client
-                .complete_multipart_upload()
-                .bucket(B)
-                .key(key)
-                .upload_id(bad)
-                .multipart_upload(completed_upload(&[(2, e2.clone())]))
-                .send()
-                .await,
-            404,
-            "NoSuchUpload",
-        );
-        assert_sdk_err(
-            client
-                .upload_part()
-                .bucket(B)
-                .key(key)
-                .upload_id(bad)
-                .part_number(1)
-                .body(b"x".to_vec().into())
-                .send()
-                .await,
-            404,
-            "NoSuchUpload",
-        );
+        let unknown = Upload::new(&client, B, key, bad);
+        assert_sdk_err(unknown.complete_request(&[(2, e2.clone())]).send().await, 404, "NoSuchUpload");
+        assert_sdk_err(unknown.part_request(1, b"x").send().await, 404, "NoSuchUpload");
     }
-    assert_sdk_err(
-        client
-            .complete_multipart_upload()
-            .bucket(B)
-            .key("errs/other")
-            .upload_id(&id)
-            .multipart_upload(completed_upload(&[(2, e2.clone())]))
-            .send()
-            .await,
-        404,
-        "NoSuchUpload",
-    );
+    let other_key = Upload::new(&client, B, "errs/other", id);
+    assert_sdk_err(other_key.complete_request(&[(2, e2.clone())]).send().await, 404, "NoSuchUpload");
 
     // Nothing was published by the failures, and the upload is intact.
     assert!(!object_exists(&client, B, key).await);
     assert!(!object_exists(&client, B, "errs/other").await);
-    assert_eq!(listed_part_numbers(&client, key, &id).await, vec![1, 2, 3]);
+    assert_eq!(upload.listed_part_numbers().await, vec![1, 2, 3]);
 
     // Parts may be skipped: complete with 2 and 3 only.
-    let out = complete(vec![(2, e2.clone()), (3, e3.clone())]).await.unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let out = complete(&[(2, e2.clone()), (3, e3.clone())]).await.or_panic("complete with parts 2 and 3");
     let want = multipart_etag(&[&big, &tail]);
     assert_eq!(out.e_tag(), Some(want.as_str()));
     assert!(get_bytes(&client, B, key).await == [big.as_slice(), &tail].concat());
 
     // The completed upload is gone.
-    assert_sdk_err(complete(vec![(2, e2.clone()), (3, e3.clone())]).await, 404, "NoSuchUpload");
-    assert_sdk_err(client.abort_multipart_upload().bucket(B).key(key).upload_id(&id).send().await, 404, "NoSuchUpload");
-    assert_sdk_err(client.list_parts().bucket(B).key(key).upload_id(&id).send().await, 404, "NoSuchUpload");
+    assert_sdk_err(complete(&[(2, e2.clone()), (3, e3.clone())]).await, 404, "NoSuchUpload");
+    assert_sdk_err(upload.abort_request().send().await, 404, "NoSuchUpload");
+    assert_sdk_err(upload.list_parts_request().send().await, 404, "NoSuchUpload");
     assert_eq!(server.staged_uploads(B), Vec::<String>::new(), "uploads folder empty after Complete");
 
     // Raw error shape of one of them.
@@ -386,12 +256,13 @@ async fn complete_errors_leave_the_upload_usable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_removes_everything() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let key = "aborted/obj";
-    let id = create(&client, key).await;
-    part(&client, key, &id, 1, &pseudo_random_bytes(20, 300_000)).await;
-    part(&client, key, &id, 2, b"tail").await;
+    let upload = Upload::create(&client, B, key).await;
+    let id = &upload.id;
+    upload.part(1, &pseudo_random_bytes(20, 300_000)).await;
+    upload.part(2, b"tail").await;
     assert_eq!(server.staged_uploads(B), vec![id.clone()], "staged under .alcove.sys/uploads/<id>");
     assert!(
         !private_files(&server.bucket_dir(B)).is_empty(),
@@ -403,33 +274,10 @@ async fn abort_removes_everything() {
 
     assert_eq!(server.staged_uploads(B), Vec::<String>::new(), "nothing of the upload remains after Abort");
     assert_eq!(private_files(&server.bucket_dir(B)), Vec::<String>::new(), "no staged file left anywhere");
-    assert_sdk_err(client.list_parts().bucket(B).key(key).upload_id(&id).send().await, 404, "NoSuchUpload");
-    assert_sdk_err(
-        client
-            .upload_part()
-            .bucket(B)
-            .key(key)
-            .upload_id(&id)
-            .part_number(3)
-            .body(b"more".to_vec().into())
-            .send()
-            .await,
-        404,
-        "NoSuchUpload",
-    );
-    assert_sdk_err(
-        client
-            .complete_multipart_upload()
-            .bucket(B)
-            .key(key)
-            .upload_id(&id)
-            .multipart_upload(completed_upload(&[(2, etag_of(b"tail"))]))
-            .send()
-            .await,
-        404,
-        "NoSuchUpload",
-    );
-    assert_sdk_err(client.abort_multipart_upload().bucket(B).key(key).upload_id(&id).send().await, 404, "NoSuchUpload");
+    assert_sdk_err(upload.list_parts_request().send().await, 404, "NoSuchUpload");
+    assert_sdk_err(upload.part_request(3, b"more").send().await, 404, "NoSuchUpload");
+    assert_sdk_err(upload.complete_request(&[(2, etag_of(b"tail"))]).send().await, 404, "NoSuchUpload");
+    assert_sdk_err(upload.abort_request().send().await, 404, "NoSuchUpload");
     assert!(!object_exists(&client, B, key).await);
     assert!(client.list_multipart_uploads().bucket(B).send().await.unwrap().uploads().is_empty());
     assert_eq!(list_all_keys(&client, B, "").await, Vec::<String>::new());
@@ -438,72 +286,40 @@ async fn abort_removes_everything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn part_numbers_outside_range_are_invalid() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let key = "numbers";
-    let id = create(&client, key).await;
+    let upload = Upload::create(&client, B, key).await;
     put_bytes(&client, B, "copy-src", b"source").await;
     for n in [0, -1, 10_001, 123_456] {
-        assert_sdk_err(
-            client
-                .upload_part()
-                .bucket(B)
-                .key(key)
-                .upload_id(&id)
-                .part_number(n)
-                .body(b"x".to_vec().into())
-                .send()
-                .await,
-            400,
-            "InvalidArgument",
-        );
-        assert_sdk_err(
-            client
-                .upload_part_copy()
-                .bucket(B)
-                .key(key)
-                .upload_id(&id)
-                .part_number(n)
-                .copy_source(format!("{B}/copy-src"))
-                .send()
-                .await,
-            400,
-            "InvalidArgument",
-        );
+        assert_sdk_err(upload.part_request(n, b"x").send().await, 400, "InvalidArgument");
+        assert_sdk_err(upload.part_copy_request(n, &format!("{B}/copy-src")).send().await, 400, "InvalidArgument");
     }
-    assert!(listed_part_numbers(&client, key, &id).await.is_empty(), "no part stored by the refused requests");
+    assert!(upload.listed_part_numbers().await.is_empty(), "no part stored by the refused requests");
     // Both ends of the range are fine.
-    part(&client, key, &id, 1, b"one").await;
-    let e_max = part(&client, key, &id, 10_000, b"last").await;
-    assert_eq!(listed_part_numbers(&client, key, &id).await, vec![1, 10_000]);
+    upload.part(1, b"one").await;
+    let e_max = upload.part(10_000, b"last").await;
+    assert_eq!(upload.listed_part_numbers().await, vec![1, 10_000]);
     // Part 1 is small and could only be last: complete with part 10000 alone.
-    let out = client
-        .complete_multipart_upload()
-        .bucket(B)
-        .key(key)
-        .upload_id(&id)
-        .multipart_upload(completed_upload(&[(10_000, e_max)]))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let out = upload.complete(&[(10_000, e_max)]).await;
     assert_eq!(out.e_tag(), Some(multipart_etag(&[b"last"]).as_str()));
     assert_eq!(get_bytes(&client, B, key).await, b"last");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_parts_pagination() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let key = "paged/parts";
-    let id = create(&client, key).await;
+    let upload = Upload::create(&client, B, key).await;
     let data: Vec<Vec<u8>> = (1..=5).map(|n| pseudo_random_bytes(30 + n, 1000 * n as usize)).collect();
     for n in [5, 3, 1, 4, 2] {
-        part(&client, key, &id, n, &data[n as usize - 1]).await;
+        upload.part(n, &data[n as usize - 1]).await;
     }
 
-    let all = client.list_parts().bucket(B).key(key).upload_id(&id).send().await.unwrap();
+    let all = upload.list_parts_request().send().await.unwrap();
     assert_eq!(all.is_truncated(), Some(false));
-    assert_eq!(all.upload_id(), Some(id.as_str()));
+    assert_eq!(all.upload_id(), Some(upload.id.as_str()));
     assert_eq!(all.key(), Some(key));
     let parts: Vec<(i32, String, i64)> = all
         .parts()
@@ -517,21 +333,8 @@ async fn list_parts_pagination() {
 
     // Pages of two.
     let page = |marker: Option<&str>| {
-        let client = client.clone();
-        let id = id.clone();
-        let marker = marker.map(str::to_owned);
-        async move {
-            client
-                .list_parts()
-                .bucket(B)
-                .key(key)
-                .upload_id(&id)
-                .max_parts(2)
-                .set_part_number_marker(marker)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{}", err_text(&e)))
-        }
+        let req = upload.list_parts_request().max_parts(2).set_part_number_marker(marker.map(str::to_owned));
+        async move { req.send().await.or_panic("ListParts page") }
     };
     let nums = |o: &aws_sdk_s3::operation::list_parts::ListPartsOutput| -> Vec<i32> {
         o.parts().iter().map(|p| p.part_number().unwrap()).collect()
@@ -550,9 +353,9 @@ async fn list_parts_pagination() {
     assert_eq!(nums(&p3), vec![5]);
     assert_eq!(p3.is_truncated(), Some(false));
     // A marker between numbers, and one past the end.
-    let mid = client.list_parts().bucket(B).key(key).upload_id(&id).part_number_marker("3").send().await.unwrap();
+    let mid = upload.list_parts_request().part_number_marker("3").send().await.unwrap();
     assert_eq!(nums(&mid), vec![4, 5]);
-    let end = client.list_parts().bucket(B).key(key).upload_id(&id).part_number_marker("5").send().await.unwrap();
+    let end = upload.list_parts_request().part_number_marker("5").send().await.unwrap();
     assert!(end.parts().is_empty());
     assert_eq!(end.is_truncated(), Some(false));
 
@@ -560,16 +363,7 @@ async fn list_parts_pagination() {
     let mut seen = Vec::new();
     let mut marker: Option<String> = None;
     for _ in 0..10 {
-        let out = client
-            .list_parts()
-            .bucket(B)
-            .key(key)
-            .upload_id(&id)
-            .max_parts(1)
-            .set_part_number_marker(marker.clone())
-            .send()
-            .await
-            .unwrap();
+        let out = upload.list_parts_request().max_parts(1).set_part_number_marker(marker.clone()).send().await.unwrap();
         seen.extend(nums(&out));
         if out.is_truncated() != Some(true) {
             break;
@@ -577,26 +371,25 @@ async fn list_parts_pagination() {
         marker = Some(out.next_part_number_marker().expect("NextPartNumberMarker on a truncated page").to_owned());
     }
     assert_eq!(seen, vec![1, 2, 3, 4, 5]);
-    client.abort_multipart_upload().bucket(B).key(key).upload_id(&id).send().await.unwrap();
+    upload.abort().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_multipart_uploads_prefix_delimiter_pagination() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let mut ids: Vec<(String, String)> = Vec::new();
     for key in ["logs/a", "logs/b", "photos/2024/x", "photos/2024/y", "readme"] {
-        ids.push((key.to_owned(), create(&client, key).await));
+        ids.push((key.to_owned(), Upload::create(&client, B, key).await.id));
     }
     // A second upload of the same key, initiated later: listed after the first.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    ids.push(("readme".into(), create(&client, "readme").await));
-    ids.push(("zeta".into(), create(&client, "zeta").await));
-    let pairs =
-        |o: &aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput| -> Vec<(String, String)> {
-            o.uploads().iter().map(|u| (u.key().unwrap().to_owned(), u.upload_id().unwrap().to_owned())).collect()
-        };
-    let prefixes = |o: &aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput| -> Vec<String> {
+    ids.push(("readme".into(), Upload::create(&client, B, "readme").await.id));
+    ids.push(("zeta".into(), Upload::create(&client, B, "zeta").await.id));
+    let pairs = |o: &ListMultipartUploadsOutput| -> Vec<(String, String)> {
+        o.uploads().iter().map(|u| (u.key().unwrap().to_owned(), u.upload_id().unwrap().to_owned())).collect()
+    };
+    let prefixes = |o: &ListMultipartUploadsOutput| -> Vec<String> {
         o.common_prefixes().iter().map(|p| p.prefix().unwrap().to_owned()).collect()
     };
 
@@ -636,15 +429,7 @@ async fn list_multipart_uploads_prefix_delimiter_pagination() {
     loop {
         pages += 1;
         assert!(pages < 10, "pagination never ends");
-        let out = client
-            .list_multipart_uploads()
-            .bucket(B)
-            .max_uploads(2)
-            .set_key_marker(km.clone())
-            .set_upload_id_marker(im.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+        let out = uploads_page(&client, None, 2, km.clone(), im.clone()).await;
         assert_eq!(out.max_uploads(), Some(2));
         assert!(out.uploads().len() <= 2);
         seen.extend(pairs(&out));
@@ -662,16 +447,7 @@ async fn list_multipart_uploads_prefix_delimiter_pagination() {
     let mut seen: Vec<String> = Vec::new();
     let (mut km, mut im): (Option<String>, Option<String>) = (None, None);
     for _ in 0..20 {
-        let out = client
-            .list_multipart_uploads()
-            .bucket(B)
-            .delimiter("/")
-            .max_uploads(1)
-            .set_key_marker(km.clone())
-            .set_upload_id_marker(im.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+        let out = uploads_page(&client, Some("/"), 1, km.clone(), im.clone()).await;
         assert!(out.uploads().len() + out.common_prefixes().len() <= 1);
         seen.extend(prefixes(&out));
         seen.extend(pairs(&out).into_iter().map(|(k, i)| format!("{k}#{i}")));
@@ -690,7 +466,7 @@ async fn list_multipart_uploads_prefix_delimiter_pagination() {
     // Uploads are never objects.
     assert_eq!(list_all_keys(&client, B, "").await, Vec::<String>::new());
     for (key, id) in &ids {
-        client.abort_multipart_upload().bucket(B).key(key).upload_id(id).send().await.unwrap();
+        Upload::new(&client, B, key, id).abort().await;
     }
     assert!(client.list_multipart_uploads().bucket(B).send().await.unwrap().uploads().is_empty());
     assert_eq!(server.staged_uploads(B), Vec::<String>::new());
@@ -698,15 +474,12 @@ async fn list_multipart_uploads_prefix_delimiter_pagination() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_survives_restart() {
-    let mut server = server_with_bucket().await;
+    let mut server = Server::start_with_bucket(B).await;
     let client = server.client();
     let key = "restart/obj";
     let p1 = pseudo_random_bytes(40, MIB5);
     let p2 = pseudo_random_bytes(41, 4321);
-    let created = client
-        .create_multipart_upload()
-        .bucket(B)
-        .key(key)
+    let created = create_upload_request(&client, B, key)
         .content_type("text/x-restart")
         .metadata("kept", "yes")
         .checksum_algorithm(ChecksumAlgorithm::Crc32)
@@ -714,51 +487,31 @@ async fn upload_survives_restart() {
         .await
         .unwrap();
     let id = created.upload_id().unwrap().to_owned();
-    let e1 = part(&client, key, &id, 1, &p1).await;
+    let e1 = Upload::new(&client, B, key, &id).part(1, &p1).await;
 
     let pid = server.pid();
     server.restart().await;
     assert_ne!(server.pid(), pid);
     let client = server.client();
+    let upload = Upload::new(&client, B, key, &id);
 
     let listed = client.list_multipart_uploads().bucket(B).send().await.unwrap();
     let ups: Vec<(&str, &str)> = listed.uploads().iter().map(|u| (u.key().unwrap(), u.upload_id().unwrap())).collect();
     assert_eq!(ups, vec![(key, id.as_str())], "the upload is still listed after a restart");
-    let parts = client.list_parts().bucket(B).key(key).upload_id(&id).send().await.unwrap();
+    let parts = upload.list_parts_request().send().await.unwrap();
     assert_eq!(parts.parts().len(), 1);
     assert_eq!(parts.parts()[0].e_tag(), Some(e1.as_str()));
     assert_eq!(parts.parts()[0].size(), Some(MIB5 as i64));
     assert_eq!(parts.parts()[0].checksum_crc32(), Some(Alg::Crc32.b64(&p1).as_str()));
     assert_eq!(parts.checksum_algorithm(), Some(&ChecksumAlgorithm::Crc32));
 
-    let e2 = part(&client, key, &id, 2, &p2).await;
-    let out = client
-        .complete_multipart_upload()
-        .bucket(B)
-        .key(key)
-        .upload_id(&id)
-        // A composite-checksum upload names each part's checksum on completion, as AWS requires.
-        .multipart_upload(
-            aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .parts(
-                    aws_sdk_s3::types::CompletedPart::builder()
-                        .part_number(1)
-                        .e_tag(e1)
-                        .checksum_crc32(Alg::Crc32.b64(&p1))
-                        .build(),
-                )
-                .parts(
-                    aws_sdk_s3::types::CompletedPart::builder()
-                        .part_number(2)
-                        .e_tag(e2)
-                        .checksum_crc32(Alg::Crc32.b64(&p2))
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let e2 = upload.part(2, &p2).await;
+    // A composite-checksum upload names each part's checksum on completion, as AWS requires.
+    let named = |n: i32, etag: String, data: &[u8]| {
+        CompletedPart::builder().part_number(n).e_tag(etag).checksum_crc32(Alg::Crc32.b64(data)).build()
+    };
+    let body = CompletedMultipartUpload::builder().parts(named(1, e1, &p1)).parts(named(2, e2, &p2)).build();
+    let out = upload.complete_request_with(body).send().await.or_panic("complete after the restart");
     let want = multipart_etag(&[&p1, &p2]);
     assert_eq!(out.e_tag(), Some(want.as_str()));
     assert_eq!(
@@ -781,90 +534,51 @@ async fn upload_survives_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_part_copy_with_ranges() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     server.create_bucket("mpu-src").await;
     let client = server.client();
     let src_key = "dir with space/ünïcödé+plus.bin";
     let src = pseudo_random_bytes(50, MIB5 + 70_000);
     put_bytes(&client, "mpu-src", src_key, &src).await;
-    let copy_source = format!("mpu-src/{}", aws_uri_encode(src_key, true));
+    let big_source = copy_source("mpu-src", src_key);
     let small_key = "small src";
     put_bytes(&client, B, small_key, b"whole small source").await;
 
     let key = "copied/target";
-    let id = create(&client, key).await;
+    let upload = Upload::create(&client, B, key).await;
     let copy = |n: i32, range: Option<String>, source: String| {
-        let client = client.clone();
-        let id = id.clone();
-        async move {
-            client
-                .upload_part_copy()
-                .bucket(B)
-                .key(key)
-                .upload_id(&id)
-                .part_number(n)
-                .copy_source(source)
-                .set_copy_source_range(range)
-                .send()
-                .await
-        }
+        upload.part_copy_request(n, &source).set_copy_source_range(range).send()
     };
     // Part 1: 5 MiB from an offset of the source.
-    let c1 = copy(1, Some(format!("bytes=1000-{}", MIB5 + 999)), copy_source.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let c1 = copy(1, Some(format!("bytes=1000-{}", MIB5 + 999)), big_source.clone()).await.or_panic("copy part 1");
     let e1 = c1.copy_part_result().and_then(|r| r.e_tag()).expect("CopyPartResult ETag").to_owned();
     assert_eq!(e1, etag_of(&src[1000..MIB5 + 1000]), "ETag of a copied part is the MD5 of the copied range");
     assert!(c1.copy_part_result().unwrap().last_modified().is_some());
     // Part 2: without a range, the whole (small) source.
-    let c2 = copy(2, None, format!("{B}/{}", aws_uri_encode(small_key, true)))
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let c2 = copy(2, None, copy_source(B, small_key)).await.or_panic("copy part 2");
     let e2 = c2.copy_part_result().and_then(|r| r.e_tag()).unwrap().to_owned();
     assert_eq!(e2, etag_of(b"whole small source"));
     // Part 3: the last bytes of the source, up to its very last byte.
     let last = src.len() - 1;
-    let c3 = copy(3, Some(format!("bytes={}-{last}", MIB5 + 2000)), copy_source.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let c3 = copy(3, Some(format!("bytes={}-{last}", MIB5 + 2000)), big_source.clone()).await.or_panic("copy part 3");
     let e3 = c3.copy_part_result().and_then(|r| r.e_tag()).unwrap().to_owned();
     assert_eq!(e3, etag_of(&src[MIB5 + 2000..]));
 
     // Bad ranges: S3 answers a range outside the source with 400 InvalidArgument
     // ("Range specified is not valid for source object of size: N").
     for range in [format!("bytes=0-{}", src.len()), format!("bytes={}-{}", src.len() + 10, src.len() + 20)] {
-        assert_sdk_err(copy(4, Some(range), copy_source.clone()).await, 400, "InvalidArgument");
+        assert_sdk_err(copy(4, Some(range), big_source.clone()).await, 400, "InvalidArgument");
     }
     for range in ["bytes=abc-def", "items=0-10", "bytes=5"] {
-        assert_sdk_err(copy(4, Some(range.to_owned()), copy_source.clone()).await, 400, "InvalidArgument");
+        assert_sdk_err(copy(4, Some(range.to_owned()), big_source.clone()).await, 400, "InvalidArgument");
     }
     // Missing source, and a copy condition that fails.
     assert_sdk_err(copy(4, None, "mpu-src/no-such-key".into()).await, 404, "NoSuchKey");
-    assert_sdk_err(
-        client
-            .upload_part_copy()
-            .bucket(B)
-            .key(key)
-            .upload_id(&id)
-            .part_number(4)
-            .copy_source(copy_source.clone())
-            .copy_source_if_match(etag_of(b"not the source"))
-            .send()
-            .await,
-        412,
-        "PreconditionFailed",
-    );
-    assert_eq!(listed_part_numbers(&client, key, &id).await, vec![1, 2, 3], "failed copies store no part");
+    let unless_changed = upload.part_copy_request(4, &big_source).copy_source_if_match(etag_of(b"not the source"));
+    assert_sdk_err(unless_changed.send().await, 412, "PreconditionFailed");
+    assert_eq!(upload.listed_part_numbers().await, vec![1, 2, 3], "failed copies store no part");
 
-    let out = client
-        .complete_multipart_upload()
-        .bucket(B)
-        .key(key)
-        .upload_id(&id)
-        .multipart_upload(completed_upload(&[(1, e1), (3, e3)]))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let out = upload.complete(&[(1, e1), (3, e3)]).await;
     let parts: [&[u8]; 2] = [&src[1000..MIB5 + 1000], &src[MIB5 + 2000..]];
     let want = multipart_etag(&parts);
     assert_eq!(out.e_tag(), Some(want.as_str()));
@@ -875,26 +589,20 @@ async fn upload_part_copy_with_ranges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn composite_checksums() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let big = pseudo_random_bytes(60, MIB5);
     let tail = pseudo_random_bytes(61, 2500);
     for alg in [Alg::Crc32, Alg::Crc32c, Alg::Sha1, Alg::Sha256] {
         let key = format!("composite/{alg:?}");
-        let created = client
-            .create_multipart_upload()
-            .bucket(B)
-            .key(&key)
-            .checksum_algorithm(alg.sdk())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{alg:?}: {}", err_text(&e)));
+        let req = create_upload_request(&client, B, &key).checksum_algorithm(alg.sdk());
+        let created = req.send().await.or_panic(&format!("{alg:?}"));
         assert_eq!(created.checksum_algorithm(), Some(&alg.sdk()), "{alg:?}");
         assert_eq!(created.checksum_type(), Some(&ChecksumType::Composite), "{alg:?}: COMPOSITE is the default");
-        let id = created.upload_id().unwrap().to_owned();
+        let upload = Upload::new(&client, B, &key, created.upload_id().unwrap());
         let mut completed = Vec::new();
         for (n, data) in [(1, &big), (2, &tail)] {
-            let out = checksummed_part(&client, &key, &id, n, data, alg).await;
+            let out = checksummed_part(&upload, n, data, alg).await;
             let cp = CompletedPart::builder().part_number(n).e_tag(out.e_tag().unwrap());
             let cp = match alg {
                 Alg::Crc32 => cp.checksum_crc32(alg.b64(data)),
@@ -905,28 +613,21 @@ async fn composite_checksums() {
             };
             completed.push(cp.build());
         }
-        let listed = client.list_parts().bucket(B).key(&key).upload_id(&id).send().await.unwrap();
+        let listed = upload.list_parts_request().send().await.unwrap();
         for (p, data) in listed.parts().iter().zip([&big, &tail]) {
             assert_eq!(checksum_of!(p, alg), Some(alg.b64(data)), "{alg:?}: ListParts checksum");
         }
-        let out = client
-            .complete_multipart_upload()
-            .bucket(B)
-            .key(&key)
-            .upload_id(&id)
-            .multipart_upload(aws_sdk_s3::types::CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{alg:?} complete: {}", err_text(&e)));
+        let body = CompletedMultipartUpload::builder().set_parts(Some(completed)).build();
+        let out = upload.complete_request_with(body).send().await.or_panic(&format!("{alg:?} complete"));
         let want = alg.composite(&[&big, &tail]);
         assert_eq!(checksum_of!(out, alg), Some(want.clone()), "{alg:?}: composite checksum on Complete");
         assert_eq!(out.checksum_type(), Some(&ChecksumType::Composite));
         assert_eq!(out.e_tag(), Some(multipart_etag(&[&big, &tail]).as_str()));
 
-        let head = client.head_object().bucket(B).key(&key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        let head = head_with_checksums(&client, B, &key).await;
         assert_eq!(checksum_of!(head, alg), Some(want.clone()), "{alg:?}: HEAD checksum");
         assert_eq!(head.checksum_type(), Some(&ChecksumType::Composite), "{alg:?}: HEAD checksum type");
-        let got = client.get_object().bucket(B).key(&key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        let got = get_with_checksums(&client, B, &key).await;
         assert_eq!(checksum_of!(got, alg), Some(want.clone()), "{alg:?}: GET checksum");
         let body = got.body.collect().await.unwrap().into_bytes();
         assert!(body.as_ref() == [big.as_slice(), &tail].concat().as_slice());
@@ -944,7 +645,7 @@ async fn composite_checksums() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_object_checksums() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let big = pseudo_random_bytes(70, MIB5);
     let tail = pseudo_random_bytes(71, 3333);
@@ -953,24 +654,19 @@ async fn full_object_checksums() {
         [(Alg::Crc32, true), (Alg::Crc32c, true), (Alg::Crc64Nvme, false), (Alg::Crc64Nvme, true)]
     {
         let key = format!("full/{alg:?}-{explicit_type}");
-        let mut req = client.create_multipart_upload().bucket(B).key(&key).checksum_algorithm(alg.sdk());
+        let mut req = create_upload_request(&client, B, &key).checksum_algorithm(alg.sdk());
         if explicit_type {
             req = req.checksum_type(ChecksumType::FullObject);
         }
-        let created = req.send().await.unwrap_or_else(|e| panic!("{alg:?}: {}", err_text(&e)));
+        let created = req.send().await.or_panic(&format!("{alg:?}"));
         assert_eq!(created.checksum_type(), Some(&ChecksumType::FullObject), "{alg:?}");
-        let id = created.upload_id().unwrap().to_owned();
+        let upload = Upload::new(&client, B, &key, created.upload_id().unwrap());
         let mut done = Vec::new();
         for (n, data) in [(1, &big), (2, &tail)] {
-            let out = checksummed_part(&client, &key, &id, n, data, alg).await;
+            let out = checksummed_part(&upload, n, data, alg).await;
             done.push((n, out.e_tag().unwrap().to_owned()));
         }
-        let mut complete = client
-            .complete_multipart_upload()
-            .bucket(B)
-            .key(&key)
-            .upload_id(&id)
-            .multipart_upload(completed_upload(&done));
+        let mut complete = upload.complete_request(&done);
         if explicit_type {
             // The client may state the whole object's checksum on Complete.
             complete = complete.checksum_type(ChecksumType::FullObject);
@@ -980,90 +676,46 @@ async fn full_object_checksums() {
                 _ => complete.checksum_crc64_nvme(alg.b64(&whole)),
             };
         }
-        let out = complete.send().await.unwrap_or_else(|e| panic!("{alg:?} complete: {}", err_text(&e)));
+        let out = complete.send().await.or_panic(&format!("{alg:?} complete"));
         let want = alg.b64(&whole);
         assert_eq!(checksum_of!(out, alg), Some(want.clone()), "{alg:?}: full-object checksum = checksum of content");
         assert_eq!(out.checksum_type(), Some(&ChecksumType::FullObject));
-        let head = client.head_object().bucket(B).key(&key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        let head = head_with_checksums(&client, B, &key).await;
         assert_eq!(checksum_of!(head, alg), Some(want.clone()), "{alg:?}: HEAD");
         assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
         // GET validates the body against the full-object checksum in the SDK.
-        let got = client.get_object().bucket(B).key(&key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        let got = get_with_checksums(&client, B, &key).await;
         assert_eq!(checksum_of!(got, alg), Some(want));
         assert!(got.body.collect().await.unwrap().into_bytes().as_ref() == whole.as_slice());
     }
 
     // Algorithm / type combinations AWS refuses.
-    assert_sdk_err(
-        client
-            .create_multipart_upload()
-            .bucket(B)
-            .key("bad-combo")
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .checksum_type(ChecksumType::FullObject)
-            .send()
-            .await,
-        400,
-        "InvalidRequest",
-    );
-    assert_sdk_err(
-        client
-            .create_multipart_upload()
-            .bucket(B)
-            .key("bad-combo")
-            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
-            .checksum_type(ChecksumType::Composite)
-            .send()
-            .await,
-        400,
-        "InvalidRequest",
-    );
+    for (alg, checksum_type) in
+        [(ChecksumAlgorithm::Sha256, ChecksumType::FullObject), (ChecksumAlgorithm::Crc64Nvme, ChecksumType::Composite)]
+    {
+        let req = create_upload_request(&client, B, "bad-combo").checksum_algorithm(alg).checksum_type(checksum_type);
+        assert_sdk_err(req.send().await, 400, "InvalidRequest");
+    }
     assert!(client.list_multipart_uploads().bucket(B).send().await.unwrap().uploads().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_part_wrong_checksum_is_bad_digest() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let key = "badsum";
-    let created = client
-        .create_multipart_upload()
-        .bucket(B)
-        .key(key)
-        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
-        .send()
-        .await
-        .unwrap();
-    let id = created.upload_id().unwrap().to_owned();
+    let created =
+        create_upload_request(&client, B, key).checksum_algorithm(ChecksumAlgorithm::Crc32C).send().await.unwrap();
+    let upload = Upload::new(&client, B, key, created.upload_id().unwrap());
+    let id = &upload.id;
     let data = pseudo_random_bytes(80, 10_000);
-    assert_sdk_err(
-        client
-            .upload_part()
-            .bucket(B)
-            .key(key)
-            .upload_id(&id)
-            .part_number(1)
-            .checksum_crc32_c(Alg::Crc32c.b64(b"other bytes"))
-            .body(data.clone().into())
-            .send()
-            .await,
-        400,
-        "BadDigest",
-    );
-    assert!(listed_part_numbers(&client, key, &id).await.is_empty(), "a part with a wrong checksum is not stored");
+    let wrong = upload.part_request(1, &data).checksum_crc32_c(Alg::Crc32c.b64(b"other bytes"));
+    assert_sdk_err(wrong.send().await, 400, "BadDigest");
+    assert!(upload.listed_part_numbers().await.is_empty(), "a part with a wrong checksum is not stored");
 
     // The right value is accepted.
-    let out = client
-        .upload_part()
-        .bucket(B)
-        .key(key)
-        .upload_id(&id)
-        .part_number(1)
-        .checksum_crc32_c(Alg::Crc32c.b64(&data))
-        .body(data.clone().into())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+    let right = upload.part_request(1, &data).checksum_crc32_c(Alg::Crc32c.b64(&data));
+    let out = right.send().await.or_panic("part with the right CRC32C");
     assert_eq!(out.checksum_crc32_c(), Some(Alg::Crc32c.b64(&data).as_str()));
 
     // A wrong value over raw HTTP on part 2: refused; part 1 unaffected.
@@ -1076,8 +728,8 @@ async fn upload_part_wrong_checksum_is_bad_digest() {
         )
         .await;
     r.assert_error(400, "BadDigest");
-    assert_eq!(listed_part_numbers(&client, key, &id).await, vec![1]);
-    client.abort_multipart_upload().bucket(B).key(key).upload_id(&id).send().await.unwrap();
+    assert_eq!(upload.listed_part_numbers().await, vec![1]);
+    upload.abort().await;
     assert_eq!(server.staged_uploads(B), Vec::<String>::new());
     assert_eq!(private_files(&server.bucket_dir(B)), Vec::<String>::new(), "no temporary file left");
 }

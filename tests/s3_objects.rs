@@ -11,19 +11,13 @@ use md5::{Digest as _, Md5};
 
 const B: &str = "objs";
 
-async fn server_with_bucket() -> Server {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
-    server
-}
-
 fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_get_head_round_trip() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let data = pseudo_random_bytes(1, 100_000);
     let before = now_secs();
@@ -69,7 +63,7 @@ async fn put_get_head_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_object_and_overwrite() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let etag = put_bytes(&client, B, "empty", b"").await;
     assert_eq!(etag, "\"d41d8cd98f00b204e9800998ecf8427e\"");
@@ -89,7 +83,7 @@ async fn empty_object_and_overwrite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etag_is_stable_and_matches_listing() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let plain = server.client_plain_put();
     let mut expected = Vec::new();
@@ -125,7 +119,7 @@ async fn etag_is_stable_and_matches_listing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_md5_checked() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client_plain_put();
     let data = b"content md5 payload".to_vec();
 
@@ -172,7 +166,7 @@ async fn content_md5_checked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn range_requests() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let data = pseudo_random_bytes(7, 1000);
     put_bytes(&client, B, "r", &data).await;
@@ -218,7 +212,7 @@ async fn range_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_keys() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     assert_sdk_err(client.get_object().bucket(B).key("nope").send().await, 404, "NoSuchKey");
     assert_sdk_status(client.head_object().bucket(B).key("nope").send().await, 404);
@@ -237,7 +231,7 @@ async fn missing_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_object_is_idempotent() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     put_bytes(&client, B, "d/x", b"1").await;
     client.delete_object().bucket(B).key("d/x").send().await.unwrap();
@@ -258,7 +252,7 @@ fn ids(keys: &[&str]) -> Vec<ObjectIdentifier> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_objects_verbose_quiet_and_per_key_errors() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     for k in ["m/1", "m/2", "m/3", "q/1", "q/2"] {
         put_bytes(&client, B, k, k.as_bytes()).await;
@@ -324,7 +318,7 @@ fn delete_xml(keys: &[&str], quiet: bool) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_objects_integrity_headers() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     for k in ["a", "b", "c", "d", "e"] {
         put_bytes(&client, B, k, b"v").await;
@@ -366,7 +360,7 @@ async fn delete_objects_integrity_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_chunked_unsigned_trailer_upload() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let data = pseudo_random_bytes(3, 200_000);
     let enc = unsigned_chunked_body(&data, 65536, &format!("x-amz-checksum-crc32:{}", crc32_b64(&data)));
@@ -409,7 +403,7 @@ async fn aws_chunked_unsigned_trailer_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explicit_and_implicit_folder_objects() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
 
     // Explicit folder object: PUT "x/" with an empty body.
@@ -459,7 +453,7 @@ async fn implicit_folders_are_objects_with_folder_objects_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hand_written_file_is_served() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     std::fs::create_dir_all(server.bucket_dir(B).join("hand/made")).unwrap();
     std::fs::write(server.bucket_dir(B).join("hand/made/file.txt"), b"by hand").unwrap();
@@ -472,7 +466,7 @@ async fn hand_written_file_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_streamed_object_round_trip() {
     const SIZE: usize = 64 << 20;
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let src = server.work_dir().join("big.src");
     let md5 = write_random_file(&src, 64, SIZE);

@@ -28,6 +28,14 @@ fn mount(front: &Server, name: &str, uri: &str, endpoint: &str, secret: &str, ex
     assert!(out.status.success(), "mount add failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A front worker with `uri` of `remote` mounted as `/near`, with the right
+/// credentials and the `extra` mount options.
+async fn front_mounting(remote: &Server, uri: &str, extra: &[&str]) -> Server {
+    let front = Server::start().await;
+    mount(&front, "/near", uri, &remote.endpoint(), SECRET, extra);
+    front
+}
+
 async fn remote_with_bucket(bucket: &str) -> Server {
     let remote = Server::start_with_config(&remote_config()).await;
     remote
@@ -43,8 +51,7 @@ async fn remote_with_bucket(bucket: &str) -> Server {
 #[tokio::test]
 async fn objects_metadata_tags_and_listings_live_on_the_remote() {
     let remote = remote_with_bucket("far").await;
-    let front = Server::start().await;
-    mount(&front, "/near", "s3://far/base", &remote.endpoint(), SECRET, &[]);
+    let front = front_mounting(&remote, "s3://far/base", &[]).await;
     let c = front.client();
     let direct = remote.client_with("remote-ak", SECRET);
 
@@ -131,8 +138,7 @@ async fn objects_metadata_tags_and_listings_live_on_the_remote() {
 #[tokio::test]
 async fn multipart_uploads_complete_on_the_remote() {
     let remote = remote_with_bucket("far").await;
-    let front = Server::start().await;
-    mount(&front, "/near", "s3://far", &remote.endpoint(), SECRET, &[]);
+    let front = front_mounting(&remote, "s3://far", &[]).await;
     let c = front.client();
     let created = c
         .create_multipart_upload()
@@ -183,8 +189,7 @@ async fn multipart_uploads_complete_on_the_remote() {
 #[tokio::test]
 async fn a_dead_remote_is_a_quick_503_and_service_resumes() {
     let mut remote = remote_with_bucket("far").await;
-    let mut front = Server::start().await;
-    mount(&front, "/near", "s3://far", &remote.endpoint(), SECRET, &["timeout=5"]);
+    let mut front = front_mounting(&remote, "s3://far", &["timeout=5"]).await;
     let c = front.client();
     put_bytes(&c, "near", "k", b"v").await;
     remote.stop();

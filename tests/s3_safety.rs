@@ -17,8 +17,7 @@ const INSIDE: &[u8] = b"INSIDE-CONTENT";
 /// A server with bucket `safe`, another bucket `other` holding a secret, a
 /// file at the root level and a file outside the root.
 async fn setup() -> Server {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
+    let server = Server::start_with_bucket(B).await;
     server.create_bucket("other").await;
     std::fs::write(server.root().join("other/secret.txt"), SECRET).unwrap();
     std::fs::write(server.root().join("top.txt"), SECRET).unwrap();
@@ -225,8 +224,7 @@ async fn dropped_put(server: &Server, key: &str, chunked: bool, sent: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_with_dropped_connection_leaves_nothing() {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     put_bytes(&client, B, "kept", b"original content").await;
     let before_bucket = visible_tree(&server.bucket_dir(B));

@@ -4,29 +4,18 @@
 //! (InvalidTag), the `tagging_restrictions = false` switch, and tags
 //! surviving a restart.
 
+use alcove_tests::aws_sdk_s3::error::ProvideErrorMetadata;
 use alcove_tests::aws_sdk_s3::types::{Tag, Tagging};
 use alcove_tests::aws_sdk_s3::Client;
 use alcove_tests::*;
 
 const B: &str = "tags";
 
-async fn server_with_bucket() -> Server {
-    let server = Server::start().await;
-    server.create_bucket(B).await;
-    server
-}
-
 fn tagging(pairs: &[(String, String)]) -> Tagging {
     Tagging::builder()
         .set_tag_set(Some(pairs.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().unwrap()).collect()))
         .build()
         .unwrap()
-}
-
-fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    v.sort();
-    v
 }
 
 fn numbered(n: usize) -> Vec<(String, String)> {
@@ -44,67 +33,38 @@ fn header(pairs: &[(String, String)]) -> String {
         .join("&")
 }
 
-async fn object_tags(client: &Client, bucket: &str, key: &str) -> Vec<(String, String)> {
-    let out = client
-        .get_object_tagging()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetObjectTagging {key}: {}", err_text(&e)));
-    let mut v: Vec<(String, String)> =
-        out.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
-    v.sort();
-    v
-}
-
-async fn bucket_tags(client: &Client, bucket: &str) -> Vec<(String, String)> {
-    let out = client
-        .get_bucket_tagging()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetBucketTagging {bucket}: {}", err_text(&e)));
-    let mut v: Vec<(String, String)> =
-        out.tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
-    v.sort();
-    v
+/// `Ok(())`, or the error as `"<status> <code>"`.
+fn outcome<T, E: ProvideErrorMetadata>(r: SdkResult<T, E>) -> Result<(), String> {
+    r.map(|_| ()).map_err(|e| {
+        let (s, c) = err_status_code(&e);
+        format!("{s} {c}")
+    })
 }
 
 async fn put_object_tags(client: &Client, key: &str, pairs: &[(String, String)]) -> Result<(), String> {
-    client.put_object_tagging().bucket(B).key(key).tagging(tagging(pairs)).send().await.map(|_| ()).map_err(|e| {
-        let (s, c) = err_status_code(&e);
-        format!("{s} {c}")
-    })
+    outcome(client.put_object_tagging().bucket(B).key(key).tagging(tagging(pairs)).send().await)
 }
 
 async fn put_bucket_tags(client: &Client, bucket: &str, pairs: &[(String, String)]) -> Result<(), String> {
-    client.put_bucket_tagging().bucket(bucket).tagging(tagging(pairs)).send().await.map(|_| ()).map_err(|e| {
-        let (s, c) = err_status_code(&e);
-        format!("{s} {c}")
-    })
+    outcome(client.put_bucket_tagging().bucket(bucket).tagging(tagging(pairs)).send().await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_tagging_round_trip() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     let data = pseudo_random_bytes(1, 5000);
-    let put = client
-        .put_object()
-        .bucket(B)
-        .key("obj")
+    let put = put_request(&client, B, "obj", &data)
         .content_type("text/x-tagged")
         .metadata("m", "1")
         .tagging("project=alcove&team=storage%20core&empty=")
-        .body(data.clone().into())
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
+        .or_panic("put with tags");
     let etag = put.e_tag().unwrap().to_owned();
     assert_eq!(
         object_tags(&client, B, "obj").await,
-        owned(&[("project", "alcove"), ("team", "storage core"), ("empty", "")])
+        tag_pairs(&[("project", "alcove"), ("team", "storage core"), ("empty", "")])
     );
     let g = client.get_object().bucket(B).key("obj").send().await.unwrap();
     assert_eq!(g.tag_count(), Some(3), "x-amz-tagging-count");
@@ -112,7 +72,7 @@ async fn object_tagging_round_trip() {
     assert_eq!(r.header("x-amz-tagging-count"), Some("3"));
 
     // PutObjectTagging replaces the whole set; the object is otherwise unchanged.
-    let unicode = owned(&[("ключ", "значение ✓"), ("a", "1")]);
+    let unicode = tag_pairs(&[("ключ", "значение ✓"), ("a", "1")]);
     put_object_tags(&client, "obj", &unicode).await.unwrap();
     assert_eq!(object_tags(&client, B, "obj").await, unicode);
     let g = client.get_object().bucket(B).key("obj").send().await.unwrap();
@@ -131,14 +91,14 @@ async fn object_tagging_round_trip() {
     assert_eq!(get_bytes(&client, B, "obj").await, data, "the object stays");
 
     // An overwrite without x-amz-tagging has no tags.
-    put_object_tags(&client, "obj", &owned(&[("x", "y")])).await.unwrap();
+    put_object_tags(&client, "obj", &tag_pairs(&[("x", "y")])).await.unwrap();
     put_bytes(&client, B, "obj", b"new content").await;
     assert_eq!(object_tags(&client, B, "obj").await, vec![], "a new object starts without tags");
 
     // Missing keys.
     assert_sdk_err(client.get_object_tagging().bucket(B).key("nope").send().await, 404, "NoSuchKey");
     assert_sdk_err(
-        client.put_object_tagging().bucket(B).key("nope").tagging(tagging(&owned(&[("a", "b")]))).send().await,
+        client.put_object_tagging().bucket(B).key("nope").tagging(tagging(&tag_pairs(&[("a", "b")]))).send().await,
         404,
         "NoSuchKey",
     );
@@ -146,43 +106,27 @@ async fn object_tagging_round_trip() {
     assert!(!object_exists(&client, B, "nope").await, "tagging never creates an object");
 
     // x-amz-tagging on CreateMultipartUpload reaches the completed object.
-    let created = client
-        .create_multipart_upload()
-        .bucket(B)
-        .key("mp")
-        .tagging("stage=multipart&n=2")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{}", err_text(&e)));
-    let id = created.upload_id().unwrap();
-    let p =
-        client.upload_part().bucket(B).key("mp").upload_id(id).part_number(1).body(b"x".to_vec().into()).send().await;
-    let e1 = p.unwrap().e_tag().unwrap().to_owned();
-    client
-        .complete_multipart_upload()
-        .bucket(B)
-        .key("mp")
-        .upload_id(id)
-        .multipart_upload(completed_upload(&[(1, e1)]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(object_tags(&client, B, "mp").await, owned(&[("stage", "multipart"), ("n", "2")]));
+    let created =
+        create_upload_request(&client, B, "mp").tagging("stage=multipart&n=2").send().await.or_panic("create");
+    let upload = Upload::new(&client, B, "mp", created.upload_id().unwrap());
+    let e1 = upload.part_request(1, b"x").send().await.unwrap().e_tag().unwrap().to_owned();
+    upload.complete_request(&[(1, e1)]).send().await.unwrap();
+    assert_eq!(object_tags(&client, B, "mp").await, tag_pairs(&[("stage", "multipart"), ("n", "2")]));
     assert_eq!(client.get_object().bucket(B).key("mp").send().await.unwrap().tag_count(), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bucket_tagging() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     assert_sdk_err(client.get_bucket_tagging().bucket(B).send().await, 404, "NoSuchTagSet");
     let r = server.raw("GET", &format!("/{B}?tagging"), &[], b"").await;
     r.assert_error(404, "NoSuchTagSet");
 
-    let first = owned(&[("env", "prod"), ("owner", "team a")]);
+    let first = tag_pairs(&[("env", "prod"), ("owner", "team a")]);
     put_bucket_tags(&client, B, &first).await.unwrap();
     assert_eq!(bucket_tags(&client, B).await, first);
-    let second = owned(&[("cost-center", "42")]);
+    let second = tag_pairs(&[("cost-center", "42")]);
     put_bucket_tags(&client, B, &second).await.unwrap();
     assert_eq!(bucket_tags(&client, B).await, second, "PutBucketTagging replaces the set");
 
@@ -217,18 +161,18 @@ async fn bucket_tagging() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tag_limits_are_invalid_tag() {
-    let server = server_with_bucket().await;
+    let server = Server::start_with_bucket(B).await;
     let client = server.client();
     put_bytes(&client, B, "obj", b"tagged").await;
-    let good = owned(&[("keep", "me")]);
+    let good = tag_pairs(&[("keep", "me")]);
     put_object_tags(&client, "obj", &good).await.unwrap();
     put_bucket_tags(&client, B, &good).await.unwrap();
 
     let long_key = |n: usize| vec![("k".repeat(n), "v".to_owned())];
     let long_value = |n: usize| vec![("k".to_owned(), "v".repeat(n))];
     let dup = vec![("same".to_owned(), "1".to_owned()), ("same".to_owned(), "2".to_owned())];
-    let aws = owned(&[("aws:reserved", "x")]);
-    let aws_upper = owned(&[("AWS:Reserved", "x")]);
+    let aws = tag_pairs(&[("aws:reserved", "x")]);
+    let aws_upper = tag_pairs(&[("AWS:Reserved", "x")]);
 
     // At the limits: accepted (lengths count characters, not bytes).
     let wide = vec![("é".repeat(128), "ü".repeat(256))];
@@ -248,46 +192,35 @@ async fn tag_limits_are_invalid_tag() {
 
     // Over the limits: InvalidTag, and the previous set stays.
     let invalid_tag = Err("400 InvalidTag".to_owned());
-    for (what, tags) in [
-        ("11 tags", numbered(11)),
-        ("129-char key", long_key(129)),
-        ("257-char value", long_value(257)),
-        ("duplicate keys", dup.clone()),
-        ("aws: prefix", aws.clone()),
-        ("AWS: prefix, any case", aws_upper.clone()),
-    ] {
+    // `too_many` tags, then one set over each other limit.
+    let over_limits = |too_many: usize| -> Vec<(String, Vec<(String, String)>)> {
+        vec![
+            (format!("{too_many} tags"), numbered(too_many)),
+            ("129-char key".into(), long_key(129)),
+            ("257-char value".into(), long_value(257)),
+            ("duplicate keys".into(), dup.clone()),
+            ("aws: prefix".into(), aws.clone()),
+        ]
+    };
+    let mut object_sets = over_limits(11);
+    object_sets.push(("AWS: prefix, any case".into(), aws_upper.clone()));
+    for (what, tags) in object_sets {
         assert_eq!(put_object_tags(&client, "obj", &tags).await, invalid_tag, "object: {what}");
     }
     assert_eq!(object_tags(&client, B, "obj").await, good, "refused sets change nothing");
-    for (what, tags) in [
-        ("51 tags", numbered(51)),
-        ("129-char key", long_key(129)),
-        ("257-char value", long_value(257)),
-        ("duplicate keys", dup.clone()),
-        ("aws: prefix", aws.clone()),
-    ] {
+    for (what, tags) in over_limits(51) {
         assert_eq!(put_bucket_tags(&client, B, &tags).await, invalid_tag, "bucket: {what}");
     }
     assert_eq!(bucket_tags(&client, B).await, good);
 
     // x-amz-tagging on PutObject: the same checks, and nothing is stored.
-    for (what, tags) in [
-        ("11 tags", numbered(11)),
-        ("129-char key", long_key(129)),
-        ("257-char value", long_value(257)),
-        ("duplicate keys", dup.clone()),
-        ("aws: prefix", aws.clone()),
-    ] {
-        assert_sdk_err(
-            client.put_object().bucket(B).key("refused").tagging(header(&tags)).body(b"x".to_vec().into()).send().await,
-            400,
-            "InvalidTag",
-        );
+    for (what, tags) in over_limits(11) {
+        assert_sdk_err(put_request(&client, B, "refused", b"x").tagging(header(&tags)).send().await, 400, "InvalidTag");
         assert!(!object_exists(&client, B, "refused").await, "{what}: nothing stored");
     }
     // And on CreateMultipartUpload.
     assert_sdk_err(
-        client.create_multipart_upload().bucket(B).key("refused").tagging(header(&numbered(11))).send().await,
+        create_upload_request(&client, B, "refused").tagging(header(&numbered(11))).send().await,
         400,
         "InvalidTag",
     );
@@ -299,7 +232,7 @@ async fn tag_limits_are_invalid_tag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tagging_restrictions_can_be_switched_off() {
-    let strict = server_with_bucket().await;
+    let strict = Server::start_with_bucket(B).await;
     let relaxed = Server::start_with_config("[s3]\ntagging_restrictions = false\n").await;
     relaxed.create_bucket(B).await;
     let (sc, rc) = (strict.client(), relaxed.client());
@@ -319,19 +252,8 @@ async fn tagging_restrictions_can_be_switched_off() {
     }
     // x-amz-tagging with 12 tags.
     let twelve = numbered(12);
-    assert_sdk_err(
-        sc.put_object().bucket(B).key("hdr").tagging(header(&twelve)).body(b"x".to_vec().into()).send().await,
-        400,
-        "InvalidTag",
-    );
-    rc.put_object()
-        .bucket(B)
-        .key("hdr")
-        .tagging(header(&twelve))
-        .body(b"x".to_vec().into())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("relaxed x-amz-tagging: {}", err_text(&e)));
+    assert_sdk_err(put_request(&sc, B, "hdr", b"x").tagging(header(&twelve)).send().await, 400, "InvalidTag");
+    put_request(&rc, B, "hdr", b"x").tagging(header(&twelve)).send().await.or_panic("relaxed x-amz-tagging");
     assert_eq!(object_tags(&rc, B, "hdr").await, twelve);
     assert_eq!(rc.get_object().bucket(B).key("hdr").send().await.unwrap().tag_count(), Some(12));
     // 60 bucket tags.
@@ -343,33 +265,25 @@ async fn tagging_restrictions_can_be_switched_off() {
     let dup = vec![("same".to_owned(), "1".to_owned()), ("same".to_owned(), "2".to_owned())];
     for c in [&sc, &rc] {
         assert_eq!(put_object_tags(c, "obj", &dup).await, Err("400 InvalidTag".into()));
-        assert_eq!(put_object_tags(c, "obj", &owned(&[("aws:x", "1")])).await, Err("400 InvalidTag".into()));
-        assert_eq!(put_bucket_tags(c, B, &owned(&[("aws:x", "1")])).await, Err("400 InvalidTag".into()));
+        assert_eq!(put_object_tags(c, "obj", &tag_pairs(&[("aws:x", "1")])).await, Err("400 InvalidTag".into()));
+        assert_eq!(put_bucket_tags(c, B, &tag_pairs(&[("aws:x", "1")])).await, Err("400 InvalidTag".into()));
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tags_survive_restart() {
-    let mut server = server_with_bucket().await;
+    let mut server = Server::start_with_bucket(B).await;
     let client = server.client();
-    client
-        .put_object()
-        .bucket(B)
-        .key("via-header")
-        .tagging("h=1&space=a%20b")
-        .body(b"one".to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    put_request(&client, B, "via-header", b"one").tagging("h=1&space=a%20b").send().await.unwrap();
     put_bytes(&client, B, "via-api", b"two").await;
-    let api_tags = owned(&[("api", "yes"), ("ключ", "значение")]);
+    let api_tags = tag_pairs(&[("api", "yes"), ("ключ", "значение")]);
     put_object_tags(&client, "via-api", &api_tags).await.unwrap();
-    let btags = owned(&[("bucket", "tagged"), ("n", "1")]);
+    let btags = tag_pairs(&[("bucket", "tagged"), ("n", "1")]);
     put_bucket_tags(&client, B, &btags).await.unwrap();
 
     server.restart().await;
     let client = server.client();
-    assert_eq!(object_tags(&client, B, "via-header").await, owned(&[("h", "1"), ("space", "a b")]));
+    assert_eq!(object_tags(&client, B, "via-header").await, tag_pairs(&[("h", "1"), ("space", "a b")]));
     assert_eq!(object_tags(&client, B, "via-api").await, api_tags);
     assert_eq!(bucket_tags(&client, B).await, btags);
     assert_eq!(client.get_object().bucket(B).key("via-api").send().await.unwrap().tag_count(), Some(2));
