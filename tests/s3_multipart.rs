@@ -241,8 +241,8 @@ async fn complete_errors_leave_the_upload_usable() {
     assert_eq!(out.e_tag(), Some(want.as_str()));
     assert!(get_bytes(&client, B, key).await == [big.as_slice(), &tail].concat());
 
-    // The completed upload is gone.
-    assert_sdk_err(complete(&[(2, e2.clone()), (3, e3.clone())]).await, 404, "NoSuchUpload");
+    // The completed upload is gone: only a repeat of the same Complete still answers.
+    assert_sdk_err(complete(&[(1, e1.clone()), (3, e3.clone())]).await, 404, "NoSuchUpload");
     assert_sdk_err(upload.abort_request().send().await, 404, "NoSuchUpload");
     assert_sdk_err(upload.list_parts_request().send().await, 404, "NoSuchUpload");
     assert_eq!(server.staged_uploads(B), Vec::<String>::new(), "uploads folder empty after Complete");
@@ -732,4 +732,45 @@ async fn upload_part_wrong_checksum_is_bad_digest() {
     upload.abort().await;
     assert_eq!(server.staged_uploads(B), Vec::<String>::new());
     assert_eq!(private_files(&server.bucket_dir(B)), Vec::<String>::new(), "no temporary file left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_complete_answers_as_the_first() {
+    let mut server = Server::start_with_bucket(B).await;
+    let client = server.client();
+    let (big, tail) = (pseudo_random_bytes(70, MIB5), pseudo_random_bytes(71, 100));
+    let alg = Alg::Crc32;
+    let created = create_upload_request(&client, B, "again").checksum_algorithm(alg.sdk()).send().await.unwrap();
+    let upload = Upload::new(&client, B, "again", created.upload_id().unwrap());
+    let mut completed = Vec::new();
+    for (n, data) in [(1, &big), (2, &tail)] {
+        let out = checksummed_part(&upload, n, data, alg).await;
+        let cp = CompletedPart::builder().part_number(n).e_tag(out.e_tag().unwrap()).checksum_crc32(alg.b64(data));
+        completed.push(cp.build());
+    }
+    let body = CompletedMultipartUpload::builder().set_parts(Some(completed.clone())).build();
+    let first = upload.complete_request_with(body.clone()).send().await.or_panic("complete");
+    let repeat = upload.complete_request_with(body.clone()).send().await.or_panic("repeated complete");
+    assert_eq!(repeat.e_tag(), first.e_tag(), "the same ETag");
+    assert_eq!(repeat.checksum_crc32(), first.checksum_crc32(), "the same checksum");
+    assert_eq!(repeat.checksum_type(), Some(&ChecksumType::Composite));
+    assert_eq!(repeat.location(), first.location());
+
+    // Another parts list is not a repeat; neither is another key.
+    let fewer = CompletedMultipartUpload::builder().parts(completed[0].clone()).build();
+    assert_sdk_err(upload.complete_request_with(fewer).send().await, 404, "NoSuchUpload");
+    let other = Upload::new(&client, B, "other-key", &upload.id);
+    assert_sdk_err(other.complete_request_with(body.clone()).send().await, 404, "NoSuchUpload");
+    // The upload itself is gone.
+    assert_sdk_err(upload.list_parts_request().send().await, 404, "NoSuchUpload");
+    assert_sdk_err(upload.abort_request().send().await, 404, "NoSuchUpload");
+    assert!(server.staged_uploads(B).is_empty());
+
+    // The answer survives a restart, and the object is the one completed.
+    server.restart().await;
+    let client = server.client();
+    let upload = Upload::new(&client, B, "again", &upload.id);
+    let after = upload.complete_request_with(body).send().await.or_panic("complete after restart");
+    assert_eq!(after.e_tag(), first.e_tag());
+    assert_eq!(get_bytes(&client, B, "again").await, [big.as_slice(), &tail].concat());
 }

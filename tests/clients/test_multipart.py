@@ -259,6 +259,29 @@ def test_complete_errors_keep_the_upload(s3, bucket, worker):
     assert s3.get_object(Bucket=bucket, Key="gap")["Body"].read() == big + b"z"
 
 
+def test_repeated_complete_gets_the_same_answer(s3, bucket):
+    """An SDK repeats CompleteMultipartUpload when the first answer was lost; the repeat must
+    succeed with the same result, not NoSuchUpload."""
+    key = "retried/object"
+    big, tail = pattern_bytes(PART, 41), b"tail"
+    uid = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
+    parts = []
+    for n, data in ((1, big), (2, tail)):
+        r = s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n, Body=data, ChecksumAlgorithm="CRC32")
+        parts.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
+
+    def complete(listed):
+        return s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": listed})
+
+    first = complete(parts)
+    again = complete(parts)
+    for field in ("ETag", "ChecksumCRC32", "ChecksumType", "Key", "Bucket"):
+        assert again.get(field) == first.get(field), field
+    expect_error("NoSuchUpload", 404, complete, parts[:1])
+    expect_error("NoSuchUpload", 404, s3.list_parts, Bucket=bucket, Key=key, UploadId=uid)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == big + tail
+
+
 def test_abort_multipart_upload(s3, bucket, worker):
     s3.put_object(Bucket=bucket, Key="k", Body=b"old body")
     uid = s3.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]

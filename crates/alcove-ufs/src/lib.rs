@@ -23,7 +23,7 @@ pub use list::{ListItem, ListPage, ListQuery};
 pub use local::{ByteStream, LocalFs, OpenObject, Precondition, PutChecks};
 pub use meta::{ObjectInfo, ObjectMeta, StoredChecksum};
 pub use mount::{Bucket, BucketInfo, MountDefaults, MountEntry, MountTable};
-pub use multipart::{CompletePart, PartInfo, UploadInfo};
+pub use multipart::{parts_digest, CompletePart, CompletedUpload, PartInfo, UploadInfo};
 pub use remote::{RemoteFs, RemoteTuning};
 pub use store::Store;
 pub use uri::{MountOptions, MountSpec, UfsUri};

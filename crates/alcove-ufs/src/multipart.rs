@@ -5,7 +5,9 @@
 //! and checksum — written like an object (temp file, fsync, rename), so a re-sent part replaces
 //! the old one atomically. Uploads therefore survive restarts and never appear in listings.
 //! Completing concatenates the chosen parts into a temp file and publishes it like a PUT; the
-//! object appears whole or not at all, and the upload folder is removed.
+//! object appears whole or not at all. The upload folder is then replaced by a small record of
+//! the result (`.alcove.sys/completed/<id>.json`), kept for [`COMPLETED_RETENTION`], so a client
+//! that lost the answer and sends Complete again gets the same result instead of NoSuchUpload.
 
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read, Write};
@@ -24,6 +26,12 @@ use crate::{UfsError, UfsResult};
 
 const UPLOADS_DIR: &str = "uploads";
 const MANIFEST: &str = "upload.json";
+const COMPLETED_DIR: &str = "completed";
+
+/// How long a completed upload's result answers a repeated CompleteMultipartUpload.
+pub const COMPLETED_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// Expired completion records are looked for at most this often.
+const PRUNE_EVERY_SECS: i64 = 600;
 
 /// AWS's smallest part, except the last.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -71,6 +79,29 @@ pub struct CompletePart {
 
 /// Streams bytes of the completed object as they are assembled (for full-object checksums).
 pub type ContentTap = Box<dyn FnMut(&[u8]) + Send>;
+
+/// What a completed upload answered, kept to answer a repeated Complete the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedUpload {
+    pub key: String,
+    /// [`parts_digest`] of the parts the upload was completed with.
+    pub parts: String,
+    /// The object's ETag (hex, unquoted).
+    pub etag: String,
+    pub checksum: Option<StoredChecksum>,
+    #[serde(with = "time::serde::timestamp")]
+    pub completed: OffsetDateTime,
+}
+
+/// A digest of a Complete request's parts list (numbers and ETags, in order), so a repeat can be
+/// recognised without keeping up to 10 000 entries.
+pub fn parts_digest<'a>(parts: impl IntoIterator<Item = (u32, &'a str)>) -> String {
+    let mut digest = Md5::new();
+    for (number, etag) in parts {
+        digest.update(format!("{number}:{etag}\n"));
+    }
+    hex::encode(digest.finalize())
+}
 
 impl LocalFs {
     fn uploads_dir(&self) -> PathBuf {
@@ -223,11 +254,12 @@ impl LocalFs {
     where
         M: FnOnce(&[PartInfo]) -> UfsResult<ObjectMeta> + Send + 'static,
     {
+        let parts = parts_digest(chosen.iter().map(|p| (p.number, p.etag.as_str())));
         let assembled = self.assemble_upload(upload, chosen, tap.take(), meta).await?;
         let info =
             self.commit(key, &assembled.temp, assembled.etag, assembled.size, assembled.meta, precondition).await?;
         assembled.temp.disarm();
-        self.forget_upload(assembled.dir).await?;
+        self.finish_upload(upload, parts, &info).await?;
         Ok(info)
     }
 
@@ -260,16 +292,78 @@ impl LocalFs {
             Ok((size, etag, object_meta))
         })
         .await?;
-        Ok(Assembled { temp, size, etag, meta, dir })
+        Ok(Assembled { temp, size, etag, meta })
     }
 
-    /// Removes a completed upload's folder.
-    pub(crate) async fn forget_upload(&self, dir: PathBuf) -> UfsResult<()> {
+    /// Replaces a completed upload's folder by the record of its result. The record is durable
+    /// before the folder goes, so a crash in between leaves an upload that completes again.
+    pub(crate) async fn finish_upload(&self, upload: &UploadInfo, parts: String, info: &ObjectInfo) -> UfsResult<()> {
+        let dir = self.upload_dir(&upload.upload_id)?;
+        let completed_dir = self.completed_dir();
+        let record_path = completed_dir.join(format!("{}.json", upload.upload_id));
+        let record = CompletedUpload {
+            key: upload.key.clone(),
+            parts,
+            etag: info.etag.clone(),
+            checksum: info.meta.checksum.clone(),
+            completed: OffsetDateTime::now_utc(),
+        };
         blocking(move || {
+            let raw = serde_json::to_vec(&record).map_err(|e| UfsError::io("encoding the completion", e.into()))?;
+            fs::create_dir_all(&completed_dir).map_err(|e| UfsError::io("creating the completions folder", e))?;
+            write_durably(&record_path, &raw).map_err(|e| UfsError::io("recording the completion", e))?;
             let _guard = lock_key(&dir);
-            fs::remove_dir_all(&dir).map_err(|e| UfsError::io("removing the completed upload", e))
+            fs::remove_dir_all(&dir).map_err(|e| UfsError::io("removing the completed upload", e))?;
+            prune_completed(&completed_dir, OffsetDateTime::now_utc());
+            Ok(())
         })
         .await
+    }
+
+    /// The result of the upload `upload_id` for `key` if it was completed within
+    /// [`COMPLETED_RETENTION`].
+    pub async fn completed_upload(&self, upload_id: &str, key: &str) -> UfsResult<Option<CompletedUpload>> {
+        self.upload_dir(upload_id)?;
+        let path = self.completed_dir().join(format!("{upload_id}.json"));
+        let key = key.to_owned();
+        blocking(move || {
+            let raw = match fs::read(&path) {
+                Ok(raw) => raw,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(UfsError::io("reading a completion record", e)),
+            };
+            let record: CompletedUpload =
+                serde_json::from_slice(&raw).map_err(|e| UfsError::io("reading a completion record", e.into()))?;
+            let fresh = OffsetDateTime::now_utc() - record.completed < COMPLETED_RETENTION;
+            Ok((fresh && record.key == key).then_some(record))
+        })
+        .await
+    }
+
+    fn completed_dir(&self) -> PathBuf {
+        self.root().join(STATE_DIR).join(COMPLETED_DIR)
+    }
+}
+
+/// Removes completion records older than [`COMPLETED_RETENTION`], at most once per
+/// [`PRUNE_EVERY_SECS`] in this process (a busy worker completes many uploads).
+fn prune_completed(dir: &Path, now: OffsetDateTime) {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST_PRUNE: AtomicI64 = AtomicI64::new(0);
+    let last = LAST_PRUNE.load(Ordering::Relaxed);
+    let now_secs = now.unix_timestamp();
+    if now_secs - last < PRUNE_EVERY_SECS
+        || LAST_PRUNE.compare_exchange(last, now_secs, Ordering::Relaxed, Ordering::Relaxed).is_err()
+    {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let cutoff = std::time::SystemTime::now() - COMPLETED_RETENTION;
+    for entry in entries.flatten() {
+        let old = entry.metadata().and_then(|md| md.modified()).is_ok_and(|t| t < cutoff);
+        if old {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -280,7 +374,6 @@ pub(crate) struct Assembled {
     /// The multipart ETag (`md5-of-md5s-N`).
     pub etag: String,
     pub meta: ObjectMeta,
-    pub dir: PathBuf,
 }
 
 fn part_file(number: u32) -> String {
@@ -445,6 +538,17 @@ mod tests {
         assert_eq!(fs.stat(&key).await.unwrap().etag, info.etag, "stable ETag");
         assert!(fs.list_uploads().await.unwrap().is_empty(), "the upload is gone");
         assert!(matches!(fs.upload(&upload.upload_id, "big/file").await, Err(UfsError::NoSuchUpload)));
+
+        // The result is remembered for a repeated Complete of the same key, for a while.
+        let done = fs.completed_upload(&upload.upload_id, "big/file").await.unwrap().expect("a completion record");
+        assert_eq!(done.etag, info.etag);
+        assert_eq!(done.parts, parts_digest([(1, p1.etag.as_str()), (2, p2.etag.as_str())]));
+        assert_ne!(done.parts, parts_digest([(1, p1.etag.as_str())]));
+        assert!(fs.completed_upload(&upload.upload_id, "other").await.unwrap().is_none());
+        let record = dir.path().join(STATE_DIR).join(COMPLETED_DIR).join(format!("{}.json", upload.upload_id));
+        let stale = CompletedUpload { completed: done.completed - COMPLETED_RETENTION, ..done };
+        std::fs::write(&record, serde_json::to_vec(&stale).unwrap()).unwrap();
+        assert!(fs.completed_upload(&upload.upload_id, "big/file").await.unwrap().is_none(), "expired");
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use crate::key::ObjectKey;
 use crate::list::{ListPage, ListQuery};
 use crate::local::{FileStream, LocalFs, OpenObject, Precondition, PutChecks};
 use crate::meta::{ObjectInfo, ObjectMeta};
-use crate::multipart::{CompletePart, ContentTap, PartInfo, UploadInfo};
+use crate::multipart::{parts_digest, CompletePart, CompletedUpload, ContentTap, PartInfo, UploadInfo};
 use crate::remote::RemoteFs;
 use crate::{UfsError, UfsResult};
 
@@ -135,6 +135,11 @@ impl Store {
         self.local_state().abort_upload(upload).await
     }
 
+    /// What a recently completed upload answered (see [`CompletedUpload`]).
+    pub async fn completed_upload(&self, upload_id: &str, key: &str) -> UfsResult<Option<CompletedUpload>> {
+        self.local_state().completed_upload(upload_id, key).await
+    }
+
     pub async fn list_uploads(&self) -> UfsResult<Vec<UploadInfo>> {
         self.local_state().list_uploads().await
     }
@@ -158,6 +163,7 @@ impl Store {
             Store::Remote(remote) => remote,
         };
         let staging = remote.staging();
+        let parts = parts_digest(chosen.iter().map(|p| (p.number, p.etag.as_str())));
         let assembled = staging.assemble_upload(upload, chosen, tap, meta).await?;
         let file =
             std::fs::File::open(&assembled.temp.0).map_err(|e| UfsError::io("reading the assembled upload", e))?;
@@ -165,7 +171,7 @@ impl Store {
         let checks = PutChecks { expected_len: Some(assembled.size), precondition, ..Default::default() };
         let meta = assembled.meta.clone();
         let info = remote.put(key, body, move || meta, checks).await?;
-        staging.forget_upload(assembled.dir.clone()).await?;
+        staging.finish_upload(upload, parts, &info).await?;
         Ok(info)
     }
 }

@@ -5,9 +5,10 @@
 use std::sync::{Arc, Mutex};
 
 use alcove_s3::checksum::ChecksumAlgorithm;
+use alcove_s3::s3_error_from;
 use alcove_s3::urlencode;
 use alcove_ufs::multipart::{ContentTap, MAX_PART_NUMBER};
-use alcove_ufs::{CompletePart, PartInfo, PutChecks, StoredChecksum, UfsError, UploadInfo};
+use alcove_ufs::{parts_digest, CompletePart, PartInfo, PutChecks, Store, StoredChecksum, UfsError, UploadInfo};
 use base64::Engine as _;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
@@ -190,8 +191,11 @@ pub async fn complete_multipart_upload(
     let input = req.input;
     let key = object_key(&input.key)?;
     let store = gw.bucket(&input.bucket)?.store;
-    let upload = ufs(store.upload(&input.upload_id, &input.key).await)?;
-    let listed = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+    let listed = input.multipart_upload.as_ref().and_then(|m| m.parts.clone()).unwrap_or_default();
+    let upload = match store.upload(&input.upload_id, &input.key).await {
+        Err(UfsError::NoSuchUpload) => return repeated_completion(&store, &input, &listed).await,
+        other => ufs(other)?,
+    };
     if listed.is_empty() {
         return Err(s3_error!(MalformedXML, "You must specify at least one part."));
     }
@@ -242,15 +246,48 @@ pub async fn complete_multipart_upload(
         Ok(meta)
     };
     let info = ufs(store.complete_upload(&key, &upload, chosen, precondition, tap, finish).await)?;
+    Ok(S3Response::new(completion_output(&input, &info.etag, info.meta.checksum.as_ref())))
+}
+
+fn completion_output(
+    input: &CompleteMultipartUploadInput,
+    object_etag: &str,
+    checksum: Option<&StoredChecksum>,
+) -> CompleteMultipartUploadOutput {
     let mut output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
-        e_tag: Some(etag(&info.etag)),
+        e_tag: Some(etag(object_etag)),
         ..Default::default()
     };
-    report_checksum!(output, info.meta.checksum.as_ref());
-    Ok(S3Response::new(output))
+    report_checksum!(output, checksum);
+    output
+}
+
+/// A Complete for an upload that no longer exists: SDKs repeat Complete when its answer was
+/// lost, so an upload completed recently with the same parts answers as it did then.
+async fn repeated_completion(
+    store: &Store,
+    input: &CompleteMultipartUploadInput,
+    listed: &[CompletedPart],
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    if listed.is_empty() {
+        return Err(s3_error_from(UfsError::NoSuchUpload));
+    }
+    let mut parts = Vec::with_capacity(listed.len());
+    for part in listed {
+        match (part.part_number.and_then(|n| u32::try_from(n).ok()), part.e_tag.as_ref()) {
+            (Some(number), Some(tag)) => parts.push((number, tag.value())),
+            _ => return Err(s3_error_from(UfsError::NoSuchUpload)),
+        }
+    }
+    match ufs(store.completed_upload(&input.upload_id, &input.key).await)? {
+        Some(done) if done.parts == parts_digest(parts) => {
+            Ok(S3Response::new(completion_output(input, &done.etag, done.checksum.as_ref())))
+        }
+        _ => Err(s3_error_from(UfsError::NoSuchUpload)),
+    }
 }
 
 pub async fn abort_multipart_upload(
