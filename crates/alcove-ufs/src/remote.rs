@@ -108,6 +108,9 @@ struct Traits {
     cache_control: bool,
     /// A listing can start after a key; otherwise it is read from the folder's start.
     start_after: bool,
+    /// A write can be conditional on the object's ETag, or else on its version (GCS).
+    if_match: bool,
+    if_version_match: bool,
     /// User-metadata names must be C# identifiers (Azure).
     identifier_names: bool,
 }
@@ -120,6 +123,8 @@ impl Traits {
             content_disposition: cap.write_with_content_disposition,
             cache_control: cap.write_with_cache_control,
             start_after: cap.list_with_start_after,
+            if_match: cap.write_with_if_match,
+            if_version_match: cap.write_with_if_version_match,
             identifier_names: matches!(kind, RemoteKind::Azblob | RemoteKind::Azdls),
         }
     }
@@ -299,6 +304,21 @@ impl RemoteFs {
         }
     }
 
+    /// The version of the object at `path` if its ETag is `etag`.
+    async fn version_with_etag(&self, path: &str, etag: &str) -> UfsResult<String> {
+        let md = self.inner.op.stat(path).await.map_err(|e| self.fail(e))?;
+        if md.etag().map(unquote).as_deref() != Some(etag) {
+            return Err(UfsError::PreconditionFailed);
+        }
+        md.version().map(str::to_owned).ok_or_else(|| {
+            UfsError::Unsupported(format!(
+                "the {} store of mount {} reports no version to make a conditional write on",
+                self.inner.kind.name(),
+                self.inner.mount
+            ))
+        })
+    }
+
     /// Changes an object's metadata by rewriting it (remotes have no in-place metadata update).
     pub async fn update_meta<F>(&self, key: &ObjectKey, change: F) -> UfsResult<ObjectInfo>
     where
@@ -471,7 +491,16 @@ impl Upload<'_> {
     async fn start(&mut self, meta: Option<impl FnOnce() -> ObjectMeta>, held: &mut Vec<Bytes>) -> UfsResult<()> {
         let meta = meta.map(|m| m()).unwrap_or_default();
         let inner = &self.remote.inner;
-        let opts = write_options(&meta, self.precondition, &inner.tuning, &inner.traits);
+        let mut opts = write_options(&meta, self.precondition, &inner.tuning, &inner.traits);
+        if let Some(Precondition::IfMatch(etag)) = self.precondition {
+            if !inner.traits.if_match && inner.traits.if_version_match {
+                // GCS makes a write conditional on the object's generation, not its ETag: the ETag
+                // is checked here and the write made conditional on the generation it names, so
+                // a change in between still fails the write there.
+                opts.if_match = None;
+                opts.if_version_match = Some(self.remote.version_with_etag(self.path, etag).await?);
+            }
+        }
         let writer = self.remote.inner.op.writer_options(self.path, opts).await.map_err(|e| self.remote.fail(e))?;
         self.writer = Some(writer);
         for chunk in held.drain(..) {
@@ -729,6 +758,8 @@ mod tests {
         content_disposition: true,
         cache_control: true,
         start_after: true,
+        if_match: true,
+        if_version_match: false,
         identifier_names: false,
     };
     /// What OpenDAL 0.59 can do on Azure Blob.
