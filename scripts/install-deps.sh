@@ -7,7 +7,11 @@
 #   - s3s-fs (an S3 server over a directory; a remote of the S3-mount tests), with
 #     cargo install into $BENCH_CACHE (default /var/tmp/alcove-bench-cache, shared
 #     with bench/compare), only if missing. scripts/test.sh exports S3S_FS_BIN.
-# Idempotent; meant to run as root on Debian. Network: apt, PyPI and crates.io only.
+#   - Azurite (the Azure Storage emulator; the azblob:// remote of the remote-mount
+#     tests), pinned, with npm install into $BENCH_CACHE/azurite-<version>, only if
+#     missing (Node.js and npm from Debian if absent). scripts/test.sh exports AZURITE_DIR.
+#     (The GCS emulator is a Python package: it is in requirements.txt.)
+# Idempotent; meant to run as root on Debian. Network: apt, PyPI, crates.io and npm only.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -67,6 +71,8 @@ apt_install() {
 missing=()
 command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 # 2. A Python that can make venvs (python3-venv on Debian).
 if ! command -v "$python" >/dev/null 2>&1; then
     missing+=(python3 python3-venv)
@@ -77,7 +83,7 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 else
-    log "s3cmd, rclone and $python already present"
+    log "s3cmd, rclone, node, npm and $python already present"
 fi
 
 # 3. The venv with the pinned Python clients.
@@ -110,4 +116,20 @@ else
     mkdir -p "$cache"
     cargo install "s3s-fs@$S3S_VERSION" --features binary --locked \
         --root "$cache/s3s-fs-$S3S_VERSION" --target-dir "$cache/s3s-fs-build" >&2
+fi
+
+# 5. Azurite, pinned: 3.35.0 is the newest release that runs on Node 20 (3.36 wants Node 21+).
+AZURITE_VERSION="3.35.0"
+azurite_dir="$cache/azurite-$AZURITE_VERSION"
+azurite_main="$azurite_dir/node_modules/azurite/dist/src/blob/main.js"
+if [ -f "$azurite_main" ]; then
+    log "azurite $AZURITE_VERSION already installed"
+else
+    log "npm install azurite@$AZURITE_VERSION into $azurite_dir (once)"
+    mkdir -p "$azurite_dir"
+    # a partial earlier install is replaced, not patched
+    rm -rf "$azurite_dir/node_modules"
+    npm install --prefix "$azurite_dir" --no-audit --no-fund --no-save --loglevel=error \
+        "azurite@$AZURITE_VERSION" >&2
+    [ -f "$azurite_main" ] || { log "azurite did not install ($azurite_main is missing)"; exit 1; }
 fi

@@ -5,7 +5,8 @@
 # (boto3, AWS CLI, minio, s3fs, pyarrow, s3torchconnectorclient, s3cmd, rclone), with a short
 # smoke run of the benchmark tool in between. The client suites run twice: on buckets that are
 # folders of the worker's root, then (ALCOVE_CLIENT_UFS=s3) on buckets that are S3 mounts of a
-# second Alcove worker; tests/clients/test_remote_ufs.py mounts moto, s3s-fs and Alcove remotes.
+# second Alcove worker; tests/clients/test_remote_ufs.py mounts moto, s3s-fs and Alcove remotes
+# (S3), Azurite (azblob://) and gcp-storage-emulator (gs://).
 #
 # Build output goes outside the clone (CARGO_TARGET_DIR, default /var/tmp/alcove-target) so
 # repeated runs are fast.
@@ -17,6 +18,7 @@ export ALCOVE_VENV="${ALCOVE_VENV:-/var/tmp/alcove-venv}"
 export BENCH_CACHE="${BENCH_CACHE:-/var/tmp/alcove-bench-cache}"
 # installed by scripts/install-deps.sh (version kept in step with it)
 export S3S_FS_BIN="${S3S_FS_BIN:-$BENCH_CACHE/s3s-fs-0.14.1/bin/s3s-fs}"
+export AZURITE_DIR="${AZURITE_DIR:-$BENCH_CACHE/azurite-3.35.0}"
 export CARGO_TERM_COLOR=never
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -6,6 +6,9 @@
 //! as the remote's user metadata, and what OpenDAL has no field for (tags, Content-Language,
 //! Expires, part sizes, the checksum of a completed upload) as user metadata named `alcove-*`.
 //! Changing the metadata of an existing object (tagging, a copy onto itself) rewrites it.
+//! A content header OpenDAL cannot set on a given remote (Azure: Content-Encoding and
+//! -Disposition; GCS: Content-Disposition) travels as `alcove-*` user metadata too, and Azure's
+//! rule that metadata names are C# identifiers is met by escaping every other byte.
 //!
 //! Writes stream to the remote: bodies are cut into `part_size` chunks and sent as the remote's
 //! multipart upload, `concurrent` parts at a time, with a worker-wide bound on part buffers. A
@@ -46,7 +49,16 @@ const META_LANGUAGE: &str = "alcove-content-language";
 const META_EXPIRES: &str = "alcove-expires";
 const META_CHECKSUM: &str = "alcove-checksum";
 const META_PARTS: &str = "alcove-parts";
+const META_CONTENT_TYPE: &str = "alcove-content-type";
+const META_CONTENT_ENCODING: &str = "alcove-content-encoding";
+const META_CONTENT_DISPOSITION: &str = "alcove-content-disposition";
+const META_CACHE_CONTROL: &str = "alcove-cache-control";
 const RESERVED_PREFIX: &str = "alcove-";
+
+/// What the remotes answer when the bucket (container, file system) is missing: S3's, Azure
+/// Blob's and ADLS's error codes, GCS's message.
+const BUCKET_MISSING: &[&str] =
+    &["\"NoSuchBucket\"", "\"ContainerNotFound\"", "\"FilesystemNotFound\"", "The specified bucket does not exist"];
 
 /// Bytes asked of the remote per read request of a streamed GET.
 const READ_CHUNK: usize = 8 << 20;
@@ -86,6 +98,38 @@ impl Default for RemoteTuning {
     }
 }
 
+/// What a remote can keep and list the way S3 does, from OpenDAL's capabilities of its service.
+#[derive(Debug, Clone, Copy)]
+struct Traits {
+    /// Content headers OpenDAL can set on the remote object; the others travel as `alcove-*`.
+    content_type: bool,
+    content_encoding: bool,
+    content_disposition: bool,
+    cache_control: bool,
+    /// A listing can start after a key; otherwise it is read from the folder's start.
+    start_after: bool,
+    /// A write can be conditional on the object's ETag, or else on its version (GCS).
+    if_match: bool,
+    if_version_match: bool,
+    /// User-metadata names must be C# identifiers (Azure).
+    identifier_names: bool,
+}
+
+impl Traits {
+    fn of(kind: RemoteKind, cap: &opendal::Capability) -> Self {
+        Self {
+            content_type: cap.write_with_content_type,
+            content_encoding: cap.write_with_content_encoding,
+            content_disposition: cap.write_with_content_disposition,
+            cache_control: cap.write_with_cache_control,
+            start_after: cap.list_with_start_after,
+            if_match: cap.write_with_if_match,
+            if_version_match: cap.write_with_if_version_match,
+            identifier_names: matches!(kind, RemoteKind::Azblob | RemoteKind::Azdls),
+        }
+    }
+}
+
 /// One remote mount.
 #[derive(Clone)]
 pub struct RemoteFs {
@@ -95,6 +139,8 @@ pub struct RemoteFs {
 struct Inner {
     op: Operator,
     kind: RemoteKind,
+    /// What the remote can store and list the way S3 does.
+    traits: Traits,
     /// `/bucket`, for messages and the log.
     mount: String,
     tuning: RemoteTuning,
@@ -139,9 +185,11 @@ impl RemoteFs {
             ))
         })?;
         let op = op.layer(TimeoutLayer::new().with_timeout(spec.timeout).with_io_timeout(spec.timeout));
+        let traits = Traits::of(spec.kind, &op.info().capability());
         let inner = Inner {
             op,
             kind: spec.kind,
+            traits,
             mount: mount.to_owned(),
             tuning,
             staging,
@@ -171,7 +219,7 @@ impl RemoteFs {
             return self.stat_folder(&path).await;
         }
         let md = self.inner.op.stat(&path).await.map_err(|e| self.fail(e))?;
-        Ok(describe(&md, false))
+        Ok(describe(&md, false, &self.inner.traits))
     }
 
     /// OpenDAL's stat reports any folder that holds keys as a directory, so whether `path` is an
@@ -187,11 +235,11 @@ impl RemoteFs {
         while let Some(entry) = lister.try_next().await.map_err(|e| self.fail(e))? {
             let (listed, md) = entry.into_parts();
             if listed == path && md.etag().is_some() {
-                return Ok(describe(&md, true));
+                return Ok(describe(&md, true, &self.inner.traits));
             }
             if listed != path {
                 return match self.inner.folder_objects {
-                    true => Ok(implied_folder(&describe(&md, listed.ends_with('/')))),
+                    true => Ok(implied_folder(&describe(&md, listed.ends_with('/'), &self.inner.traits))),
                     false => Err(UfsError::NoSuchKey),
                 };
             }
@@ -232,7 +280,9 @@ impl RemoteFs {
         let path = path_of(key)?;
         if key.is_folder() {
             drain_empty_body(&mut body).await?;
-            self.inner.op.create_dir(&path).await.map_err(|e| self.fail(e))?;
+            if let Err(e) = self.inner.op.create_dir(&path).await {
+                return Err(self.write_error(key, None, self.fail(e)).await);
+            }
             // Some S3 servers over a file system cannot describe a folder key afterwards.
             let now = OffsetDateTime::now_utc();
             return Ok(ObjectInfo { size: 0, last_modified: now, etag: EMPTY_ETAG.to_owned(), meta: meta() });
@@ -270,21 +320,41 @@ impl RemoteFs {
         .await;
         if let Err(e) = written {
             upload.abort().await;
-            return Err(self.precondition_error(key, checks.precondition.as_ref(), e).await);
+            return Err(self.write_error(key, checks.precondition.as_ref(), e).await);
         }
         // The remote's ETag and time are what later reads and listings report.
         self.stat(key).await
     }
 
-    /// A failed `If-Match` write of a key that does not exist is `NoSuchKey`, as on S3.
-    async fn precondition_error(&self, key: &ObjectKey, precondition: Option<&Precondition>, e: UfsError) -> UfsError {
+    /// A failed `If-Match` write of a key that does not exist is `NoSuchKey`, as on S3. Any other
+    /// write the remote answers with "not found" found no bucket to write into (Azure and GCS
+    /// name no bucket in that answer the way S3's `NoSuchBucket` does).
+    async fn write_error(&self, key: &ObjectKey, precondition: Option<&Precondition>, e: UfsError) -> UfsError {
         match (&e, precondition) {
             (UfsError::PreconditionFailed, Some(Precondition::IfMatch(_))) => match self.stat(key).await {
                 Err(UfsError::NoSuchKey) => UfsError::NoSuchKey,
                 _ => e,
             },
+            (UfsError::NoSuchKey, None | Some(Precondition::IfNoneMatchAny)) if self.inner.kind.is_object_store() => {
+                UfsError::RemoteBucketMissing { mount: self.inner.mount.clone() }
+            }
             _ => e,
         }
+    }
+
+    /// The version of the object at `path` if its ETag is `etag`.
+    async fn version_with_etag(&self, path: &str, etag: &str) -> UfsResult<String> {
+        let md = self.inner.op.stat(path).await.map_err(|e| self.fail(e))?;
+        if md.etag().map(unquote).as_deref() != Some(etag) {
+            return Err(UfsError::PreconditionFailed);
+        }
+        md.version().map(str::to_owned).ok_or_else(|| {
+            UfsError::Unsupported(format!(
+                "the {} store of mount {} reports no version to make a conditional write on",
+                self.inner.kind.name(),
+                self.inner.mount
+            ))
+        })
     }
 
     /// Changes an object's metadata by rewriting it (remotes have no in-place metadata update).
@@ -353,7 +423,8 @@ impl RemoteFs {
                 match (collector.common_prefix_of(&key), rolled.as_mut()) {
                     (Some(p), Some((current, n))) if *current == p => {
                         *n += 1;
-                        if *n >= SKIP_SUBTREE_AFTER && self.inner.kind.lists_in_order() {
+                        if *n >= SKIP_SUBTREE_AFTER && self.inner.kind.lists_in_order() && self.inner.traits.start_after
+                        {
                             skip_to = Some(format!("{p}\u{10FFFF}"));
                             break;
                         }
@@ -375,21 +446,30 @@ impl RemoteFs {
         dir: &str,
         start_after: Option<String>,
     ) -> UfsResult<BoxStream<'_, UfsResult<(String, ObjectInfo)>>> {
-        let opts = ListOptions { recursive: true, start_after, ..Default::default() };
+        let traits = self.inner.traits;
+        let asked = start_after.clone().filter(|_| traits.start_after);
+        let opts = ListOptions { recursive: true, start_after: asked, ..Default::default() };
         let lister = match self.inner.op.lister_options(dir, opts).await {
             Ok(l) => l,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(futures::stream::empty().boxed()),
             Err(e) => return Err(self.fail(e)),
         };
-        let entries = lister.map_err(|e| self.fail(e)).try_filter_map(|entry| async move {
-            let (path, md) = entry.into_parts();
-            // A listed folder may be reported as an entry without being an object itself.
-            let real = !path.is_empty() && path != "/" && (md.etag().is_some() || !path.ends_with('/'));
-            Ok(real.then(|| {
-                let info = describe(&md, path.ends_with('/'));
-                (path, info)
-            }))
-        });
+        let entries = lister
+            .map_err(|e| self.fail(e))
+            .try_filter_map(move |entry| async move {
+                let (path, md) = entry.into_parts();
+                // A listed folder may be reported as an entry without being an object itself.
+                let real = !path.is_empty() && path != "/" && (md.etag().is_some() || !path.ends_with('/'));
+                Ok(real.then(|| {
+                    let info = describe(&md, path.ends_with('/'), &traits);
+                    (path, info)
+                }))
+            })
+            // Keys up to `start_after` come back from remotes that cannot start after a key
+            // (Azure Blob) or start at it (GCS's startOffset includes it; its emulator ignores it).
+            .try_filter(move |(path, _)| {
+                futures::future::ready(start_after.as_deref().is_none_or(|after| path.as_str() > after))
+            });
         if self.inner.kind.lists_in_order() {
             return Ok(entries.boxed());
         }
@@ -402,8 +482,8 @@ impl RemoteFs {
     /// Maps a remote failure to what the client is told, logging what the operator needs.
     fn fail(&self, e: opendal::Error) -> UfsError {
         let mount = self.inner.mount.clone();
-        // OpenDAL folds these S3 codes into generic kinds; only its message still names them.
-        if e.message().contains("\"NoSuchBucket\"") {
+        // OpenDAL folds these codes into generic kinds; only its message still names them.
+        if BUCKET_MISSING.iter().any(|code| e.message().contains(code)) {
             return UfsError::RemoteBucketMissing { mount };
         }
         if e.message().contains("\"MetadataTooLarge\"") {
@@ -434,8 +514,12 @@ impl RemoteFs {
             // The remote understood and refused (a 4xx of its own): retrying would not help.
             _ => {
                 tracing::warn!(mount = %mount, error = %e, "the remote store refused a request");
-                let mut message = e.message().to_owned();
+                let mut message = e.message().trim().to_owned();
                 message.truncate(message.floor_char_boundary(400));
+                if message.is_empty() {
+                    // Emulators (and some gateways) answer a call they lack with a bare status.
+                    message = "it gave no reason (the worker's log has its answer)".to_owned();
+                }
                 UfsError::RemoteRefused { mount, message }
             }
         }
@@ -454,7 +538,17 @@ impl Upload<'_> {
     /// Opens the remote write with the metadata `meta` gives now, then sends what was held.
     async fn start(&mut self, meta: Option<impl FnOnce() -> ObjectMeta>, held: &mut Vec<Bytes>) -> UfsResult<()> {
         let meta = meta.map(|m| m()).unwrap_or_default();
-        let opts = write_options(&meta, self.precondition, &self.remote.inner.tuning);
+        let inner = &self.remote.inner;
+        let mut opts = write_options(&meta, self.precondition, &inner.tuning, &inner.traits);
+        if let Some(Precondition::IfMatch(etag)) = self.precondition {
+            if !inner.traits.if_match && inner.traits.if_version_match {
+                // GCS makes a write conditional on the object's generation, not its ETag: the ETag
+                // is checked here and the write made conditional on the generation it names, so
+                // a change in between still fails the write there.
+                opts.if_match = None;
+                opts.if_version_match = Some(self.remote.version_with_etag(self.path, etag).await?);
+            }
+        }
         let writer = self.remote.inner.op.writer_options(self.path, opts).await.map_err(|e| self.remote.fail(e))?;
         self.writer = Some(writer);
         for chunk in held.drain(..) {
@@ -488,9 +582,14 @@ impl Upload<'_> {
 }
 
 impl RemoteKind {
+    /// Flat key spaces: a write needs no folder, and listings come in binary key order.
+    fn is_object_store(self) -> bool {
+        matches!(self, RemoteKind::S3 | RemoteKind::Gcs | RemoteKind::Azblob)
+    }
+
     /// Object stores list keys in binary order; file systems walk folders in their own order.
     fn lists_in_order(self) -> bool {
-        matches!(self, RemoteKind::S3 | RemoteKind::Gcs | RemoteKind::Azblob)
+        self.is_object_store()
     }
 }
 
@@ -525,7 +624,7 @@ fn implied_folder(implied_by: &ObjectInfo) -> ObjectInfo {
 }
 
 /// What OpenDAL reports, as S3 describes an object.
-fn describe(md: &opendal::Metadata, folder: bool) -> ObjectInfo {
+fn describe(md: &opendal::Metadata, folder: bool, traits: &Traits) -> ObjectInfo {
     let last_modified = md
         .last_modified()
         .and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(t.into_inner().as_nanosecond()).ok())
@@ -539,18 +638,29 @@ fn describe(md: &opendal::Metadata, folder: bool) -> ObjectInfo {
         ..Default::default()
     };
     if let Some(user) = md.user_metadata() {
-        let pairs: Vec<(String, String)> =
-            user.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned())).collect();
+        let pairs: Vec<(String, String)> = user
+            .into_iter()
+            .map(|(k, v)| {
+                let name = k.to_ascii_lowercase();
+                let name = if traits.identifier_names { from_identifier_name(&name) } else { name };
+                (name, v.to_owned())
+            })
+            .collect();
         read_reserved(&mut meta, pairs);
     }
     let size = if folder { 0 } else { md.content_length() };
     ObjectInfo { size, last_modified, etag, meta }
 }
 
-/// Splits the remote's user metadata into the user's and Alcove's own fields.
+/// Splits the remote's user metadata into the user's and Alcove's own fields. A content header
+/// the remote object has itself wins over one Alcove kept for it.
 fn read_reserved(meta: &mut ObjectMeta, pairs: Vec<(String, String)>) {
     for (name, value) in pairs {
         match name.as_str() {
+            META_CONTENT_TYPE => _ = meta.content_type.get_or_insert(value),
+            META_CONTENT_ENCODING => _ = meta.content_encoding.get_or_insert(value),
+            META_CONTENT_DISPOSITION => _ = meta.content_disposition.get_or_insert(value),
+            META_CACHE_CONTROL => _ = meta.cache_control.get_or_insert(value),
             META_TAGS => meta.tags = form_urlencoded_decode(&value),
             META_LANGUAGE => meta.content_language = Some(value),
             META_EXPIRES => meta.expires = value.parse().ok(),
@@ -564,14 +674,25 @@ fn read_reserved(meta: &mut ObjectMeta, pairs: Vec<(String, String)>) {
     }
 }
 
-/// The remote user metadata that carries `meta`.
-fn user_metadata(meta: &ObjectMeta) -> HashMap<String, String> {
+/// The remote user metadata that carries `meta` (with what the remote object cannot carry itself).
+fn user_metadata(meta: &ObjectMeta, traits: &Traits) -> HashMap<String, String> {
     let mut out: HashMap<String, String> = meta
         .user
         .iter()
         .filter(|(k, _)| !k.starts_with(RESERVED_PREFIX))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let headers = [
+        (META_CONTENT_TYPE, &meta.content_type, traits.content_type),
+        (META_CONTENT_ENCODING, &meta.content_encoding, traits.content_encoding),
+        (META_CONTENT_DISPOSITION, &meta.content_disposition, traits.content_disposition),
+        (META_CACHE_CONTROL, &meta.cache_control, traits.cache_control),
+    ];
+    for (name, value, native) in headers {
+        if let (Some(value), false) = (value, native) {
+            out.insert(name.into(), value.clone());
+        }
+    }
     if !meta.tags.is_empty() {
         out.insert(META_TAGS.into(), form_urlencoded_encode(&meta.tags));
     }
@@ -587,7 +708,49 @@ fn user_metadata(meta: &ObjectMeta) -> HashMap<String, String> {
     if !meta.parts.is_empty() {
         out.insert(META_PARTS.into(), meta.parts.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
     }
+    if traits.identifier_names {
+        out = out.into_iter().map(|(k, v)| (identifier_name(&k), v)).collect();
+    }
     out
+}
+
+/// Azure allows only C# identifiers as metadata names: every byte but an ASCII letter (or a digit
+/// after the first) is written as `_` and two hex digits, so `alcove-tagging` is
+/// `alcove_2dtagging` there.
+fn identifier_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, b) in name.bytes().enumerate() {
+        if b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The name [`identifier_name`] made `name` from; a name others wrote (`my_key`) stays as it is.
+fn from_identifier_name(name: &str) -> String {
+    let mut bytes = Vec::with_capacity(name.len());
+    let mut rest = name.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        let escaped = (b == b'_')
+            .then(|| tail.get(..2))
+            .flatten()
+            .filter(|hex| hex.iter().all(|h| matches!(h, b'0'..=b'9' | b'a'..=b'f')))
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match escaped {
+            Some(byte) => {
+                bytes.push(byte);
+                rest = &tail[2..];
+            }
+            None => {
+                bytes.push(b);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8(bytes).ok().filter(|decoded| identifier_name(decoded) == name).unwrap_or_else(|| name.to_owned())
 }
 
 fn parse_checksum(value: &str) -> Option<StoredChecksum> {
@@ -596,13 +759,19 @@ fn parse_checksum(value: &str) -> Option<StoredChecksum> {
     Some(StoredChecksum { algorithm: algorithm.into(), kind: kind.into(), value: value.into() })
 }
 
-fn write_options(meta: &ObjectMeta, precondition: Option<&Precondition>, tuning: &RemoteTuning) -> WriteOptions {
-    let user = user_metadata(meta);
+fn write_options(
+    meta: &ObjectMeta,
+    precondition: Option<&Precondition>,
+    tuning: &RemoteTuning,
+    traits: &Traits,
+) -> WriteOptions {
+    let user = user_metadata(meta, traits);
+    let native = |value: &Option<String>, can: bool| value.clone().filter(|_| can);
     WriteOptions {
-        content_type: meta.content_type.clone(),
-        content_encoding: meta.content_encoding.clone(),
-        content_disposition: meta.content_disposition.clone(),
-        cache_control: meta.cache_control.clone(),
+        content_type: native(&meta.content_type, traits.content_type),
+        content_encoding: native(&meta.content_encoding, traits.content_encoding),
+        content_disposition: native(&meta.content_disposition, traits.content_disposition),
+        cache_control: native(&meta.cache_control, traits.cache_control),
         user_metadata: (!user.is_empty()).then_some(user),
         if_not_exists: matches!(precondition, Some(Precondition::IfNoneMatchAny)),
         if_match: match precondition {
@@ -641,6 +810,25 @@ fn form_urlencoded_decode(s: &str) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
 
+    const S3: Traits = Traits {
+        content_type: true,
+        content_encoding: true,
+        content_disposition: true,
+        cache_control: true,
+        start_after: true,
+        if_match: true,
+        if_version_match: false,
+        identifier_names: false,
+    };
+    /// What OpenDAL 0.59 can do on Azure Blob.
+    const AZBLOB: Traits = Traits {
+        content_encoding: false,
+        content_disposition: false,
+        start_after: false,
+        identifier_names: true,
+        ..S3
+    };
+
     #[test]
     fn reserved_metadata_round_trips() {
         let meta = ObjectMeta {
@@ -657,14 +845,62 @@ mod tests {
             ..Default::default()
         };
         let mut back = ObjectMeta::default();
-        read_reserved(&mut back, user_metadata(&meta).into_iter().collect());
+        read_reserved(&mut back, user_metadata(&meta, &S3).into_iter().collect());
         assert_eq!(back, meta);
     }
 
     #[test]
     fn users_cannot_forge_reserved_fields() {
         let meta = ObjectMeta { user: [("alcove-tagging".to_owned(), "x=y".to_owned())].into(), ..Default::default() };
-        assert!(user_metadata(&meta).is_empty());
+        assert!(user_metadata(&meta, &S3).is_empty());
+    }
+
+    #[test]
+    fn headers_the_remote_cannot_set_travel_as_metadata() {
+        let meta = ObjectMeta {
+            content_type: Some("text/html".into()),
+            content_encoding: Some("gzip".into()),
+            content_disposition: Some("attachment".into()),
+            cache_control: Some("no-cache".into()),
+            user: [("my-key".to_owned(), "v".to_owned())].into(),
+            ..Default::default()
+        };
+        let on_azure = user_metadata(&meta, &AZBLOB);
+        let opts = write_options(&meta, None, &RemoteTuning::default(), &AZBLOB);
+        assert_eq!((opts.content_type.as_deref(), opts.content_disposition.as_deref()), (Some("text/html"), None));
+        assert_eq!(on_azure.get("alcove_2dcontent_2ddisposition").map(String::as_str), Some("attachment"));
+        assert_eq!(on_azure.get("alcove_2dcontent_2dencoding").map(String::as_str), Some("gzip"));
+        assert!(on_azure.keys().all(|k| k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')));
+        // read back: the object's own Content-Type plus what the metadata kept
+        let mut back = ObjectMeta {
+            content_type: Some("text/html".into()),
+            cache_control: Some("no-cache".into()),
+            ..Default::default()
+        };
+        read_reserved(&mut back, on_azure.into_iter().map(|(k, v)| (from_identifier_name(&k), v)).collect());
+        assert_eq!(back, meta);
+        // a header the remote object has itself wins
+        let mut native = ObjectMeta { content_disposition: Some("inline".into()), ..Default::default() };
+        read_reserved(&mut native, vec![(META_CONTENT_DISPOSITION.to_owned(), "attachment".to_owned())]);
+        assert_eq!(native.content_disposition.as_deref(), Some("inline"));
+    }
+
+    #[test]
+    fn azure_metadata_names_round_trip() {
+        for name in ["alcove-tagging", "x", "a_b", "9lives", "dots.and-dashes_", "ünï", "_", "ab_2d"] {
+            let id = identifier_name(name);
+            assert!(
+                id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !id.starts_with(|c: char| c.is_ascii_digit()),
+                "{id}"
+            );
+            assert_eq!(from_identifier_name(&id), name, "{id}");
+        }
+        assert_eq!(identifier_name("alcove-tagging"), "alcove_2dtagging");
+        // names other tools wrote that are no escape of ours stay as they are
+        for foreign in ["my_key", "a_zz", "x_2", "Camel_Case", "b_2D"] {
+            assert_eq!(from_identifier_name(foreign), foreign);
+        }
     }
 
     #[test]

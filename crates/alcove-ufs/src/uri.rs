@@ -17,6 +17,9 @@ pub const DEFAULT_REMOTE_TIMEOUT_SECS: u64 = 30;
 /// Option values shown as this instead of themselves.
 pub const REDACTED: &str = "<redacted>";
 
+/// Options whose values are `true` or `false`.
+const BOOL_OPTIONS: &[&str] = &["virtual_host_style", "allow_anonymous"];
+
 /// Options whose values are credentials.
 const SECRET_OPTIONS: &[&str] = &[
     "secret_access_key",
@@ -105,7 +108,7 @@ impl RemoteKind {
                 ("secret_access_key", "secret_access_key"),
                 ("session_token", "session_token"),
                 ("virtual_host_style", "enable_virtual_host_style"),
-                ("allow_anonymous", "allow_anonymous"),
+                ("allow_anonymous", "skip_signature"),
                 ("storage_class", "default_storage_class"),
             ],
             RemoteKind::Gcs => &[
@@ -114,7 +117,7 @@ impl RemoteKind {
                 ("credential_path", "credential_path"),
                 ("service_account", "service_account"),
                 ("token", "token"),
-                ("allow_anonymous", "allow_anonymous"),
+                ("allow_anonymous", "skip_signature"),
             ],
             RemoteKind::Azblob => &[
                 ("endpoint", "endpoint"),
@@ -123,6 +126,7 @@ impl RemoteKind {
                 ("sas_token", "sas_token"),
             ],
             RemoteKind::Azdls => &[
+                ("endpoint", "endpoint"),
                 ("account_key", "account_key"),
                 ("sas_token", "sas_token"),
                 ("client_id", "client_id"),
@@ -228,7 +232,7 @@ impl UfsUri {
                     known.join(", ")
                 ))
             })?;
-            if key.starts_with("enable_") || key == "allow_anonymous" {
+            if BOOL_OPTIONS.contains(&name.as_str()) {
                 parse_bool(name, value)?;
             }
             if key == "endpoint" {
@@ -243,6 +247,16 @@ impl UfsUri {
             }
             if config.contains_key("endpoint") && !config.contains_key("region") {
                 config.insert("region".into(), "us-east-1".into());
+            }
+        }
+        if kind == RemoteKind::Gcs {
+            // Nor a GCS mount with its own credentials (or none at all) the machine's: a malformed
+            // `credential` would otherwise fall back to them silently.
+            let own = ["credential", "credential_path", "token"].iter().any(|k| config.contains_key(*k))
+                || config.get("skip_signature").is_some_and(|v| v == "true");
+            if own {
+                config.insert("disable_config_load".into(), "true".into());
+                config.insert("disable_vm_metadata".into(), "true".into());
             }
         }
         Ok(Self::Remote(RemoteSpec { kind, config, timeout }))
@@ -367,11 +381,25 @@ mod tests {
         assert_eq!(abfs.config["filesystem"], "fs");
         assert_eq!(abfs.config["endpoint"], "https://acct.dfs.core.windows.net");
         assert_eq!(abfs.config["account_name"], "acct");
+        let private = remote("abfs://fs@acct.dfs.core.windows.net/d", &[("endpoint", "http://127.0.0.1:1/acct")]);
+        assert_eq!(private.config["endpoint"], "http://127.0.0.1:1/acct");
         let hdfs = remote("hdfs://nn:8020/warehouse", &[]);
         assert_eq!((hdfs.config["name_node"].as_str(), hdfs.config["root"].as_str()), ("hdfs://nn:8020", "/warehouse"));
         let web = remote("webhdfs://nn:9870/data", &[("user_name", "hive")]);
         assert_eq!(web.config["endpoint"], "http://nn:9870");
         assert_eq!(remote("swebhdfs://nn:9871/", &[]).config["endpoint"], "https://nn:9871");
+    }
+
+    #[test]
+    fn gcs_with_own_credentials_ignores_the_machines() {
+        let anonymous = remote("gs://b", &[("endpoint", "http://127.0.0.1:1"), ("allow_anonymous", "true")]);
+        assert_eq!(anonymous.config["skip_signature"], "true");
+        assert_eq!(anonymous.config["disable_vm_metadata"], "true");
+        assert_eq!(anonymous.config["disable_config_load"], "true");
+        assert_eq!(remote("gs://b", &[("token", "t")]).config["disable_config_load"], "true");
+        let machine = remote("gs://b", &[("service_account", "sa@p.iam.gserviceaccount.com")]);
+        assert!(!machine.config.contains_key("disable_vm_metadata"));
+        assert!(UfsUri::parse("gs://b", &opts(&[("allow_anonymous", "yes")])).is_err());
     }
 
     #[test]
