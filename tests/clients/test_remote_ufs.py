@@ -313,7 +313,7 @@ def test_implied_folders_follow_the_folder_objects_option(s3, worker, remote):
         assert list_all(s3, m.name)[0] == ["d/e/f", "top"]
         expect_code(("404", "NoSuchKey"), 404, s3.head_object, Bucket=m.name, Key="d/")
         seed = _uid("seed")
-        mount_s3(worker, seed, remote, remote_bucket=m.rbucket, folder_objects="true")
+        mount_remote(worker, seed, remote, remote_bucket=m.rbucket, folder_objects="true")
         try:
             assert list_all(s3, seed)[0] == ["d/", "d/e/", "d/e/f", "top"]
             assert list_all(s3, seed, Prefix="d/", Delimiter="/") == (["d/"], ["d/e/"])
