@@ -381,6 +381,11 @@ impl Server {
         raw_request(self.s3_addr, method, target, headers, body).await
     }
 
+    /// A raw request whose body is framed only as `headers` say (see [`raw_request_unframed`]).
+    pub async fn raw_unframed(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+        raw_request_unframed(self.s3_addr, method, target, headers, body).await
+    }
+
     /// Access log lines of the worker: lines that start with `access ` (or,
     /// leniently, carry an ` access ` record after a log-framework prefix).
     pub fn access_log_lines(&self) -> Vec<String> {

@@ -513,3 +513,35 @@ async fn large_streamed_object_round_trip() {
     let body = r.body.collect().await.unwrap().into_bytes();
     assert!(body.as_ref() == &source[start..start + 100_000], "range inside the large object");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_body_framing() {
+    let server = Server::start_with_bucket(B).await;
+    let client = server.client();
+    put_bytes(&client, B, "kept", b"old").await;
+    let target = format!("/{B}/kept");
+
+    // Neither Content-Length nor chunked framing: HTTP reads no body, so it is refused.
+    let r = server.raw_unframed("PUT", &target, &[], b"").await;
+    r.assert_error(411, "MissingContentLength");
+    // Chunked transfer encoding (curl -T -, streaming clients): stored whole.
+    let chunked = b"5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
+    let r = server.raw_unframed("PUT", &format!("/{B}/streamed"), &[("Transfer-Encoding", "chunked")], chunked).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("etag"), Some(etag_of(b"hello, world").as_str()));
+    assert_eq!(get_bytes(&client, B, "streamed").await, b"hello, world");
+    // An empty Content-MD5 is not a missing one.
+    let r = server.raw("PUT", &target, &[("Content-MD5", "")], b"new").await;
+    r.assert_error(400, "InvalidDigest");
+    // Broken chunked framing, on an object and on an XML body (which s3s reads itself).
+    let broken = b"5\r\nhello\r\nZZ\r\nxx\r\n0\r\n\r\n";
+    let r = server.raw_unframed("PUT", &target, &[("Transfer-Encoding", "chunked")], broken).await;
+    r.assert_error(400, "IncompleteBody");
+    let tagging = format!("{target}?tagging");
+    let r = server.raw_unframed("PUT", &tagging, &[("Transfer-Encoding", "chunked")], b"8\r\n<Tagging\r\nQ\r\n").await;
+    r.assert_error(400, "IncompleteBody");
+    // None of it changed anything.
+    assert_eq!(get_bytes(&client, B, "kept").await, b"old");
+    assert!(object_tags(&client, B, "kept").await.is_empty());
+    assert_eq!(private_files(&server.bucket_dir(B)), Vec::<String>::new(), "no temp file left");
+}

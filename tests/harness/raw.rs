@@ -108,14 +108,28 @@ pub async fn raw_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> RawResponse {
-    let mut req = format!("{method} {target} HTTP/1.1\r\n").into_bytes();
     let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
-    if !has("host") {
-        req.extend_from_slice(format!("Host: {addr}\r\n").as_bytes());
-    }
+    let length = body.len().to_string();
+    let mut all = headers.to_vec();
     if !has("content-length") && !has("transfer-encoding") && (!body.is_empty() || method == "PUT" || method == "POST")
     {
-        req.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+        all.push(("Content-Length", &length));
+    }
+    raw_request_unframed(addr, method, target, &all, body).await
+}
+
+/// [`raw_request`] without the `Content-Length` it adds: the body is framed
+/// only as `headers` say (or not at all).
+pub async fn raw_request_unframed(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    let mut req = format!("{method} {target} HTTP/1.1\r\n").into_bytes();
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.extend_from_slice(format!("Host: {addr}\r\n").as_bytes());
     }
     for (k, v) in headers {
         req.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());

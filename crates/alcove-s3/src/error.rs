@@ -86,26 +86,43 @@ fn retry_later(code: S3ErrorCode, message: String, seconds: u64) -> S3Error {
 
 /// Maps a body that could not be accepted.
 pub fn body_error(e: BodyError) -> S3Error {
+    stream_error(&e)
+}
+
+/// Maps an error a request body yielded — one of ours ([`BodyError`]) by its kind, one of s3s's
+/// or hyper's by its text — to what the client is told. A body is the client's to send, so
+/// every failure of it is a 4xx.
+pub fn stream_error(e: &(dyn std::error::Error + 'static)) -> S3Error {
     use S3ErrorCode as C;
-    // s3s reports signed-body failures through the body stream; its error types are private, so
-    // they are told apart by their names.
-    let transport = match &e {
-        BodyError::Transport(t) => t.to_string(),
-        _ => String::new(),
+    let Some(body) = e.downcast_ref::<BodyError>() else {
+        return transport_error(&e.to_string());
     };
-    let code = match &e {
+    let code = match body {
         BodyError::ChecksumMismatch { .. } => C::BadDigest,
-        BodyError::ContentSha256Mismatch => return sha256_mismatch(e.to_string()),
-        BodyError::Transport(_) if transport.contains("Sha256Mismatch") => {
-            return sha256_mismatch(BodyError::ContentSha256Mismatch.to_string())
-        }
+        BodyError::ContentSha256Mismatch => return sha256_mismatch(body.to_string()),
         BodyError::Malformed(_) | BodyError::MissingTrailer(_) => C::InvalidRequest,
         BodyError::LengthMismatch => C::IncompleteBody,
-        BodyError::Transport(_) if transport.contains("SignatureMismatch") => C::SignatureDoesNotMatch,
-        BodyError::Transport(_) if transport.contains("AwsChunkedStreamError") => C::InvalidRequest,
-        BodyError::Transport(_) => C::IncompleteBody,
+        BodyError::Transport(inner) => return stream_error(inner.as_ref()),
     };
-    S3Error::with_message(code, e.to_string())
+    S3Error::with_message(code, body.to_string())
+}
+
+/// s3s reports signed-body failures through the body stream; its error types are private, so
+/// they are told apart by their names. Anything else is a body that did not arrive whole
+/// (connection lost, broken chunked framing).
+fn transport_error(text: &str) -> S3Error {
+    use S3ErrorCode as C;
+    if text.contains("Sha256Mismatch") {
+        return sha256_mismatch(BodyError::ContentSha256Mismatch.to_string());
+    }
+    let code = if text.contains("SignatureMismatch") {
+        C::SignatureDoesNotMatch
+    } else if text.contains("AwsChunkedStreamError") {
+        C::InvalidRequest
+    } else {
+        C::IncompleteBody
+    };
+    S3Error::with_message(code, format!("The body could not be read: {text}"))
 }
 
 /// `XAmzContentSHA256Mismatch` is an AWS code that s3s's generated list lacks.

@@ -5,6 +5,7 @@
 //! It may not touch storage: it sees requests, bodies and [`alcove_ufs::UfsError`]s only.
 
 pub mod auth;
+pub mod body_watch;
 pub mod checksum;
 pub mod chunked;
 pub mod error;

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use alcove_s3::auth::{claimed_access_key, simple_prelayer, Anonymous};
+use alcove_s3::body_watch::BodyWatch;
 use alcove_s3::error::take_details;
 use alcove_s3::integrity::verify_whole_body;
 use alcove_s3::{decorate_error_body, AuthMode, AuthSettings, RequestUser};
@@ -103,19 +104,62 @@ impl S3Front {
     }
 
     async fn call(&self, mut req: Request<s3s::Body>, user: RequestUser) -> Result<Response<s3s::Body>, S3Error> {
+        check_body_framing(&req)?;
+        check_content_md5_given(req.headers())?;
+        // Reads never take a body; anything else may (even an empty one can fail its hash).
+        let reads = req.method() == Method::GET || req.method() == Method::HEAD;
+        let watch = (!reads).then(|| BodyWatch::install(&mut req));
+        let body_failure = || watch.as_ref().and_then(BodyWatch::failure);
         if is_delete_objects(&req) {
             let body = std::mem::take(req.body_mut());
-            let bytes = read_limited(body, MAX_DELETE_BODY)
-                .await
-                .map_err(|e| S3Error::with_message(S3ErrorCode::MalformedXML, e))?;
+            let bytes = match read_limited(body, MAX_DELETE_BODY).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    return Err(body_failure().unwrap_or_else(|| S3Error::with_message(S3ErrorCode::MalformedXML, e)))
+                }
+            };
             verify_whole_body(req.headers(), &bytes)?;
             *req.body_mut() = s3s::Body::from(bytes);
         }
         req.extensions_mut().insert(user);
-        self.service.call(req).await.map_err(|e| {
+        let resp = self.service.call(req).await.map_err(|e| {
             tracing::error!(error = ?e, "the S3 service failed");
             S3Error::with_message(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
-        })
+        })?;
+        // s3s calls a body it could not read an internal error; it was the client's.
+        if resp.status() == StatusCode::INTERNAL_SERVER_ERROR {
+            if let Some(failure) = body_failure() {
+                return Err(failure);
+            }
+        }
+        Ok(resp)
+    }
+}
+
+/// An object upload must say how long its body is: with `Content-Length` or chunked framing.
+/// Without either, HTTP reads no body at all, and the object would silently be empty.
+fn check_body_framing<B>(req: &Request<B>) -> Result<(), S3Error> {
+    let (bucket, key) = bucket_and_key(req.uri().path());
+    let object_write = req.method() == Method::PUT && !bucket.is_empty() && !key.is_empty();
+    let headers = req.headers();
+    let framed = headers.contains_key(CONTENT_LENGTH) || headers.contains_key(TRANSFER_ENCODING);
+    if object_write && !framed && !headers.contains_key("x-amz-copy-source") {
+        return Err(S3Error::with_message(
+            S3ErrorCode::MissingContentLength,
+            "You must provide the Content-Length HTTP header (or send the body with chunked transfer encoding).",
+        ));
+    }
+    Ok(())
+}
+
+/// s3s reads an empty `Content-MD5` as none at all; AWS refuses it, as any other value that is
+/// not the base64 of 16 bytes.
+fn check_content_md5_given(headers: &http::HeaderMap) -> Result<(), S3Error> {
+    match headers.get("content-md5") {
+        Some(v) if v.as_bytes().trim_ascii().is_empty() => {
+            Err(S3Error::with_message(S3ErrorCode::InvalidDigest, "The Content-MD5 you specified is not valid."))
+        }
+        _ => Ok(()),
     }
 }
 
