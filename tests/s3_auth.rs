@@ -368,3 +368,47 @@ async fn sigv4_signed_streaming_upload() {
     assert_eq!(get_bytes(&good, B, "sdk-default").await, big);
     shapes.finish();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigv4_dates_and_presigned_expiry_limits() {
+    let server = Server::start_with_config(&sigv4_config(false)).await;
+    let good = good_client(&server);
+    good.create_bucket().bucket(B).send().await.unwrap();
+    put_bytes(&good, B, "obj", b"dated").await;
+    let signer = SigV4::new(ACCESS_KEY, SECRET_KEY);
+    let host = server.s3_addr.to_string();
+    let path = format!("/{B}/obj");
+    let hash = sha256_hex(b"");
+
+    // X-Amz-Date is the request's time; a Date beside it (empty, old, unparsable) does not matter.
+    for date in ["", "Mon, 01 Jan 2001 00:00:00 GMT", "not a date"] {
+        let req = ToSign { method: "GET", host: &host, path: &path, query: &[], headers: &[], payload_hash: &hash };
+        let signed = signer.sign(&req, time::OffsetDateTime::now_utc());
+        let mut headers: Vec<(&str, &str)> = signed.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        headers.push(("Date", date));
+        let r = server.raw("GET", &path, &headers, b"").await;
+        assert_eq!((r.status, r.body.as_slice()), (200, b"dated".as_slice()), "Date: {date:?}: {}", r.text());
+    }
+
+    // X-Amz-Expires: at most a week, never negative, a number; checked before the signature.
+    let pc = presign_client(&server, ACCESS_KEY, SECRET_KEY);
+    let config = PresigningConfig::expires_in(Duration::from_secs(300)).unwrap();
+    let url = pc.get_object().bucket(B).key("obj").presigned(config).await.unwrap().uri().to_owned();
+    assert!(url.contains("X-Amz-Expires=300"), "{url}");
+    let http = http_client();
+    for (expires, why) in [("604801", "less than a week"), ("-1", "non-negative"), ("soon", "number")] {
+        let resp =
+            http.get(url.replace("X-Amz-Expires=300", &format!("X-Amz-Expires={expires}"))).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = String::from_utf8_lossy(&resp.bytes().await.unwrap()).into_owned();
+        assert_eq!(
+            (status, xml_top(&body, "Code").as_deref()),
+            (400, Some("AuthorizationQueryParametersError")),
+            "{expires}"
+        );
+        assert!(body.contains(why), "{expires}: {body}");
+    }
+    // The week itself is allowed (the signature then decides: this URL was signed for 300 s).
+    let resp = http.get(url.replace("X-Amz-Expires=300", "X-Amz-Expires=604800")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+}

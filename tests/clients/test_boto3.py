@@ -1496,6 +1496,35 @@ def test_sigv4_presigned_errors(v4):
     assert status == 403 and parse_error(body).get("Code") == "SignatureDoesNotMatch", body
 
 
+def test_sigv4_request_signed_with_date_only(v4):
+    """botocore signs with `Date` (no X-Amz-Date) when the caller sets one; AWS takes that as the
+    request time."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    w, c, b = v4
+    req = AWSRequest(method="GET", url=f"{w.endpoint}/{b}/hello.txt", headers={"Date": ""})
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(req)
+    headers = dict(req.headers.items())
+    assert "X-Amz-Date" not in headers and headers["Date"], headers
+    r = w.raw("GET", key_path(b, "hello.txt"), headers)
+    assert r.status == 200 and r.body == b"signed hello", r
+
+
+def test_presigned_expiry_in_simple_mode(s3, bucket, worker):
+    """A shared link stops working when it expires, even where signatures are not checked."""
+    s3.put_object(Bucket=bucket, Key="shared", Body=b"for a while")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "shared"}, ExpiresIn=1)
+    assert _http_error(url)[0] == 200
+    time.sleep(2.2)
+    status, body = _http_error(url)
+    assert status == 403 and parse_error(body).get("Code") == "AccessDenied", body
+    assert parse_error(body).get("Message") == "Request has expired"
+    week = url.replace("X-Amz-Expires=1", "X-Amz-Expires=604801")
+    status, body = _http_error(week)
+    assert status == 400 and parse_error(body).get("Code") == "AuthorizationQueryParametersError", body
+
+
 @pytest.mark.parametrize("tamper", [None, 0, 2])
 def test_sigv4_streaming_signed_payload(v4, tamper):
     w, c, b = v4

@@ -114,6 +114,11 @@ fn access_key_of_header(value: &str) -> Option<String> {
     (!key.is_empty()).then(|| key.to_owned())
 }
 
+/// The first value of the query parameter `name`, decoded.
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
+    form_pairs(query).find(|(n, _)| n == name).map(|(_, v)| v)
+}
+
 fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));

@@ -11,6 +11,7 @@ pub mod chunked;
 pub mod error;
 pub mod integrity;
 pub mod limits;
+pub mod signing_time;
 pub mod urlencode;
 
 pub use auth::{AuthMode, AuthSettings, RequestUser};

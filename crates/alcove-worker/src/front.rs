@@ -12,6 +12,7 @@ use alcove_s3::auth::{claimed_access_key, simple_prelayer, Anonymous};
 use alcove_s3::body_watch::BodyWatch;
 use alcove_s3::error::take_details;
 use alcove_s3::integrity::verify_whole_body;
+use alcove_s3::signing_time::check_signing_times;
 use alcove_s3::{decorate_error_body, AuthMode, AuthSettings, RequestUser};
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
@@ -62,7 +63,7 @@ impl S3Front {
         if matches!(claimed_access_key(&req), Ok(None)) {
             req.extensions_mut().insert(Anonymous);
         }
-        let (user, result) = match self.authenticate(&mut req) {
+        let (user, result) = match check_signing_times(&mut req).and_then(|()| self.authenticate(&mut req)) {
             Ok(user) => (user.0.clone(), self.call(req, user).await),
             Err(e) => (String::from("-"), Err(e)),
         };
