@@ -1499,12 +1499,12 @@ def test_sigv4_presigned_errors(v4):
 def test_sigv4_request_signed_with_date_only(v4):
     """botocore signs with `Date` (no X-Amz-Date) when the caller sets one; AWS takes that as the
     request time."""
-    from botocore.auth import SigV4Auth
+    from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
     w, c, b = v4
     req = AWSRequest(method="GET", url=f"{w.endpoint}/{b}/hello.txt", headers={"Date": ""})
-    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(req)
+    S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(req)
     headers = dict(req.headers.items())
     assert "X-Amz-Date" not in headers and headers["Date"], headers
     r = w.raw("GET", key_path(b, "hello.txt"), headers)

@@ -74,12 +74,19 @@ fn date_from_date_header(headers: &mut http::HeaderMap) {
     if !v4 || headers.contains_key("x-amz-date") {
         return;
     }
-    let date =
-        headers.get(http::header::DATE).and_then(|v| v.to_str().ok()).and_then(|v| httpdate::parse_http_date(v).ok());
-    let Some(formatted) = date.map(OffsetDateTime::from).and_then(format_amz_date) else { return };
+    let date = headers.get(http::header::DATE).and_then(|v| v.to_str().ok()).and_then(parse_http_date);
+    let Some(formatted) = date.and_then(format_amz_date) else { return };
     if let Ok(value) = HeaderValue::from_str(&formatted) {
         headers.insert("x-amz-date", value);
     }
+}
+
+/// An HTTP `Date`: IMF-fixdate (`Fri, 02 Jan 2026 03:04:05 GMT`) or the RFC 2822 form some
+/// signers write (`Fri, 02 Jan 2026 03:04:05 -0000`, Python's `formatdate`).
+fn parse_http_date(value: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822)
+        .ok()
+        .or_else(|| httpdate::parse_http_date(value).ok().map(OffsetDateTime::from))
 }
 
 fn parse_amz_date(value: &str) -> Option<OffsetDateTime> {
@@ -137,6 +144,10 @@ mod tests {
         headers.insert(http::header::DATE, HeaderValue::from_static("Fri, 02 Jan 2026 03:04:05 GMT"));
         date_from_date_header(&mut headers);
         assert_eq!(headers["x-amz-date"], "20260102T030405Z");
+        headers.remove("x-amz-date");
+        headers.insert(http::header::DATE, HeaderValue::from_static("Fri, 02 Jan 2026 03:04:05 -0000"));
+        date_from_date_header(&mut headers);
+        assert_eq!(headers["x-amz-date"], "20260102T030405Z", "RFC 2822 dates too");
         headers.insert(http::header::DATE, HeaderValue::from_static(""));
         date_from_date_header(&mut headers);
         assert_eq!(headers["x-amz-date"], "20260102T030405Z", "an X-Amz-Date wins");
