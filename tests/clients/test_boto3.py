@@ -15,6 +15,7 @@ import hashlib
 import http.client
 import shutil
 import socket
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -1259,6 +1260,82 @@ def test_early_error_keeps_or_closes_connection_cleanly(bucket, worker, expect):
         assert resp2.status in (200, 400)
     finally:
         s.close()
+
+
+# --------------------------------------------------------------------------
+# file-system refusals: read-only mounts, folders the worker may not write, full disks
+# --------------------------------------------------------------------------
+
+
+def _run(*cmd) -> bool:
+    return subprocess.run(cmd, capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def fs_mount(worker, tmp_path):
+    """Mounts a directory prepared by the test (a read-only bind mount, a small tmpfs) as a bucket;
+    needs root to make it, and skips otherwise."""
+    made, names = [], []
+
+    def _mount(kind: str):
+        target = tmp_path / f"{kind}-fs"
+        target.mkdir()
+        if kind == "readonly":
+            source = tmp_path / "ro-source"
+            (source / "dir").mkdir(parents=True)
+            (source / "dir" / "there").write_bytes(b"already there")
+            ok = _run("mount", "--bind", str(source), str(target)) and \
+                _run("mount", "-o", "remount,bind,ro", str(target))
+        else:
+            ok = _run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target))
+        if not ok:
+            pytest.skip(f"cannot make a {kind} file system here (needs root and mount)")
+        made.append(target)
+        name = f"{kind}-{uuid.uuid4().hex[:8]}"
+        worker.alcove("mount", "add", "--admin", worker.admin, "--path", f"/{name}", "--ufs-uri", target.as_uri())
+        names.append(name)
+        return name, target
+
+    yield _mount
+    for name in names:
+        worker.alcove("mount", "remove", "--admin", worker.admin, "--path", f"/{name}", check=False)
+    for target in made:
+        _run("umount", str(target))
+
+
+def test_read_only_mount_refuses_writes_with_access_denied(s3, fs_mount):
+    name, _ = fs_mount("readonly")
+    assert s3.get_object(Bucket=name, Key="dir/there")["Body"].read() == b"already there"
+    r = expect_error("AccessDenied", 403, s3.put_object, Bucket=name, Key="new", Body=b"x")
+    assert "Read-only file system" in r["Error"]["Message"], r
+    expect_error("AccessDenied", 403, s3.delete_object, Bucket=name, Key="dir/there")
+    expect_error("AccessDenied", 403, s3.put_object, Bucket=name, Key="dir/there", Body=b"over")
+    assert s3.get_object(Bucket=name, Key="dir/there")["Body"].read() == b"already there"
+
+
+def test_full_disk_is_insufficient_storage_and_leaves_nothing(s3, fs_mount):
+    name, target = fs_mount("small")
+    r = expect_error("InsufficientStorage", 507, s3.put_object, Bucket=name, Key="big", Body=b"\0" * (2 << 20))
+    assert "no space" in r["Error"]["Message"], r
+    assert s3.list_objects_v2(Bucket=name).get("KeyCount") == 0
+    leftovers = [p for p in target.rglob("*") if p.is_file()]
+    assert leftovers == [], f"partial files left: {leftovers}"
+    s3.put_object(Bucket=name, Key="small", Body=b"fits")
+    assert s3.get_object(Bucket=name, Key="small")["Body"].read() == b"fits"
+
+
+@pytest.mark.local_only("a folder of the worker's root")
+def test_folder_the_worker_may_not_write_is_access_denied(s3, bucket, worker):
+    s3.put_object(Bucket=bucket, Key="locked/inside", Body=b"kept")
+    folder = bucket_dir(worker, bucket) / "locked"
+    if not _run("chattr", "+i", str(folder)):
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        expect_error("AccessDenied", 403, s3.put_object, Bucket=bucket, Key="locked/new", Body=b"x")
+        expect_error("AccessDenied", 403, s3.delete_object, Bucket=bucket, Key="locked/inside")
+    finally:
+        _run("chattr", "-i", str(folder))
+    assert s3.get_object(Bucket=bucket, Key="locked/inside")["Body"].read() == b"kept"
 
 
 # --------------------------------------------------------------------------

@@ -66,12 +66,39 @@ pub fn s3_error_from(e: UfsError) -> S3Error {
             C::AccessDenied,
             format!("The under-storage of {mount} refused the worker's credentials for it; the worker log says more."),
         ),
+        UfsError::FsRefused { context, source } => {
+            tracing::warn!(error = %source, context = %context, "the file system refused a request");
+            (C::AccessDenied, format!("The under-storage refused the worker ({context}): {}.", os_reason(&source)))
+        }
+        UfsError::NoSpace { context, source } => {
+            tracing::error!(error = %source, context = %context, "the under-storage is full");
+            return insufficient_storage(format!(
+                "The under-storage has no space left for this request ({context}); nothing was stored."
+            ));
+        }
         e @ UfsError::Io { .. } => {
             tracing::error!(error = %e, "storage failure");
             (C::InternalError, "We encountered an internal error; the worker log has the details.".into())
         }
     };
     S3Error::with_message(code, message)
+}
+
+/// The OS's words for an error, without Rust's "(os error N)".
+fn os_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+/// `InsufficientStorage` (507), MinIO's answer for a full disk; AWS has no code for it.
+fn insufficient_storage(message: String) -> S3Error {
+    let code = S3ErrorCode::from_bytes(b"InsufficientStorage").unwrap_or(S3ErrorCode::InternalError);
+    let mut e = S3Error::with_message(code, message);
+    e.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+    e
 }
 
 /// A 503 with a `Retry-After` hint: the client may send the same request again.

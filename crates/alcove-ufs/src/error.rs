@@ -64,6 +64,20 @@ pub enum UfsError {
     /// A remote store refused the mount's credentials.
     #[error("the under-storage of {mount} refused the mount's credentials")]
     RemoteDenied { mount: String },
+    /// The file system refused the worker (a read-only mount, a folder it may not write).
+    #[error("{context}: {source}")]
+    FsRefused {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The file system (or the worker's quota on it) is full.
+    #[error("{context}: {source}")]
+    NoSpace {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -73,11 +87,40 @@ pub enum UfsError {
 }
 
 impl UfsError {
-    /// Wraps an I/O error with what was being done, for the log.
+    /// Wraps an I/O error with what was being done, for the log. Refusals and a full disk are
+    /// told apart: the client gets a different answer for each.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Self::Io { context: context.into(), source }
+        let context = context.into();
+        match source.raw_os_error() {
+            Some(libc_errno::EACCES | libc_errno::EPERM | libc_errno::EROFS) => Self::FsRefused { context, source },
+            Some(libc_errno::ENOSPC | libc_errno::EDQUOT) => Self::NoSpace { context, source },
+            _ => Self::Io { context, source },
+        }
     }
+}
+
+/// The Linux error numbers told apart above (std has no names for them).
+mod libc_errno {
+    pub const EPERM: i32 = 1;
+    pub const EACCES: i32 = 13;
+    pub const ENOSPC: i32 = 28;
+    pub const EROFS: i32 = 30;
+    pub const EDQUOT: i32 = 122;
 }
 
 /// Shorthand for results of this crate.
 pub type UfsResult<T> = Result<T, UfsError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_and_full_disks_are_told_apart() {
+        let of = |errno| UfsError::io("writing", io::Error::from_raw_os_error(errno));
+        assert!(matches!(of(30), UfsError::FsRefused { .. }), "read-only file system");
+        assert!(matches!(of(13), UfsError::FsRefused { .. }), "permission denied");
+        assert!(matches!(of(28), UfsError::NoSpace { .. }));
+        assert!(matches!(of(5), UfsError::Io { .. }), "EIO stays an internal error");
+    }
+}

@@ -129,6 +129,8 @@ fn ufs_error(e: UfsError) -> AdminResponse {
         UfsError::BucketExists(_) => StatusCode::CONFLICT,
         UfsError::NoSuchBucket(_) => StatusCode::NOT_FOUND,
         UfsError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        UfsError::FsRefused { .. } => StatusCode::FORBIDDEN,
+        UfsError::NoSpace { .. } => StatusCode::INSUFFICIENT_STORAGE,
         _ => StatusCode::BAD_REQUEST,
     };
     let message = match &e {
