@@ -133,11 +133,14 @@ pub fn visible_tree(dir: &Path) -> Vec<(String, Option<Vec<u8>>)> {
 }
 
 /// Regular files inside any `.alcove.sys` folder under `dir` (e.g. leftover
-/// temporary files of failed uploads).
+/// temporary files of failed uploads), except the records of completed
+/// multipart uploads, which the worker keeps on purpose (to answer a repeated
+/// Complete).
 pub fn private_files(dir: &Path) -> Vec<String> {
     snapshot_tree(dir, &|_| false)
         .into_iter()
         .filter(|(p, content)| content.is_some() && p.split('/').any(|c| c == ".alcove.sys"))
+        .filter(|(p, _)| !p.contains(".alcove.sys/completed/"))
         .map(|(p, _)| p)
         .collect()
 }
