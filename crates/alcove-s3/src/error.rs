@@ -50,6 +50,10 @@ pub fn s3_error_from(e: UfsError) -> S3Error {
             let message = format!("The under-storage of {mount} did not answer in time or could not be reached; please retry.");
             return retry_later(S3ErrorCode::ServiceUnavailable, message, retry_after.as_secs().max(1));
         }
+        UfsError::Changed => {
+            let message = "The object changed while it was being read; please retry.".to_owned();
+            return retry_later(S3ErrorCode::ServiceUnavailable, message, 1);
+        }
         UfsError::SlowDown { mount } => {
             let message = format!("The under-storage of {mount} is throttling requests; please reduce your request rate.");
             return retry_later(S3ErrorCode::SlowDown, message, 1);

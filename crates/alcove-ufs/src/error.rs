@@ -17,6 +17,9 @@ pub enum UfsError {
     EntityTooSmall(String),
     #[error("at least one of the preconditions you specified did not hold")]
     PreconditionFailed,
+    /// The object became another version while it was being read.
+    #[error("the object changed while it was being read")]
+    Changed,
     #[error("the specified bucket does not exist: {0}")]
     NoSuchBucket(String),
     #[error("the bucket {0} already exists")]

@@ -4,6 +4,7 @@
 //! This crate knows nothing of HTTP or the S3 wire format: it takes validated keys and streams of
 //! bytes, and answers with [`UfsError`]s that the S3 layer maps to AWS error codes.
 
+pub mod backend;
 mod dircache;
 mod error;
 pub mod key;
@@ -17,10 +18,11 @@ pub mod remote;
 pub mod store;
 pub mod uri;
 
+pub use backend::{ByteStream, ObjectReader, OpenObject, Precondition, PutChecks};
 pub use error::{UfsError, UfsResult};
 pub use key::ObjectKey;
 pub use list::{ListItem, ListPage, ListQuery};
-pub use local::{ByteStream, LocalFs, OpenObject, Precondition, PutChecks};
+pub use local::LocalFs;
 pub use meta::{ObjectInfo, ObjectMeta, StoredChecksum};
 pub use mount::{Bucket, BucketInfo, MountDefaults, MountEntry, MountTable};
 pub use multipart::{parts_digest, CompletePart, CompletedUpload, PartInfo, UploadInfo};

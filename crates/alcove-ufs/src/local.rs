@@ -19,40 +19,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures::stream::BoxStream;
-use futures::{Stream, StreamExt};
-use md5::{Digest, Md5};
+use futures::future::BoxFuture;
+use futures::{FutureExt as _, Stream, StreamExt};
 
+use crate::backend::{drain_empty_body, BodyCheck, ByteStream, ObjectReader, OpenObject, Precondition, PutChecks};
 use crate::dircache;
 use crate::key::{ObjectKey, STATE_DIR};
 use crate::list::{Collector, Flow, ListPage, ListQuery};
 use crate::meta::{self, MetaStore, ObjectInfo, ObjectMeta, StoredMeta};
 use crate::nowait;
-use crate::remote::RemoteFs;
 use crate::{UfsError, UfsResult};
 
 const TMP_DIR: &str = "tmp";
 const BUCKET_TAGS: &str = "bucket-tagging.json";
-
-/// Checks a writer asks for on the received body.
-#[derive(Debug, Clone, Default)]
-pub struct PutChecks {
-    /// Decoded `Content-MD5`.
-    pub content_md5: Option<[u8; 16]>,
-    /// The announced length of the (decoded) body.
-    pub expected_len: Option<u64>,
-    /// Conditional write: checked atomically with the publishing rename.
-    pub precondition: Option<Precondition>,
-}
-
-/// A conditional write (`If-None-Match: *` or `If-Match: etag`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Precondition {
-    /// Create only: fail if the key exists.
-    IfNoneMatchAny,
-    /// Replace only this version (hex ETag, unquoted): fail if it changed; `NoSuchKey` if absent.
-    IfMatch(String),
-}
 
 /// Serialises the check-and-publish of one target path (and metadata updates) in this process.
 /// Striped, so unrelated keys rarely wait on each other.
@@ -67,52 +46,9 @@ pub(crate) fn lock_key(path: &Path) -> std::sync::MutexGuard<'static, ()> {
     stripe.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// An opened object: what it is and a handle positioned nowhere in particular.
-#[derive(Debug)]
-pub struct OpenObject {
-    pub info: ObjectInfo,
-    /// `None` for folder objects, which have no bytes.
-    pub(crate) file: Option<File>,
-    /// The whole content of a small object, read in the same trip as the open, so a small GET
-    /// costs no further file-system call.
-    pub(crate) small: Option<Bytes>,
-    /// A remote object's bytes: fetched when the body is read.
-    pub(crate) remote: Option<(RemoteFs, String)>,
-}
-
-/// A streamed object body.
-pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
-
 /// Read size for streamed local bodies: large enough to keep syscalls rare, small enough to
 /// bound memory.
 const READ_CHUNK: usize = 256 * 1024;
-
-impl OpenObject {
-    fn local(info: ObjectInfo, file: Option<File>) -> Self {
-        Self { info, file, small: None, remote: None }
-    }
-
-    pub(crate) fn remote(info: ObjectInfo, remote: Option<(RemoteFs, String)>) -> Self {
-        Self { info, file: None, small: None, remote }
-    }
-
-    /// The bytes of `span` (everything when `None`; it must lie inside the object).
-    pub async fn into_stream(self, span: Option<Range<u64>>) -> UfsResult<ByteStream> {
-        let span = span.unwrap_or(0..self.info.size);
-        if span.is_empty() {
-            return Ok(futures::stream::empty().boxed());
-        }
-        if let Some(bytes) = self.small {
-            let chunk = bytes.slice(span.start as usize..span.end as usize);
-            return Ok(futures::stream::once(async move { Ok(chunk) }).boxed());
-        }
-        if let Some((remote, path)) = self.remote {
-            return remote.read(&path, &self.info.etag, span).await;
-        }
-        let Some(file) = self.file else { return Ok(futures::stream::empty().boxed()) };
-        Ok(FileStream::new(file, span).boxed())
-    }
-}
 
 /// Streams a range of a file. Chunks the page cache holds are read on the async thread
 /// (`RWF_NOWAIT`); only a chunk that needs the disk goes to the blocking pool, so a hot large
@@ -151,7 +87,11 @@ impl Stream for FileStream {
 
 impl FileStream {
     pub(crate) fn new(file: File, span: Range<u64>) -> Self {
-        Self { file: Arc::new(file), pos: span.start, end: span.end, pending: None }
+        Self::shared(Arc::new(file), span)
+    }
+
+    fn shared(file: Arc<File>, span: Range<u64>) -> Self {
+        Self { file, pos: span.start, end: span.end, pending: None }
     }
 
     fn advance(&mut self, bytes: Bytes) -> io::Result<Bytes> {
@@ -252,13 +192,25 @@ impl LocalFs {
         }
         let (root, implicit) = (self.root.clone(), self.folder_objects);
         blocking(move || {
-            let mut opened = open_blocking(&root, &path, folder, implicit)?;
-            if let Some(file) = opened.file.as_ref().filter(|_| opened.info.size <= SMALL_OBJECT) {
-                // A file shrunk by another tool meanwhile falls back to streaming.
-                let len = opened.info.size as usize;
-                opened.small = read_at(file, 0, len).ok().filter(|b| b.len() == len);
+            let (info, file) = describe_blocking(&root, &path, folder, implicit)?;
+            // A file shrunk by another tool meanwhile falls back to streaming.
+            let len = info.size as usize;
+            let small = file.as_ref().filter(|_| info.size <= SMALL_OBJECT).and_then(|f| read_at(f, 0, len).ok());
+            Ok(opened(info, file, small.filter(|b| b.len() == len)))
+        })
+        .await
+    }
+
+    /// A reader of the version `info` describes: the object's file, if it still is that version.
+    pub async fn reader(&self, key: &ObjectKey, info: &ObjectInfo) -> UfsResult<Arc<dyn ObjectReader>> {
+        let path = self.path_of(key);
+        let (root, implicit, folder) = (self.root.clone(), self.folder_objects, key.is_folder());
+        let (size, etag) = (info.size, info.etag.clone());
+        blocking(move || match describe_blocking(&root, &path, folder, implicit)? {
+            (now, Some(file)) if now.size == size && now.etag == etag => {
+                Ok(Arc::new(FileReader(Arc::new(file))) as Arc<dyn ObjectReader>)
             }
-            Ok(opened)
+            _ => Err(UfsError::Changed),
         })
         .await
     }
@@ -270,7 +222,7 @@ impl LocalFs {
             return Ok(hot.0);
         }
         let (root, implicit) = (self.root.clone(), self.folder_objects);
-        blocking(move || Ok(open_blocking(&root, &path, folder, implicit)?.info)).await
+        blocking(move || Ok(describe_blocking(&root, &path, folder, implicit)?.0)).await
     }
 
     /// Writes an object from a streamed body; see the module doc for the crash-safety protocol.
@@ -333,7 +285,7 @@ impl LocalFs {
         let folder = key.is_folder();
         blocking(move || {
             let _guard = lock_key(&path);
-            let info = open_blocking(&root, &path, folder, implicit)?.info;
+            let info = describe_blocking(&root, &path, folder, implicit)?.0;
             let mut stored = StoredMeta { etag: info.etag, size: info.size, mtime_ns: 0, meta: info.meta };
             let md = fs::metadata(&path).map_err(read_error)?;
             stored.mtime_ns = meta::mtime_ns(&md);
@@ -465,22 +417,48 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> UfsResult<T>
     tokio::task::spawn_blocking(f).await.map_err(|e| UfsError::io("file-system task", io::Error::other(e)))?
 }
 
-/// Opens and describes the object at `path`; a directory is a folder object when it is marked
-/// as one, or always when `implicit_folders`.
-fn open_blocking(root: &Path, path: &Path, folder: bool, implicit_folders: bool) -> UfsResult<OpenObject> {
+/// Opens and describes the object at `path`, both from one handle (the file of an object, none
+/// for a folder); a directory is a folder object when it is marked as one, or always when
+/// `implicit_folders`.
+fn describe_blocking(
+    root: &Path,
+    path: &Path,
+    folder: bool,
+    implicit_folders: bool,
+) -> UfsResult<(ObjectInfo, Option<File>)> {
     let file = File::open(path).map_err(read_error)?;
     let md = file.metadata().map_err(|e| UfsError::io("stat", e))?;
     let store = MetaStore::new(root);
     match (md.is_dir(), folder) {
         (true, true) => {
             let info = store.describe_folder(path, &md, implicit_folders).ok_or(UfsError::NoSuchKey)?;
-            Ok(OpenObject::local(info, None))
+            Ok((info, None))
         }
         (false, false) if md.is_file() => {
             let info = store.describe_file(path, &md).map_err(|e| UfsError::io("reading object metadata", e))?;
-            Ok(OpenObject::local(info, Some(file)))
+            Ok((info, Some(file)))
         }
         _ => Err(UfsError::NoSuchKey),
+    }
+}
+
+/// An opened local object: its whole content when it is at hand, else a reader of its file.
+fn opened(info: ObjectInfo, file: Option<File>, small: Option<Bytes>) -> OpenObject {
+    match (small, file) {
+        (Some(content), _) => OpenObject::whole(info, content),
+        (None, Some(file)) if info.size > 0 => OpenObject::with_reader(info, Arc::new(FileReader(Arc::new(file)))),
+        _ => OpenObject::empty(info),
+    }
+}
+
+/// Reads an object through the file handle it was opened with: that version, whatever happens
+/// to the path meanwhile (a rename publishes a new file, it never changes this one).
+struct FileReader(Arc<File>);
+
+impl ObjectReader for FileReader {
+    fn read(&self, span: Range<u64>) -> BoxFuture<'static, UfsResult<ByteStream>> {
+        let stream = FileStream::shared(Arc::clone(&self.0), span).boxed();
+        futures::future::ready(Ok(stream)).boxed()
     }
 }
 
@@ -501,7 +479,7 @@ fn describe_hot(path: &Path, folder: bool) -> Option<(ObjectInfo, File)> {
 fn open_hot(path: &Path, folder: bool) -> Option<OpenObject> {
     let (info, file) = describe_hot(path, folder)?;
     let small = (info.size <= SMALL_OBJECT).then(|| nowait::read_cached(&file, info.size)).flatten();
-    Some(OpenObject { small, ..OpenObject::local(info, Some(file)) })
+    Some(opened(info, Some(file), small))
 }
 
 /// Evaluates a conditional write against what `target` holds now. Call under the key lock.
@@ -513,8 +491,8 @@ fn check_precondition(
     precondition: Option<&Precondition>,
 ) -> UfsResult<()> {
     let Some(precondition) = precondition else { return Ok(()) };
-    let current = match open_blocking(root, target, folder, implicit_folders) {
-        Ok(o) => Some(o.info),
+    let current = match describe_blocking(root, target, folder, implicit_folders) {
+        Ok((info, _)) => Some(info),
         Err(UfsError::NoSuchKey) => None,
         Err(e) => return Err(e),
     };
@@ -575,57 +553,6 @@ where
     let (digest, size) = check.finish()?;
     out.finish().await?;
     Ok((digest, size))
-}
-
-/// The checks every backend makes on a received body: its announced length and its MD5.
-pub(crate) struct BodyCheck<'a> {
-    checks: &'a PutChecks,
-    md5: Md5,
-    size: u64,
-}
-
-impl<'a> BodyCheck<'a> {
-    pub(crate) fn new(checks: &'a PutChecks) -> Self {
-        Self { checks, md5: Md5::new(), size: 0 }
-    }
-
-    pub(crate) fn feed(&mut self, chunk: &[u8]) -> UfsResult<()> {
-        self.size += chunk.len() as u64;
-        if let Some(expected) = self.checks.expected_len.filter(|&n| self.size > n) {
-            return Err(UfsError::BodyTooLong { expected });
-        }
-        self.md5.update(chunk);
-        Ok(())
-    }
-
-    /// The MD5 and size of a complete body, or why it is not acceptable.
-    pub(crate) fn finish(self) -> UfsResult<([u8; 16], u64)> {
-        if let Some(expected) = self.checks.expected_len.filter(|&n| self.size < n) {
-            return Err(UfsError::IncompleteBody { expected, got: self.size });
-        }
-        let digest: [u8; 16] = self.md5.finalize().into();
-        if self.checks.content_md5.is_some_and(|want| want != digest) {
-            return Err(UfsError::BadDigest);
-        }
-        Ok((digest, self.size))
-    }
-}
-
-/// A folder object holds no bytes: reads the body and refuses a non-empty one.
-pub(crate) async fn drain_empty_body<S, E>(body: &mut S) -> UfsResult<()>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| UfsError::Body(e.into()))?;
-        if !chunk.is_empty() {
-            return Err(UfsError::InvalidRequest(
-                "a key ending in '/' is a folder on this mount and cannot hold data; send an empty body".into(),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Bytes gathered before a write: one trip to the blocking pool and one vectored write each.

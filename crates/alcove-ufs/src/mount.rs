@@ -21,9 +21,9 @@ use time::OffsetDateTime;
 use crate::key::STATE_DIR;
 use crate::local::LocalFs;
 use crate::meta;
-use crate::remote::{RemoteFs, RemoteTuning};
+use crate::remote::RemoteTuning;
 use crate::store::Store;
-use crate::uri::{redact, MountSpec, UfsUri};
+use crate::uri::{redact, MountSpec};
 use crate::{UfsError, UfsResult};
 
 const MOUNTS_FILE: &str = "mounts.json";
@@ -112,29 +112,8 @@ impl MountTable {
         let name = bucket_of(&entry.path)?;
         let spec = MountSpec::parse(&entry.ufs, &entry.options)?;
         let folder_objects = spec.options.folder_objects.unwrap_or(self.defaults.folder_objects);
-        match spec.ufs {
-            UfsUri::Local(dir) => {
-                if !dir.is_dir() {
-                    return Err(UfsError::InvalidRequest(format!(
-                        "the UFS directory {} does not exist or is not a directory",
-                        dir.display()
-                    )));
-                }
-                Ok(Store::Local(LocalFs::new(dir).with_folder_objects(folder_objects)))
-            }
-            UfsUri::Remote(spec) => {
-                let staging = self.root.join(STATE_DIR).join(REMOTE_STAGING_DIR).join(name);
-                fs::create_dir_all(&staging).map_err(|e| UfsError::io("creating the mount's staging folder", e))?;
-                let remote = RemoteFs::new(
-                    &entry.path,
-                    &spec,
-                    self.defaults.remote.clone(),
-                    LocalFs::new(staging),
-                    folder_objects,
-                )?;
-                Ok(Store::Remote(remote))
-            }
-        }
+        let staging = self.root.join(STATE_DIR).join(REMOTE_STAGING_DIR).join(name);
+        Store::for_mount(&entry.path, spec.ufs, folder_objects, &self.defaults.remote, staging)
     }
 
     pub fn root(&self) -> &Path {

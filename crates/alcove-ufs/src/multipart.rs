@@ -19,8 +19,9 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::backend::{Precondition, PutChecks};
 use crate::key::{ObjectKey, STATE_DIR};
-use crate::local::{blocking, lock_key, receive, LocalFs, Precondition, PutChecks, TempFile};
+use crate::local::{blocking, lock_key, receive, LocalFs, TempFile};
 use crate::meta::{self, MetaStore, ObjectInfo, ObjectMeta, StoredChecksum, StoredMeta};
 use crate::{UfsError, UfsResult};
 

@@ -28,17 +28,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{FutureExt as _, Stream, StreamExt, TryStreamExt};
 use opendal::layers::TimeoutLayer;
 use opendal::options::{ListOptions, ReaderOptions, WriteOptions};
 use opendal::{services, ErrorKind, Operator};
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
+use crate::backend::{drain_empty_body, BodyCheck, ByteStream, ObjectReader, OpenObject, Precondition, PutChecks};
 use crate::key::ObjectKey;
 use crate::list::{implied_folders, Collector, Flow, ListPage, ListQuery};
-use crate::local::{drain_empty_body, BodyCheck, ByteStream, LocalFs, OpenObject, Precondition, PutChecks};
+use crate::local::LocalFs;
 use crate::meta::{ObjectInfo, ObjectMeta, StoredChecksum, EMPTY_ETAG};
 use crate::uri::{RemoteKind, RemoteSpec};
 use crate::{UfsError, UfsResult};
@@ -251,17 +253,29 @@ impl RemoteFs {
     /// by its ETag, so the description always matches the bytes.
     pub async fn open(&self, key: &ObjectKey) -> UfsResult<OpenObject> {
         let info = self.stat(key).await?;
-        let remote = (!key.is_folder() && info.size > 0).then(|| path_of(key)).transpose()?.map(|p| (self.clone(), p));
-        Ok(OpenObject::remote(info, remote))
+        if key.is_folder() || info.size == 0 {
+            return Ok(OpenObject::empty(info));
+        }
+        let reader = self.reader(key, &info.etag)?;
+        Ok(OpenObject::with_reader(info, reader))
+    }
+
+    /// A reader of the version of `key` whose ETag is `etag` (no request is sent yet).
+    pub fn reader(&self, key: &ObjectKey, etag: &str) -> UfsResult<Arc<dyn ObjectReader>> {
+        Ok(Arc::new(RemoteReader { remote: self.clone(), path: path_of(key)?, etag: etag.to_owned() }))
     }
 
     /// A stream over `span` of the object at `path`, refused if its ETag is no longer `etag`.
-    pub(crate) async fn read(&self, path: &str, etag: &str, span: Range<u64>) -> UfsResult<ByteStream> {
+    async fn read(&self, path: &str, etag: &str, span: Range<u64>) -> UfsResult<ByteStream> {
         // A remote that reports no ETag cannot pin the version.
         let if_match = (!etag.is_empty()).then(|| format!("\"{etag}\""));
         let opts = ReaderOptions { if_match, chunk: Some(READ_CHUNK), ..Default::default() };
-        let reader = self.inner.op.reader_options(path, opts).await.map_err(|e| self.fail(e))?;
-        let stream = reader.into_bytes_stream(span).await.map_err(|e| self.fail(e))?;
+        let changed = |e: opendal::Error| match e.kind() {
+            ErrorKind::ConditionNotMatch => UfsError::Changed,
+            _ => self.fail(e),
+        };
+        let reader = self.inner.op.reader_options(path, opts).await.map_err(changed)?;
+        let stream = reader.into_bytes_stream(span).await.map_err(changed)?;
         Ok(stream.boxed())
     }
 
@@ -523,6 +537,20 @@ impl RemoteFs {
                 UfsError::RemoteRefused { mount, message }
             }
         }
+    }
+}
+
+/// Reads one version of a remote object: each span is a ranged GET with `If-Match` on its ETag.
+struct RemoteReader {
+    remote: RemoteFs,
+    path: String,
+    etag: String,
+}
+
+impl ObjectReader for RemoteReader {
+    fn read(&self, span: Range<u64>) -> BoxFuture<'static, UfsResult<ByteStream>> {
+        let (remote, path, etag) = (self.remote.clone(), self.path.clone(), self.etag.clone());
+        async move { remote.read(&path, &etag, span).await }.boxed()
     }
 }
 

@@ -1,18 +1,24 @@
-//! The backend of one bucket, local disk or remote, behind one set of operations: the gateway
-//! calls these and never asks which kind it has. Multipart uploads and bucket tags are kept on
-//! the worker's disk for every kind (a remote mount stages them in the worker's state folder).
+//! The backend of one bucket, local disk or remote, behind one set of operations: the store
+//! picks the backend a mount's URI names, and its callers never ask which kind it has.
+//! Multipart uploads and bucket tags are kept on the worker's disk for every kind (a remote
+//! mount stages them in the worker's state folder).
 
 use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
 
+use crate::backend::{ObjectReader, OpenObject, Precondition, PutChecks};
 use crate::key::ObjectKey;
 use crate::list::{ListPage, ListQuery};
-use crate::local::{FileStream, LocalFs, OpenObject, Precondition, PutChecks};
+use crate::local::{FileStream, LocalFs};
 use crate::meta::{ObjectInfo, ObjectMeta};
 use crate::multipart::{parts_digest, CompletePart, CompletedUpload, ContentTap, PartInfo, UploadInfo};
-use crate::remote::RemoteFs;
+use crate::remote::{RemoteFs, RemoteTuning};
+use crate::uri::UfsUri;
 use crate::{UfsError, UfsResult};
 
 /// A bucket's backend.
@@ -23,6 +29,34 @@ pub enum Store {
 }
 
 impl Store {
+    /// The backend of the mount at `mount_path` (`/bucket`): a local directory, or a remote whose
+    /// client uploads and bucket tags are staged in `staging` (created here). No request is sent
+    /// to a remote.
+    pub(crate) fn for_mount(
+        mount_path: &str,
+        ufs: UfsUri,
+        folder_objects: bool,
+        tuning: &RemoteTuning,
+        staging: PathBuf,
+    ) -> UfsResult<Self> {
+        match ufs {
+            UfsUri::Local(dir) => {
+                if !dir.is_dir() {
+                    return Err(UfsError::InvalidRequest(format!(
+                        "the UFS directory {} does not exist or is not a directory",
+                        dir.display()
+                    )));
+                }
+                Ok(Store::Local(LocalFs::new(dir).with_folder_objects(folder_objects)))
+            }
+            UfsUri::Remote(spec) => {
+                fs::create_dir_all(&staging).map_err(|e| UfsError::io("creating the mount's staging folder", e))?;
+                let staging = LocalFs::new(staging);
+                Ok(Store::Remote(RemoteFs::new(mount_path, &spec, tuning.clone(), staging, folder_objects)?))
+            }
+        }
+    }
+
     /// Where uploads in progress and bucket tags live.
     fn local_state(&self) -> &LocalFs {
         match self {
@@ -35,6 +69,15 @@ impl Store {
         match self {
             Store::Local(fs) => fs.open(key).await,
             Store::Remote(remote) => remote.open(key).await,
+        }
+    }
+
+    /// A reader of the version of `key` that `info` describes, for reading spans of it later
+    /// (`UfsError::Changed` once the object is another version).
+    pub async fn reader(&self, key: &ObjectKey, info: &ObjectInfo) -> UfsResult<Arc<dyn ObjectReader>> {
+        match self {
+            Store::Local(fs) => fs.reader(key, info).await,
+            Store::Remote(remote) => remote.reader(key, &info.etag),
         }
     }
 
