@@ -4,6 +4,7 @@
 //! This crate knows nothing of HTTP or the S3 wire format: it takes validated keys and streams of
 //! bytes, and answers with [`UfsError`]s that the S3 layer maps to AWS error codes.
 
+pub mod bucket_state;
 mod dircache;
 mod error;
 pub mod key;
@@ -17,6 +18,7 @@ pub mod remote;
 pub mod store;
 pub mod uri;
 
+pub use bucket_state::CorsRule;
 pub use error::{UfsError, UfsResult};
 pub use key::ObjectKey;
 pub use list::{ListItem, ListPage, ListQuery};

@@ -1,12 +1,14 @@
 //! The backend of one bucket, local disk or remote, behind one set of operations: the gateway
-//! calls these and never asks which kind it has. Multipart uploads and bucket tags are kept on
-//! the worker's disk for every kind (a remote mount stages them in the worker's state folder).
+//! calls these and never asks which kind it has. Multipart uploads, bucket tags and CORS rules are
+//! kept on the worker's disk for every kind (a remote mount stages them in the worker's state
+//! folder).
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use futures::Stream;
 
+use crate::bucket_state::CorsRule;
 use crate::key::ObjectKey;
 use crate::list::{ListPage, ListQuery};
 use crate::local::{FileStream, LocalFs, OpenObject, Precondition, PutChecks};
@@ -23,7 +25,7 @@ pub enum Store {
 }
 
 impl Store {
-    /// Where uploads in progress and bucket tags live.
+    /// Where uploads in progress and bucket settings live.
     fn local_state(&self) -> &LocalFs {
         match self {
             Store::Local(fs) => fs,
@@ -101,6 +103,14 @@ impl Store {
 
     pub async fn set_bucket_tags(&self, tags: Option<BTreeMap<String, String>>) -> UfsResult<()> {
         self.local_state().set_bucket_tags(tags).await
+    }
+
+    pub async fn bucket_cors(&self) -> UfsResult<Option<Vec<CorsRule>>> {
+        self.local_state().bucket_cors().await
+    }
+
+    pub async fn set_bucket_cors(&self, rules: Option<Vec<CorsRule>>) -> UfsResult<()> {
+        self.local_state().set_bucket_cors(rules).await
     }
 
     pub async fn create_upload(&self, key: &ObjectKey, info: UploadInfo) -> UfsResult<UploadInfo> {
