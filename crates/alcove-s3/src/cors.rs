@@ -190,7 +190,7 @@ impl CorsRequest {
     fn matching<'r>(&self, rules: &'r [CorsRule]) -> Option<(&'r CorsRule, &'r str)> {
         rules.iter().find_map(|rule| {
             let origin = rule.allowed_origins.iter().find(|o| wildcard_match(o, &self.origin))?;
-            let method = rule.allowed_methods.iter().any(|m| *m == self.method);
+            let method = rule.allowed_methods.contains(&self.method);
             let headers =
                 self.headers.iter().all(|h| rule.allowed_headers.iter().any(|allowed| wildcard_match(allowed, h)));
             (method && headers).then_some((rule, origin.as_str()))
