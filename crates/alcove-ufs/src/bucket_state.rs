@@ -95,27 +95,27 @@ impl LocalFs {
     }
 
     async fn write_doc<T: Serialize + Send + 'static>(&self, doc: BucketDoc, value: Option<T>) -> UfsResult<()> {
-        let dir = self.state_dir();
+        let path = self.state_dir().join(doc.file_name());
+        let fail = move |e: io::Error| UfsError::io(format!("saving {}", doc.what()), e);
+        let Some(value) = value else {
+            return blocking(move || match fs::remove_file(&path) {
+                Err(e) if e.kind() != ErrorKind::NotFound => Err(fail(e)),
+                _ => Ok(()),
+            })
+            .await;
+        };
+        let raw = serde_json::to_vec(&value).map_err(|e| fail(io::Error::other(e)))?;
+        // The worker's temp folder: a write cut short by a crash is removed at the next start.
+        let temp = self.new_temp_file().await?;
+        let temp_path = temp.0.clone();
         blocking(move || {
-            let path = dir.join(doc.file_name());
-            let result = match value {
-                None => match fs::remove_file(&path) {
-                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-                    other => other,
-                },
-                Some(value) => (|| {
-                    let raw = serde_json::to_vec(&value).map_err(io::Error::other)?;
-                    fs::create_dir_all(&dir)?;
-                    // A temp name of its own, so concurrent writers never share a half-written file.
-                    let temp = dir.join(format!("{}.{}.tmp", doc.file_name(), uuid::Uuid::new_v4().simple()));
-                    fs::write(&temp, raw)?;
-                    File::open(&temp)?.sync_all()?;
-                    fs::rename(&temp, &path)
-                })(),
-            };
-            result.map_err(|e| UfsError::io(format!("saving {}", doc.what()), e))
+            fs::write(&temp_path, raw).map_err(fail)?;
+            File::open(&temp_path).and_then(|f| f.sync_all()).map_err(fail)?;
+            fs::rename(&temp_path, &path).map_err(fail)
         })
-        .await
+        .await?;
+        temp.disarm();
+        Ok(())
     }
 }
 
@@ -141,7 +141,9 @@ mod tests {
         fs.set_bucket_cors(None).await.unwrap();
         fs.set_bucket_cors(None).await.unwrap();
         assert_eq!(fs.bucket_cors().await.unwrap(), None);
-        let left: Vec<_> = std::fs::read_dir(dir.path().join(STATE_DIR)).unwrap().flatten().collect();
-        assert_eq!(left.len(), 1, "only the tag document is left, no temp files");
+        let state = dir.path().join(STATE_DIR);
+        let files: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().filter(|e| e.path().is_file()).collect();
+        assert_eq!(files.len(), 1, "only the tag document is left");
+        assert_eq!(std::fs::read_dir(state.join("tmp")).unwrap().count(), 0, "no temp files");
     }
 }
