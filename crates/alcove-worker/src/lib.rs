@@ -5,7 +5,9 @@
 //! metrics); it may not reach into a backend's files except through alcove-ufs.
 
 pub mod admin;
+mod attributes_etag;
 pub mod config;
+pub mod cors;
 pub mod front;
 pub mod gateway;
 pub mod metrics;
@@ -80,6 +82,7 @@ impl Worker {
                 auth: auth.clone(),
                 access_log_all: config.s3.access_log,
                 metrics: Arc::clone(&metrics),
+                cors: cors::FrontCors::new(Arc::clone(&mounts)),
             });
             let listener = bind("S3", config.s3.addr).await?;
             s3_addr = listener.local_addr().ok();

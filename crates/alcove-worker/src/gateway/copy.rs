@@ -8,7 +8,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result, StdError};
 
 use super::get::Conditions;
 use super::object_meta::{report_checksum, write_headers, Body};
-use super::{etag, object_key, timestamp, ufs, Gateway};
+use super::{check_version, etag, object_key, timestamp, ufs, Gateway};
 
 /// An opened copy source: its description and a body over the requested bytes.
 pub(super) struct Source {
@@ -39,9 +39,7 @@ impl Source {
         let CopySource::Bucket { bucket, key, version_id } = source else {
             return Err(s3_error!(NotImplemented, "Copying from an access point is not supported."));
         };
-        if version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(s3_error!(NoSuchVersion, "The specified version does not exist."));
-        }
+        check_version(version_id.as_deref())?;
         let store = gw.bucket(bucket)?.store;
         let key = object_key(key)?;
         let opened = ufs(store.open(&key).await)?;
@@ -99,7 +97,13 @@ pub async fn copy_object(gw: &Gateway, mut req: S3Request<CopyObjectInput>) -> S
     let mut meta = source.info.meta.clone();
     if replace_meta {
         // The request's headers and user metadata; what describes the bytes stays.
-        meta = ObjectMeta { checksum: meta.checksum, parts: meta.parts, tags: meta.tags, ..requested.clone() };
+        meta = ObjectMeta {
+            checksum: meta.checksum,
+            parts: meta.parts,
+            part_checksums: meta.part_checksums,
+            tags: meta.tags,
+            ..requested.clone()
+        };
     }
     if replace_tags {
         meta.tags = requested.tags;
@@ -115,7 +119,7 @@ pub async fn copy_object(gw: &Gateway, mut req: S3Request<CopyObjectInput>) -> S
         ufs(dest.store.update_meta(&dest_key, move |m| *m = meta).await)?
     } else {
         // A copy is one new object: part boundaries and composite checksums do not carry over.
-        meta.parts.clear();
+        meta.clear_parts();
         if meta.checksum.as_ref().is_some_and(|c| c.kind != "FULL_OBJECT") {
             meta.checksum = None;
         }

@@ -2,8 +2,10 @@
 //! (as Garage lays its API out), over the mount table. It owns no wire format (s3s does) and no
 //! storage details (alcove-ufs does): it resolves buckets and keys and shapes answers.
 
+mod attributes;
 mod bucket;
 mod copy;
+mod cors;
 mod delete;
 mod get;
 mod list;
@@ -41,6 +43,15 @@ impl Gateway {
 /// Validates a client's key: path safety lives in alcove-ufs, the error mapping in alcove-s3.
 fn object_key(key: &str) -> S3Result<ObjectKey> {
     ObjectKey::parse(key).map_err(s3_error_from)
+}
+
+/// Versioning is never enabled, so `null` is the only version of an object; any other id names
+/// nothing.
+fn check_version(version_id: Option<&str>) -> S3Result<()> {
+    match version_id {
+        Some(v) if v != "null" => Err(s3s::s3_error!(NoSuchVersion, "The specified version does not exist.")),
+        _ => Ok(()),
+    }
 }
 
 fn ufs<T>(r: Result<T, UfsError>) -> S3Result<T> {
@@ -257,5 +268,33 @@ impl S3 for Gateway {
         req: S3Request<s3s::dto::DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<s3s::dto::DeleteBucketTaggingOutput>> {
         tagging::delete_bucket_tagging(self, req).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<s3s::dto::GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectAttributesOutput>> {
+        attributes::get_object_attributes(self, req).await
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<s3s::dto::PutBucketCorsInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketCorsOutput>> {
+        cors::put_bucket_cors(self, req).await
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<s3s::dto::GetBucketCorsInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketCorsOutput>> {
+        cors::get_bucket_cors(self, req).await
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketCorsOutput>> {
+        cors::delete_bucket_cors(self, req).await
     }
 }

@@ -177,7 +177,7 @@ fn composite(algorithm: ChecksumAlgorithm, parts: &[PartInfo]) -> Result<String,
 }
 
 /// `value-N` → `value` (base64 has no `-`, so the suffix is unambiguous).
-fn without_part_count(value: &str) -> &str {
+pub(super) fn without_part_count(value: &str) -> &str {
     match value.rsplit_once('-') {
         Some((v, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => v,
         _ => value,
@@ -242,6 +242,8 @@ pub async fn complete_multipart_upload(
             }
             meta.checksum =
                 Some(StoredChecksum { algorithm: a.display_name().to_owned(), value, kind: kind.to_owned() });
+            // Kept for GetObjectAttributes; every part of an upload with an algorithm has one.
+            meta.part_checksums = parts.iter().filter_map(|p| p.checksum.clone()).collect();
         }
         Ok(meta)
     };
