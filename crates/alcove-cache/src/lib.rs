@@ -5,6 +5,10 @@
 //! is unreachable by construction rather than by invalidation. The memory and disk tiers that
 //! store pages under these keys build on this crate; it may not know about S3 or HTTP.
 
+pub mod objects;
+
+pub use objects::{BucketObjects, ObjectService};
+
 use std::fmt;
 
 /// Default page size: 1 MiB.

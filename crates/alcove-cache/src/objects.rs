@@ -1,7 +1,5 @@
 //! The object service: the one interface the S3 gateway reads and writes objects through. It
-//! resolves buckets in the mount table and serves each operation from the bucket's store, with
-//! the page cache in front of the reads of cached buckets; every change made through it
-//! (writes, copies, completions, tagging, deletes) drops what the cache knew of that object.
+//! resolves buckets in the mount table and serves each operation from the bucket's store.
 //!
 //! It knows nothing of S3 or HTTP: keys arrive validated, answers are `alcove_ufs` types.
 
@@ -10,8 +8,8 @@ use std::sync::Arc;
 
 use alcove_ufs::multipart::{CompletePart, CompletedUpload, ContentTap};
 use alcove_ufs::{
-    Bucket, BucketInfo, ListPage, ListQuery, MountTable, ObjectInfo, ObjectKey, ObjectMeta, OpenObject, PartInfo,
-    Precondition, PutChecks, Store, UfsResult, UploadInfo,
+    Bucket, BucketInfo, CorsRule, ListPage, ListQuery, MountTable, ObjectInfo, ObjectKey, ObjectMeta, OpenObject,
+    PartInfo, Precondition, PutChecks, Store, UfsResult, UploadInfo,
 };
 use bytes::Bytes;
 use futures::Stream;
@@ -70,31 +68,20 @@ impl BucketObjects {
         self.store().stat(key).await
     }
 
-    /// After a change made through Alcove (nothing is cached yet).
-    async fn changed(&self, _key: &ObjectKey) {}
-
-    /// Runs a change of `key` and forgets the object's cached state, whatever the outcome (a
-    /// failed write may still have replaced the object on a remote).
-    async fn changing<T>(&self, key: &ObjectKey, change: impl std::future::Future<Output = UfsResult<T>>) -> UfsResult<T> {
-        let result = change.await;
-        self.changed(key).await;
-        result
-    }
-
     pub async fn put<S, E, M>(&self, key: &ObjectKey, body: S, meta: M, checks: PutChecks) -> UfsResult<ObjectInfo>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
         M: FnOnce() -> ObjectMeta + Send + 'static,
     {
-        self.changing(key, self.store().put(key, body, meta, checks)).await
+        self.store().put(key, body, meta, checks).await
     }
 
     pub async fn update_meta<F>(&self, key: &ObjectKey, change: F) -> UfsResult<ObjectInfo>
     where
         F: FnOnce(&mut ObjectMeta) + Send + 'static,
     {
-        self.changing(key, self.store().update_meta(key, change)).await
+        self.store().update_meta(key, change).await
     }
 
     /// A copy the store makes by itself (same remote mount, metadata kept), or `None` when the
@@ -105,13 +92,11 @@ impl BucketObjects {
         from: &ObjectKey,
         to: &ObjectKey,
     ) -> Option<UfsResult<ObjectInfo>> {
-        let copied = self.store().copy_within(source.store(), from, to).await;
-        self.changed(to).await;
-        copied
+        self.store().copy_within(source.store(), from, to).await
     }
 
     pub async fn delete(&self, key: &ObjectKey) -> UfsResult<()> {
-        self.changing(key, self.store().delete(key)).await
+        self.store().delete(key).await
     }
 
     pub async fn list(&self, query: ListQuery) -> UfsResult<ListPage> {
@@ -124,6 +109,14 @@ impl BucketObjects {
 
     pub async fn set_bucket_tags(&self, tags: Option<BTreeMap<String, String>>) -> UfsResult<()> {
         self.store().set_bucket_tags(tags).await
+    }
+
+    pub async fn bucket_cors(&self) -> UfsResult<Option<Vec<CorsRule>>> {
+        self.store().bucket_cors().await
+    }
+
+    pub async fn set_bucket_cors(&self, rules: Option<Vec<CorsRule>>) -> UfsResult<()> {
+        self.store().set_bucket_cors(rules).await
     }
 
     pub async fn create_upload(&self, key: &ObjectKey, info: UploadInfo) -> UfsResult<UploadInfo> {
@@ -178,6 +171,6 @@ impl BucketObjects {
     where
         M: FnOnce(&[PartInfo]) -> UfsResult<ObjectMeta> + Send + 'static,
     {
-        self.changing(key, self.store().complete_upload(key, upload, chosen, precondition, tap, meta)).await
+        self.store().complete_upload(key, upload, chosen, precondition, tap, meta).await
     }
 }

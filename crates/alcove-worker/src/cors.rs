@@ -1,26 +1,27 @@
 //! CORS in the front end. s3s does not route `OPTIONS`, so preflight requests are answered here,
 //! before authentication (browsers send them unsigned); and the answer to any other request that
 //! carries `Origin` gets the bucket's `Access-Control-*` headers. The rules are read through the
-//! mount table and interpreted by alcove-s3 (`cors`): this module may not interpret them itself,
+//! object service and interpreted by alcove-s3 (`cors`): this module may not interpret them itself,
 //! and changes nothing of an answer but its headers.
 
 use std::sync::Arc;
 
+use alcove_cache::ObjectService;
 use alcove_s3::cors::CorsRequest;
 use alcove_s3::s3_error_from;
-use alcove_ufs::{CorsRule, MountTable};
+use alcove_ufs::CorsRule;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderValue, Response};
 use s3s::S3Error;
 
 /// The CORS side of the front end.
 pub struct FrontCors {
-    mounts: Arc<MountTable>,
+    objects: Arc<ObjectService>,
 }
 
 impl FrontCors {
-    pub fn new(mounts: Arc<MountTable>) -> Self {
-        Self { mounts }
+    pub fn new(objects: Arc<ObjectService>) -> Self {
+        Self { objects }
     }
 
     /// Answers a preflight for `bucket`: 200 with the allowing rule's headers, or the error
@@ -49,7 +50,7 @@ impl FrontCors {
         if bucket.is_empty() {
             return Ok(None);
         }
-        let store = self.mounts.resolve(bucket).map_err(s3_error_from)?.store;
-        store.bucket_cors().await.map_err(s3_error_from)
+        let objects = self.objects.bucket(bucket).map_err(s3_error_from)?;
+        objects.bucket_cors().await.map_err(s3_error_from)
     }
 }

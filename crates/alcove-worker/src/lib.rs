@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alcove_cache::ObjectService;
 use alcove_s3::auth::{AnonymousPolicy, CredentialStore};
 use alcove_s3::AuthMode;
 use alcove_ufs::{MountTable, UfsError};
@@ -65,6 +66,7 @@ impl Worker {
                 Err(e) => tracing::warn!(bucket = %store.root().display(), error = %e, "could not clean temp files"),
             }
         }
+        let objects = Arc::new(ObjectService::new(Arc::clone(&mounts)));
         let metrics = Arc::new(metrics::Metrics::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -72,7 +74,7 @@ impl Worker {
 
         let mut s3_addr = None;
         if config.s3.enabled {
-            let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(Arc::clone(&mounts), config.limits()));
+            let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(Arc::clone(&objects), config.limits()));
             if auth.mode == AuthMode::Sigv4 {
                 builder.set_auth(CredentialStore(auth.credentials.clone()));
                 builder.set_access(AnonymousPolicy { allow_anonymous: auth.allow_anonymous });
@@ -82,7 +84,7 @@ impl Worker {
                 auth: auth.clone(),
                 access_log_all: config.s3.access_log,
                 metrics: Arc::clone(&metrics),
-                cors: cors::FrontCors::new(Arc::clone(&mounts)),
+                cors: cors::FrontCors::new(Arc::clone(&objects)),
             });
             let listener = bind("S3", config.s3.addr).await?;
             s3_addr = listener.local_addr().ok();

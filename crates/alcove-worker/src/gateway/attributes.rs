@@ -115,7 +115,7 @@ pub async fn get_object_attributes(
     check_version(input.version_id.as_deref())?;
     let want = selected(&input.object_attributes)?;
     let page = PartsPage::new(input.max_parts, input.part_number_marker)?;
-    let info = ufs(gw.bucket(&input.bucket)?.store.stat(&key).await)?;
+    let info = ufs(gw.bucket(&input.bucket)?.stat(&key).await)?;
     Ok(S3Response::new(GetObjectAttributesOutput {
         last_modified: Some(timestamp(info.last_modified)),
         e_tag: want.etag.then(|| etag(&info.etag)),

@@ -74,7 +74,7 @@ impl BucketQuery {
 
 pub async fn list_buckets(gw: &Gateway, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
     let query = BucketQuery::new(&req.input)?;
-    let (listed, continuation_token) = query.page(ufs(gw.mounts.buckets())?);
+    let (listed, continuation_token) = query.page(ufs(gw.objects.buckets())?);
     let buckets = listed
         .into_iter()
         .map(|b| Bucket { name: Some(b.name), creation_date: Some(timestamp(b.created)), bucket_region: None })
@@ -97,7 +97,7 @@ pub async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let name = req.input.bucket;
-    ufs(gw.mounts.create_bucket(&name))?;
+    ufs(gw.objects.create_bucket(&name))?;
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
 }
 
@@ -105,7 +105,7 @@ pub async fn delete_bucket(
     gw: &Gateway,
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
-    ufs(gw.mounts.delete_bucket(&req.input.bucket))?;
+    ufs(gw.objects.delete_bucket(&req.input.bucket))?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 

@@ -1,7 +1,8 @@
 //! CopyObject (and the source side of UploadPartCopy): `x-amz-copy-source`, its conditions and
 //! range, and the metadata and tagging directives.
 
-use alcove_ufs::{ObjectInfo, ObjectKey, ObjectMeta, OpenObject, PutChecks, Store};
+use alcove_cache::BucketObjects;
+use alcove_ufs::{ObjectInfo, ObjectKey, ObjectMeta, OpenObject, PutChecks};
 use futures::StreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, StdError};
@@ -15,7 +16,7 @@ pub(super) struct Source {
     pub bucket: String,
     pub key: ObjectKey,
     pub info: ObjectInfo,
-    store: Store,
+    objects: BucketObjects,
     opened: OpenObject,
 }
 
@@ -40,9 +41,9 @@ impl Source {
             return Err(s3_error!(NotImplemented, "Copying from an access point is not supported."));
         };
         check_version(version_id.as_deref())?;
-        let store = gw.bucket(bucket)?.store;
+        let objects = gw.bucket(bucket)?;
         let key = object_key(key)?;
-        let opened = ufs(store.open(&key).await)?;
+        let opened = ufs(objects.open(&key).await)?;
         conditions.check(&opened.info).map_err(|e| {
             if *e.code() == s3s::S3ErrorCode::NotModified {
                 s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold.")
@@ -50,7 +51,7 @@ impl Source {
                 e
             }
         })?;
-        Ok(Self { bucket: bucket.to_string(), key, info: opened.info.clone(), store, opened })
+        Ok(Self { bucket: bucket.to_string(), key, info: opened.info.clone(), objects, opened })
     }
 
     /// A body over `span` of the source (all of it when `None`).
@@ -116,7 +117,7 @@ pub async fn copy_object(gw: &Gateway, mut req: S3Request<CopyObjectInput>) -> S
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
             ));
         }
-        ufs(dest.store.update_meta(&dest_key, move |m| *m = meta).await)?
+        ufs(dest.update_meta(&dest_key, move |m| *m = meta).await)?
     } else {
         // A copy is one new object: part boundaries and composite checksums do not carry over.
         meta.clear_parts();
@@ -125,12 +126,12 @@ pub async fn copy_object(gw: &Gateway, mut req: S3Request<CopyObjectInput>) -> S
         }
         let unchanged = !replace_meta && !replace_tags && meta == source.info.meta;
         let server_side =
-            if unchanged { dest.store.copy_within(&source.store, &source.key, &dest_key).await } else { None };
+            if unchanged { dest.copy_within(&source.objects, &source.key, &dest_key).await } else { None };
         match server_side {
             Some(copied) => ufs(copied)?,
             None => {
                 let body = source.body(None).await?;
-                ufs(dest.store.put(&dest_key, body, move || meta, PutChecks::default()).await)?
+                ufs(dest.put(&dest_key, body, move || meta, PutChecks::default()).await)?
             }
         }
     };

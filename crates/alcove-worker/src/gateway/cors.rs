@@ -13,9 +13,9 @@ pub async fn put_bucket_cors(
     gw: &Gateway,
     req: S3Request<PutBucketCorsInput>,
 ) -> S3Result<S3Response<PutBucketCorsOutput>> {
-    let store = gw.bucket(&req.input.bucket)?.store;
+    let bucket = gw.bucket(&req.input.bucket)?;
     let rules = rules_from_config(req.input.cors_configuration)?;
-    ufs(store.set_bucket_cors(Some(rules)).await)?;
+    ufs(bucket.set_bucket_cors(Some(rules)).await)?;
     Ok(S3Response::new(PutBucketCorsOutput::default()))
 }
 
@@ -23,8 +23,8 @@ pub async fn get_bucket_cors(
     gw: &Gateway,
     req: S3Request<GetBucketCorsInput>,
 ) -> S3Result<S3Response<GetBucketCorsOutput>> {
-    let store = gw.bucket(&req.input.bucket)?.store;
-    match ufs(store.bucket_cors().await)? {
+    let bucket = gw.bucket(&req.input.bucket)?;
+    match ufs(bucket.bucket_cors().await)? {
         Some(rules) => Ok(S3Response::new(GetBucketCorsOutput { cors_rules: Some(rules_to_dto(rules)) })),
         None => Err(s3_error!(NoSuchCORSConfiguration, "The CORS configuration does not exist")),
     }
@@ -34,7 +34,7 @@ pub async fn delete_bucket_cors(
     gw: &Gateway,
     req: S3Request<DeleteBucketCorsInput>,
 ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-    let store = gw.bucket(&req.input.bucket)?.store;
-    ufs(store.set_bucket_cors(None).await)?;
+    let bucket = gw.bucket(&req.input.bucket)?;
+    ufs(bucket.set_bucket_cors(None).await)?;
     Ok(S3Response::new(DeleteBucketCorsOutput::default()))
 }

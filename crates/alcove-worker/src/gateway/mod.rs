@@ -1,6 +1,7 @@
 //! The S3 gateway: Alcove's implementation of the `s3s::S3` trait, one module per action family
-//! (as Garage lays its API out), over the mount table. It owns no wire format (s3s does) and no
-//! storage details (alcove-ufs does): it resolves buckets and keys and shapes answers.
+//! (as Garage lays its API out), over the object service (alcove-cache). It owns no wire format
+//! (s3s does), no caching and no storage details (the object service and alcove-ufs do): it
+//! validates keys, asks the object service and shapes answers.
 
 mod attributes;
 mod bucket;
@@ -16,9 +17,10 @@ mod tagging;
 
 use std::sync::Arc;
 
+use alcove_cache::{BucketObjects, ObjectService};
 use alcove_s3::limits::Limits;
 use alcove_s3::s3_error_from;
-use alcove_ufs::{Bucket, MountTable, ObjectKey, UfsError};
+use alcove_ufs::{ObjectKey, UfsError};
 use s3s::dto::{ETag, Owner, Timestamp};
 use s3s::{S3Request, S3Response, S3Result, S3};
 use time::OffsetDateTime;
@@ -26,17 +28,17 @@ use time::OffsetDateTime;
 /// The S3 gateway of one worker.
 #[derive(Clone)]
 pub struct Gateway {
-    mounts: Arc<MountTable>,
+    objects: Arc<ObjectService>,
     limits: Limits,
 }
 
 impl Gateway {
-    pub fn new(mounts: Arc<MountTable>, limits: Limits) -> Self {
-        Self { mounts, limits }
+    pub fn new(objects: Arc<ObjectService>, limits: Limits) -> Self {
+        Self { objects, limits }
     }
 
-    fn bucket(&self, name: &str) -> S3Result<Bucket> {
-        self.mounts.resolve(name).map_err(s3_error_from)
+    fn bucket(&self, name: &str) -> S3Result<BucketObjects> {
+        self.objects.bucket(name).map_err(s3_error_from)
     }
 }
 
