@@ -316,7 +316,7 @@ impl LocalFs {
         drain_empty_body(&mut body).await?;
         let path = self.path_of(key);
         let root = self.root.clone();
-        let display = key_display(key);
+        let display = key.to_string();
         let meta = meta();
         let implicit = self.folder_objects;
         blocking(move || {
@@ -624,14 +624,6 @@ fn conflict(key: &str, why: &str) -> UfsError {
     UfsError::Conflict(format!(
         "cannot store '{key}': {why}; a file-system mount cannot hold an object and a folder with the same name"
     ))
-}
-
-fn key_display(key: &ObjectKey) -> String {
-    let mut s = key.components().join("/");
-    if key.is_folder() {
-        s.push('/');
-    }
-    s
 }
 
 /// Removes `dir` and its parents while they are empty implicit folders, stopping at the root.

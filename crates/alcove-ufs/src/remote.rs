@@ -630,10 +630,7 @@ impl RemoteKind {
 /// The remote path of a key. OpenDAL trims white space around paths, which would silently
 /// merge `a ` into `a`: such keys are refused on remote mounts instead.
 fn path_of(key: &ObjectKey) -> UfsResult<String> {
-    let mut path = key.components().join("/");
-    if key.is_folder() {
-        path.push('/');
-    }
+    let path = key.to_string();
     if path.trim() != path {
         return Err(UfsError::InvalidKey(format!(
             "object key '{}' starts or ends with white space, which this remote mount cannot store",
