@@ -237,6 +237,29 @@ async fn a_reopened_store_serves_its_disk_pages_without_fetching() {
 }
 
 #[tokio::test]
+async fn a_restart_recovers_a_folder_of_many_slots() {
+    // Enough slots for the header scan to run on several threads.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dirs = [(dir.path(), 1000 * (PAGE + 4096))];
+    {
+        let store = open(0, &dirs).await;
+        for i in 0..700 {
+            store.insert(key("many", i), page(i, 100 + i as usize));
+            if i % 50 == 49 {
+                store.flush().await;
+            }
+        }
+        store.flush().await;
+        assert_eq!(store.stats().disks[0].pages, 700);
+    }
+    let store = open(0, &dirs).await;
+    assert_eq!(store.stats().disks[0].pages, 700);
+    for i in (0..700).step_by(7) {
+        assert_eq!(store.get(&key("many", i)).await, Some(page(i, 100 + i as usize)));
+    }
+}
+
+#[tokio::test]
 async fn a_folder_is_used_by_one_store_at_a_time() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _first = open(0, &[(dir.path(), 16 * PAGE)]).await;
