@@ -1,5 +1,6 @@
 //! Page-store benchmark: Alcove's own page store against foyer's hybrid cache, in one run, on
-//! the same pages and folders. Not part of any test; see PAGE-STORE.md for figures.
+//! the same pages and folders. Not part of any test; see PAGE-STORE.md for figures. It writes
+//! only under `--dir` (two scratch folders it removes when done).
 //!
 //! ```text
 //! cargo bench -p alcove-cache --features bench-foyer --bench page_store -- \

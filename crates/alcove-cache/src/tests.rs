@@ -1,5 +1,6 @@
 //! Tests of the page store through its public interface (plus two test hooks: a disk tier's
-//! injected I/O failure and where a page's bytes sit in the slab file).
+//! injected I/O failure and where a page's bytes sit in the slab file). They may touch only
+//! temporary folders of their own (and mount a small tmpfs on one, where root may).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, MetadataExt};
