@@ -120,10 +120,19 @@ def aws_config_file() -> str:
 _ALL_WORKERS: list[Worker] = []
 
 
+# The shared worker trusts what it cached of a remote object for a second (default 10 s), so the
+# tests that change a remote behind Alcove's back see the change quickly.
+SHARED_CONFIG = """
+[cache]
+metadata_sync_interval = "1s"
+"""
+
+
 @pytest.fixture(scope="session")
 def worker(alcove_bin, tmp_path_factory):
-    """The shared worker: embedded defaults (simple auth, anonymous allowed)."""
-    w = Worker(alcove_bin, tmp_path_factory.mktemp("simple"))
+    """The shared worker: embedded defaults (simple auth, anonymous allowed), but remote metadata
+    re-checked after a second."""
+    w = Worker(alcove_bin, tmp_path_factory.mktemp("simple"), config=SHARED_CONFIG)
     _ALL_WORKERS.append(w)
     w.start()
     yield w

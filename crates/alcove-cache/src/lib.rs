@@ -3,7 +3,7 @@
 //! pages in memory and on local disks and served from there on repeats.
 //!
 //! [`ObjectService`] resolves buckets and serves every object operation from the bucket's store,
-//! reads of cached buckets through `CachedReads` (metadata kept for its sync interval, bytes
+//! reads of cached buckets through [`CachedReads`] (metadata kept for its sync interval, bytes
 //! page by page from the [`PageStore`]). The page store itself (`get`, `get_or_fetch` with
 //! single-flight, `insert`, removal, `stats`) knows nothing of S3, HTTP or the under-storage:
 //! pages come in as bytes under a [`PageKey`], and a miss is filled by a future the caller hands
@@ -16,6 +16,7 @@ mod key;
 mod memory;
 pub mod objects;
 mod policy;
+pub mod read;
 
 mod stats;
 mod store;
@@ -23,6 +24,7 @@ mod store;
 pub use error::PageStoreError;
 pub use key::{ObjectVersion, PageKey, DEFAULT_PAGE_SIZE};
 pub use objects::{BucketObjects, ObjectService};
+pub use read::{CacheStats, CachedReads, MetadataSync, ReadSettings};
 
 pub use stats::{PageStoreStats, TierStats};
 pub use store::{DiskTierConfig, PageStore, PageStoreConfig, Source};

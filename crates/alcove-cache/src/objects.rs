@@ -1,5 +1,7 @@
 //! The object service: the one interface the S3 gateway reads and writes objects through. It
-//! resolves buckets in the mount table and serves each operation from the bucket's store.
+//! resolves buckets in the mount table and serves each operation from the bucket's store, with
+//! the page cache in front of the reads of cached buckets; every change made through it
+//! (writes, copies, completions, tagging, deletes) drops what the cache knew of that object.
 //!
 //! It knows nothing of S3 or HTTP: keys arrive validated, answers are `alcove_ufs` types.
 
@@ -11,22 +13,35 @@ use alcove_ufs::{
     Bucket, BucketInfo, CorsRule, ListPage, ListQuery, MountTable, ObjectInfo, ObjectKey, ObjectMeta, OpenObject,
     PartInfo, Precondition, PutChecks, Store, UfsResult, UploadInfo,
 };
+use std::future::Future;
+
 use bytes::Bytes;
 use futures::Stream;
 
-/// The objects of every bucket.
+use crate::read::CachedReads;
+
+/// The objects of every bucket, read through the cache where a bucket is cached.
 pub struct ObjectService {
     mounts: Arc<MountTable>,
+    cache: Option<Arc<CachedReads>>,
 }
 
 impl ObjectService {
-    pub fn new(mounts: Arc<MountTable>) -> Self {
-        Self { mounts }
+    /// The service over `mounts`; without a cache every read goes to the stores.
+    pub fn new(mounts: Arc<MountTable>, cache: Option<Arc<CachedReads>>) -> Self {
+        Self { mounts, cache }
     }
 
     /// The objects of the bucket `name`, or `NoSuchBucket`.
     pub fn bucket(&self, name: &str) -> UfsResult<BucketObjects> {
-        Ok(BucketObjects { bucket: self.mounts.resolve(name)? })
+        let bucket = self.mounts.resolve(name)?;
+        let cache = self.cache.clone().filter(|_| bucket.cached);
+        Ok(BucketObjects { bucket, cache })
+    }
+
+    /// The cache, if the worker has one.
+    pub fn cache(&self) -> Option<&Arc<CachedReads>> {
+        self.cache.as_ref()
     }
 
     /// All buckets, by name.
@@ -45,9 +60,10 @@ impl ObjectService {
     }
 }
 
-/// One bucket's objects.
+/// One bucket's objects: its store, and the cache when the bucket is cached.
 pub struct BucketObjects {
     bucket: Bucket,
+    cache: Option<Arc<CachedReads>>,
 }
 
 impl BucketObjects {
@@ -59,13 +75,51 @@ impl BucketObjects {
         &self.bucket.store
     }
 
-    /// Describes the object and opens its bytes.
+    /// True when reads of this bucket go through the page cache.
+    pub fn is_cached(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// Describes the object and opens its bytes (through the cache for a cached bucket).
     pub async fn open(&self, key: &ObjectKey) -> UfsResult<OpenObject> {
-        self.store().open(key).await
+        match &self.cache {
+            Some(cache) => cache.open(&self.bucket, key).await,
+            None => self.store().open(key).await,
+        }
     }
 
     pub async fn stat(&self, key: &ObjectKey) -> UfsResult<ObjectInfo> {
-        self.store().stat(key).await
+        match &self.cache {
+            Some(cache) => cache.stat(&self.bucket, key).await,
+            None => self.store().stat(key).await,
+        }
+    }
+
+    /// Reads every page of `key` into the cache (`alcove load`): the bytes read. Nothing to do
+    /// for a bucket that is not cached.
+    pub async fn load(&self, key: &ObjectKey) -> UfsResult<u64> {
+        match &self.cache {
+            Some(cache) => cache.load(&self.bucket, key).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Drops every cached page of `key` (`alcove free`): the pages removed.
+    pub async fn free(&self, key: &ObjectKey) -> u64 {
+        match &self.cache {
+            Some(cache) => cache.free(&self.bucket, key).await,
+            None => 0,
+        }
+    }
+
+    /// Runs a change of `key`, then forgets the object's cached state, whatever the outcome (a
+    /// failed write may still have replaced the object on a remote).
+    async fn changing<T>(&self, key: &ObjectKey, change: impl Future<Output = UfsResult<T>>) -> UfsResult<T> {
+        let result = change.await;
+        if let Some(cache) = &self.cache {
+            cache.forget(&self.bucket, key).await;
+        }
+        result
     }
 
     pub async fn put<S, E, M>(&self, key: &ObjectKey, body: S, meta: M, checks: PutChecks) -> UfsResult<ObjectInfo>
@@ -74,14 +128,14 @@ impl BucketObjects {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
         M: FnOnce() -> ObjectMeta + Send + 'static,
     {
-        self.store().put(key, body, meta, checks).await
+        self.changing(key, self.store().put(key, body, meta, checks)).await
     }
 
     pub async fn update_meta<F>(&self, key: &ObjectKey, change: F) -> UfsResult<ObjectInfo>
     where
         F: FnOnce(&mut ObjectMeta) + Send + 'static,
     {
-        self.store().update_meta(key, change).await
+        self.changing(key, self.store().update_meta(key, change)).await
     }
 
     /// A copy the store makes by itself (same remote mount, metadata kept), or `None` when the
@@ -92,11 +146,15 @@ impl BucketObjects {
         from: &ObjectKey,
         to: &ObjectKey,
     ) -> Option<UfsResult<ObjectInfo>> {
-        self.store().copy_within(source.store(), from, to).await
+        let copied = self.store().copy_within(source.store(), from, to).await;
+        if let Some(cache) = &self.cache {
+            cache.forget(&self.bucket, to).await;
+        }
+        copied
     }
 
     pub async fn delete(&self, key: &ObjectKey) -> UfsResult<()> {
-        self.store().delete(key).await
+        self.changing(key, self.store().delete(key)).await
     }
 
     pub async fn list(&self, query: ListQuery) -> UfsResult<ListPage> {
@@ -171,6 +229,6 @@ impl BucketObjects {
     where
         M: FnOnce(&[PartInfo]) -> UfsResult<ObjectMeta> + Send + 'static,
     {
-        self.store().complete_upload(key, upload, chosen, precondition, tap, meta).await
+        self.changing(key, self.store().complete_upload(key, upload, chosen, precondition, tap, meta)).await
     }
 }

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alcove_cache::ObjectService;
+use alcove_cache::{CachedReads, ObjectService, PageStore, PageStoreError};
 use alcove_s3::auth::{AnonymousPolicy, CredentialStore};
 use alcove_s3::AuthMode;
 use alcove_ufs::{MountTable, UfsError};
@@ -36,6 +36,8 @@ pub enum WorkerError {
     Config(#[from] ConfigError),
     #[error("cannot open the mount table: {0}")]
     Mounts(#[from] UfsError),
+    #[error("cannot open the page cache: {0}")]
+    Cache(#[from] PageStoreError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
 }
@@ -66,8 +68,10 @@ impl Worker {
                 Err(e) => tracing::warn!(bucket = %store.root().display(), error = %e, "could not clean temp files"),
             }
         }
-        let objects = Arc::new(ObjectService::new(Arc::clone(&mounts)));
-        let metrics = Arc::new(metrics::Metrics::default());
+        let pages = PageStore::open(config.page_store()?).await?;
+        let cache = CachedReads::new(pages, config.read_settings());
+        let objects = Arc::new(ObjectService::new(Arc::clone(&mounts), Some(Arc::clone(&cache))));
+        let metrics = Arc::new(metrics::Metrics::default().with_cache(cache));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let grace = Duration::from_secs(config.s3.shutdown_grace);
@@ -98,6 +102,7 @@ impl Worker {
 
         let admin = Arc::new(admin::Admin {
             mounts,
+            objects,
             metrics,
             ready: Default::default(),
             started: Instant::now(),
