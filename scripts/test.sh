@@ -45,5 +45,8 @@ ALCOVE_BENCH_BIN="$CARGO_TARGET_DIR/debug/alcove-bench" bash bench/smoke.sh
 step "client suites (tests/clients)"
 "$ALCOVE_VENV/bin/python" -m pytest tests/clients -q
 
-step "client suites on S3-mounted buckets (ALCOVE_CLIENT_UFS=s3)"
+step "client suites on S3-mounted buckets, read through the page cache (ALCOVE_CLIENT_UFS=s3)"
 ALCOVE_CLIENT_UFS=s3 "$ALCOVE_VENV/bin/python" -m pytest tests/clients -q
+
+step "client suites on S3-mounted buckets with a page cache far smaller than their data (ALCOVE_CLIENT_CACHE=small)"
+ALCOVE_CLIENT_UFS=s3 ALCOVE_CLIENT_CACHE=small "$ALCOVE_VENV/bin/python" -m pytest tests/clients -q
