@@ -389,7 +389,7 @@ impl PageFetcher {
             let mut page = BytesMut::with_capacity((span.end - span.start) as usize);
             let mut body = source.read(span).await?;
             while let Some(chunk) = body.next().await {
-                page.extend_from_slice(&chunk.map_err(|e| UfsError::io("reading a page from the under-storage", e))?);
+                page.extend_from_slice(&chunk.map_err(page_read_error)?);
             }
             Ok::<_, UfsError>(page.freeze())
         }
@@ -409,6 +409,14 @@ impl PageFetcher {
                 Err(Arc::new(e))
             }
         }
+    }
+}
+
+/// A failed read of a page's bytes: the object changed meanwhile, or the read itself failed.
+fn page_read_error(e: std::io::Error) -> UfsError {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<UfsError>()) {
+        Some(UfsError::Changed) => UfsError::Changed,
+        _ => UfsError::io("reading a page from the under-storage", e),
     }
 }
 

@@ -282,7 +282,13 @@ impl RemoteFs {
         };
         let reader = self.inner.op.reader_options(path, opts).await.map_err(changed)?;
         let stream = reader.into_bytes_stream(span).await.map_err(changed)?;
-        Ok(stream.boxed())
+        // The remote's 412 may come only once the body is read: it still means "changed".
+        Ok(stream
+            .map_err(|e| match e.get_ref().and_then(|inner| inner.downcast_ref::<opendal::Error>()) {
+                Some(inner) if inner.kind() == ErrorKind::ConditionNotMatch => io::Error::other(UfsError::Changed),
+                _ => e,
+            })
+            .boxed())
     }
 
     /// Streams a body to the remote; nothing changes there unless the whole body arrived intact.
