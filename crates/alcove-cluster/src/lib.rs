@@ -1,10 +1,20 @@
-//! Cluster membership and ownership for Alcove: the rendezvous-hash ring that names the owner of
-//! each object key.
+//! Cluster membership and ownership for Alcove: which workers are live, which of them owns each
+//! object key (rendezvous hashing), how a request that lands on a non-owner is handed on (proxy
+//! or redirect), and how workers call each other (a signed, pooled peer client).
 //!
-//! Today a worker runs alone (static membership of one), so it owns every key; the ring is
-//! already the one a cluster will use, so ownership never changes meaning. This crate may not
-//! parse S3 requests or touch storage.
+//! A worker alone (the embedded default) is a cluster of one that owns every key. This crate may
+//! not parse S3 requests beyond the bucket and key of a path, and may not touch storage.
 
+pub mod client;
+pub mod membership;
+pub mod peer_auth;
 pub mod ring;
+pub mod router;
+pub mod view;
 
+pub use client::{PeerBody, PeerClient, PeerError, FORWARDED_BY_HEADER};
+pub use membership::{start_static, HEALTH_PATH};
+pub use peer_auth::{ClusterSecret, PeerAuthError, PEER_HEADER};
 pub use ring::Ring;
+pub use router::{route, Handoff, Route};
+pub use view::{ClusterView, Member, Owner};
