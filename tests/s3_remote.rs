@@ -427,7 +427,7 @@ async fn a_failed_object_is_reported_and_the_load_goes_on() {
 
 #[tokio::test]
 async fn load_and_free_refuse_what_they_cannot_do() {
-    let remote = remote_with_bucket("far").await;
+    let mut remote = remote_with_bucket("far").await;
     let front = front_mounting(&remote, "s3://far", &[]).await;
     front.create_bucket("local").await;
     let (ok, _, err) = cli_on(&front, &["load", "s3://local/x"]);
@@ -480,4 +480,10 @@ async fn load_and_free_refuse_what_they_cannot_do() {
         ),
         "{text}"
     );
+
+    // A listing that fails ends the job with the reason in its summary.
+    remote.stop();
+    let (ok, out, err) = cli_on(&front, &["load", "s3://near"]);
+    assert!(!ok && out.contains("stopped before the end of s3://near: the under-storage of"), "{out}");
+    assert!(err.contains("alcove: stopped early: "), "{err}");
 }

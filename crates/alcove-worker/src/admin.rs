@@ -137,9 +137,7 @@ impl Admin {
             Err(e) => ufs_error(e),
         }
     }
-}
 
-impl Admin {
     /// Starts loading or freeing a prefix of a cached bucket and streams its events as JSON
     /// lines. Refused up front: an unknown bucket (404), a bucket that is not cached and a bad
     /// request (400); everything after that is reported in the stream.
