@@ -1,7 +1,9 @@
 //! S3 mounts: a bucket whose data lives in another S3 server (here a second Alcove worker, which
 //! needs nothing installed), driven with aws-sdk-s3 through the front worker: data, metadata,
 //! tags, listings, copies, multipart uploads, objects written to the remote by someone else, and
-//! what a client sees when the remote fails, is slow or refuses the mount's credentials.
+//! what a client sees when the remote fails, is slow or refuses the mount's credentials. Also
+//! `alcove load` and `alcove free` of a prefix of such a mount (the page cache filled and emptied,
+//! reads then served without the remote, failures reported), through the CLI and the admin API.
 
 use std::time::{Duration, Instant};
 
@@ -272,4 +274,216 @@ async fn secrets_are_not_shown_or_logged() {
     ]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("known options"), "{}", String::from_utf8_lossy(&bad.stderr));
+}
+
+/// The remote's config with its access log on, to count the object reads that reach it.
+fn logged_remote_config() -> String {
+    format!("{}[s3]\naccess_log = true\n", remote_config())
+}
+
+/// GETs of objects (not listings) the remote has logged, once its log has settled: a line is
+/// written when its response body ends, which may be a moment after the client had all of it.
+async fn object_gets(remote: &Server) -> usize {
+    let count =
+        || remote.access_log_lines().iter().filter(|l| l.contains(" method=GET ") && !l.contains(" key=\"\" ")).count();
+    let mut last = count();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = count();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// One series of the worker's `/metrics`, e.g. `alcove_s3_cache_pages{tier="memory"}`.
+async fn metric(server: &Server, series: &str) -> u64 {
+    let text = http_client()
+        .get(format!("{}/metrics", server.admin_url()))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let value = text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')));
+    let value = value.unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    value.trim().parse().unwrap_or_else(|_| panic!("{series} is {value}"))
+}
+
+/// Pages the cache holds, over its tiers.
+async fn cached_pages(server: &Server) -> u64 {
+    metric(server, "alcove_s3_cache_pages{tier=\"memory\"}").await
+        + metric(server, "alcove_s3_cache_pages{tier=\"disk0\"}").await
+}
+
+/// Runs `alcove ARGS --admin URL` against `server`: exit success, stdout, stderr.
+fn cli_on(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let admin = server.admin_url();
+    let mut all = args.to_vec();
+    all.extend(["--admin", &admin]);
+    let out = server.cli(&all);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn load_fills_the_cache_so_reads_skip_the_remote_and_free_empties_it() {
+    let remote = Server::start_with_config(&logged_remote_config()).await;
+    let direct = remote.client_with("remote-ak", SECRET);
+    direct.create_bucket().bucket("far").send().await.unwrap();
+    // 1 MiB pages: 2 + 1 + 3 pages; an empty object and a folder object need nothing.
+    let objects = [
+        ("set/a.bin", pseudo_random_bytes(1, (1 << 20) + 500_000)),
+        ("set/b.bin", pseudo_random_bytes(2, 300_000)),
+        ("set/deep/c.bin", pseudo_random_bytes(3, (2 << 20) + 1)),
+        ("set/empty", Vec::new()),
+        ("set/folder/", Vec::new()),
+        ("setx/not-this", b"outside the folder".to_vec()),
+    ];
+    for (key, data) in &objects {
+        put_bytes(&direct, "far", &format!("base/{key}"), data).await;
+    }
+    let front = front_mounting(&remote, "s3://far/base", &[]).await;
+
+    let (ok, out, err) = cli_on(&front, &["load", "s3://near/set/", "--parallel", "2"]);
+    assert!(ok, "load failed:\n{out}\n{err}");
+    let total = (1 << 20) + 500_000 + 300_000 + (2 << 20) + 1;
+    assert!(
+        out.contains("loading s3://near/set/: 3 objects (3.8 MiB), 2 folder or empty objects with nothing to load"),
+        "{out}"
+    );
+    assert!(out.contains("load: 3/3 objects, 3.8 MiB/3.8 MiB"), "a plain progress line off a terminal:\n{out}");
+    assert!(out.contains("loaded 3 objects (3.8 MiB) of s3://near/set/ in "), "{out}");
+    assert!(out.contains("; 3.8 MiB read from the under-storage"), "{out}");
+    assert!(out.contains("skipped 2 folder or empty objects (nothing to load)"), "{out}");
+    assert!(!out.contains("not-this") && !out.contains("failed"), "{out}");
+    assert_eq!(metric(&front, "alcove_s3_cache_pages{tier=\"memory\"}").await, 6);
+    assert!(metric(&front, "alcove_s3_cache_used_bytes{tier=\"memory\"}").await >= total);
+    assert_eq!(metric(&front, "alcove_s3_cache_served_bytes_total{tier=\"ufs\"}").await, total);
+
+    // Every byte now comes from the cache: the remote sees no object read.
+    let before = object_gets(&remote).await;
+    assert_eq!(before, 6, "one ranged GET per page");
+    let c = front.client();
+    for (key, data) in &objects[..3] {
+        assert_eq!(&get_bytes(&c, "near", key).await, data, "{key}");
+    }
+    assert_eq!(object_gets(&remote).await, before, "reads after a load reached the remote");
+
+    // A second load is idempotent: it lists again but reads nothing.
+    let (ok, out, err) = cli_on(&front, &["load", "s3://near/set/"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("loaded 3 objects (3.8 MiB)") && out.contains("; 0 B read from the under-storage"), "{out}");
+    assert_eq!(object_gets(&remote).await, before);
+
+    // Free drops every page; the next read goes to the remote again. A prefix is a key prefix,
+    // as in listings: `set` also takes `setx/…` (which had no pages).
+    let (ok, out, err) = cli_on(&front, &["free", "s3://near/set"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("freed 4 objects (3.8 MiB, "), "{out}");
+    assert_eq!(cached_pages(&front).await, 0, "{out}");
+    assert_eq!(&get_bytes(&c, "near", "set/b.bin").await, &objects[1].1);
+    assert_eq!(object_gets(&remote).await, before + 1);
+    // Freeing again is no error: nothing is left to drop but that one page.
+    let (ok, out, _) = cli_on(&front, &["free", "s3://near/set/"]);
+    assert!(ok && out.contains("freed 3 objects"), "{out}");
+    assert_eq!(cached_pages(&front).await, 0);
+}
+
+#[tokio::test]
+async fn a_failed_object_is_reported_and_the_load_goes_on() {
+    let remote = remote_with_bucket("far").await;
+    let direct = remote.client_with("remote-ak", SECRET);
+    for key in ["f/1", "f/2", "f/3"] {
+        put_bytes(&direct, "far", key, key.as_bytes()).await;
+    }
+    // The front trusts what it learnt of an object until Alcove itself changes it...
+    let front = Server::start_with_config("[cache]\nmetadata_sync_interval = -1\n").await;
+    mount(&front, "/near", "s3://far", &remote.endpoint(), SECRET, &[]);
+    front.client().head_object().bucket("near").key("f/2").send().await.unwrap();
+    // ...so once another writer replaces it on the remote, reading the version it knows fails.
+    put_bytes(&direct, "far", "f/2", b"a newer and longer version").await;
+
+    let (ok, out, err) = cli_on(&front, &["load", "s3://near/f/"]);
+    assert!(!ok, "a failed object fails the command:\n{out}");
+    assert!(out.contains("\nfailed: f/2: "), "reported as it happens:\n{out}");
+    assert!(out.contains("loaded 2 objects (6 B)") && out.contains("1 object failed:\n  f/2: "), "{out}");
+    assert!(err.contains("alcove: 1 object failed"), "{err}");
+    assert_eq!(metric(&front, "alcove_s3_cache_pages{tier=\"memory\"}").await, 2, "the two loaded objects' pages");
+
+    // Free forgets what the front knew of each object too, so loading again reads the new version.
+    let (ok, out, err) = cli_on(&front, &["free", "s3://near/f/"]);
+    assert!(ok, "{out}\n{err}");
+    let (ok, out, err) = cli_on(&front, &["load", "s3://near/f/"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("loaded 3 objects (32 B)"), "{out}");
+    assert_eq!(get_bytes(&front.client(), "near", "f/2").await, b"a newer and longer version");
+}
+
+#[tokio::test]
+async fn load_and_free_refuse_what_they_cannot_do() {
+    let mut remote = remote_with_bucket("far").await;
+    let front = front_mounting(&remote, "s3://far", &[]).await;
+    front.create_bucket("local").await;
+    let (ok, _, err) = cli_on(&front, &["load", "s3://local/x"]);
+    assert!(!ok && err.contains("the bucket local is not cached; mount it with cache=on"), "{err}");
+    let (ok, _, err) = cli_on(&front, &["free", "s3://nothing-here"]);
+    assert!(!ok && err.contains("no bucket named 'nothing-here'"), "{err}");
+    for uri in ["near/x", "s3:///x"] {
+        let (ok, out, err) = cli_on(&front, &["load", uri]);
+        assert!(!ok && err.contains("expected s3://BUCKET[/PREFIX]") && out.is_empty(), "{uri}: {err}");
+    }
+    let (ok, _, err) = cli_on(&front, &["load", "s3://near", "--parallel", "0"]);
+    assert!(!ok && err.contains("--parallel"), "{err}");
+
+    // The admin API itself: refusals are JSON errors with their status...
+    let http = http_client();
+    let post = |what: &str, body: &str| {
+        http.post(format!("{}/api/v1/cache/{what}", front.admin_url())).body(body.to_owned()).send()
+    };
+    for (what, body, status) in [
+        ("load", r#"{"bucket": "nothing-here"}"#, 404),
+        ("free", r#"{"bucket": "local"}"#, 400),
+        ("load", r#"{"bucket": "near", "parallel": 1000}"#, 400),
+        ("load", r#"{"prefix": "x"}"#, 400),
+        ("load", "not json", 400),
+    ] {
+        let resp = post(what, body).await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{what} {body}");
+        assert!(resp.text().await.unwrap().starts_with(r#"{"error":"#));
+    }
+    // ...and a job is JSON lines: totals, one line per object, the summary.
+    put_bytes(&front.client(), "near", "p/k", b"v").await;
+    let resp = post("load", r#"{"bucket": "near", "prefix": "p/", "parallel": 1}"#).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/x-ndjson"));
+    let text = resp.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], r#"{"type":"totals","objects":1,"bytes":1,"skipped":0}"#);
+    assert_eq!(lines[1], r#"{"type":"object","key":"p/k","bytes":1}"#);
+    assert!(
+        lines[2].starts_with(r#"{"type":"summary","objects":1,"bytes":1,"failed":0,"skipped":0,"ufs_read_bytes":"#),
+        "{text}"
+    );
+    let resp = post("free", r#"{"bucket": "near", "prefix": "p/"}"#).await.unwrap();
+    let text = resp.text().await.unwrap();
+    assert!(text.contains(r#"{"type":"object","key":"p/k","bytes":1,"pages":"#), "{text}");
+    assert!(
+        text.lines().last().is_some_and(
+            |l| l.starts_with(r#"{"type":"summary","objects":1,"bytes":1,"failed":0,"skipped":0,"pages":"#)
+        ),
+        "{text}"
+    );
+
+    // A listing that fails ends the job with the reason in its summary.
+    remote.stop();
+    let (ok, out, err) = cli_on(&front, &["load", "s3://near"]);
+    assert!(!ok && out.contains("stopped before the end of s3://near: the under-storage of"), "{out}");
+    assert!(err.contains("alcove: stopped early: "), "{err}");
 }

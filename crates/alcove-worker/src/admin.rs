@@ -1,7 +1,9 @@
-//! The admin port: `/healthz`, `/readyz`, `/metrics`, `/status`, and the mount API used by
-//! `alcove mount` (`GET|POST|DELETE /api/v1/mounts`). It binds to loopback by default and has no
-//! authentication of its own: expose it only to operators.
+//! The admin port: `/healthz`, `/readyz`, `/metrics`, `/status`, the mount API used by
+//! `alcove mount` (`GET|POST|DELETE /api/v1/mounts`) and the cache API used by `alcove load` and
+//! `alcove free` (`POST /api/v1/cache/load|free`, answered as a stream of JSON lines). It binds to
+//! loopback by default and has no authentication of its own: expose it only to operators.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,15 +14,21 @@ use alcove_ufs::{MountEntry, MountTable, UfsError};
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
+use crate::preload::{Action, CacheJob, Event, DEFAULT_PARALLEL, MAX_PARALLEL};
 
 /// Largest admin request body.
 const MAX_ADMIN_BODY: usize = 64 << 10;
+/// Events of a cache job waiting for a slow client before the job waits too.
+const JOB_EVENT_BUFFER: usize = 64;
 
 pub struct Admin {
     pub mounts: Arc<MountTable>,
@@ -40,7 +48,18 @@ struct AddMount {
     options: std::collections::BTreeMap<String, String>,
 }
 
-type AdminResponse = Response<Full<Bytes>>;
+/// `POST /api/v1/cache/load|free`: a prefix of a cached bucket.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheJobRequest {
+    bucket: String,
+    #[serde(default)]
+    prefix: String,
+    parallel: Option<usize>,
+}
+
+/// Answers are whole (`Full`) except the cache API's streams of JSON lines.
+type AdminResponse = Response<UnsyncBoxBody<Bytes, Infallible>>;
 
 impl Admin {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, _remote: SocketAddr) -> AdminResponse {
@@ -61,6 +80,8 @@ impl Admin {
             (Method::GET, "/api/v1/mounts") => json_response(StatusCode::OK, &json!(self.mount_list())),
             (Method::POST, "/api/v1/mounts") => self.add_mount(req).await,
             (Method::DELETE, "/api/v1/mounts") => self.remove_mount(&req),
+            (Method::POST, "/api/v1/cache/load") => self.cache_job(req, Action::Load).await,
+            (Method::POST, "/api/v1/cache/free") => self.cache_job(req, Action::Free).await,
             _ => json_error(StatusCode::NOT_FOUND, "no such admin endpoint"),
         }
     }
@@ -91,18 +112,9 @@ impl Admin {
     }
 
     async fn add_mount(&self, req: Request<Incoming>) -> AdminResponse {
-        let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("cannot read the request: {e}")),
-        };
-        let add: AddMount = match serde_json::from_slice(&body) {
+        let add: AddMount = match read_json(req, r#"{"path", "ufs", "options"}"#).await {
             Ok(a) => a,
-            Err(e) => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("expected {{\"path\", \"ufs\", \"options\"}}: {e}"),
-                )
-            }
+            Err(answer) => return answer,
         };
         let entry = MountEntry { path: add.path, ufs: add.ufs, options: add.options, from_config: false };
         match self.mounts.add(entry) {
@@ -125,6 +137,59 @@ impl Admin {
             Err(e) => ufs_error(e),
         }
     }
+
+    /// Starts loading or freeing a prefix of a cached bucket and streams its events as JSON
+    /// lines. Refused up front: an unknown bucket (404), a bucket that is not cached and a bad
+    /// request (400); everything after that is reported in the stream.
+    async fn cache_job(&self, req: Request<Incoming>, action: Action) -> AdminResponse {
+        let ask: CacheJobRequest = match read_json(req, r#"{"bucket", "prefix", "parallel"}"#).await {
+            Ok(a) => a,
+            Err(answer) => return answer,
+        };
+        let parallel = ask.parallel.unwrap_or(DEFAULT_PARALLEL);
+        if !(1..=MAX_PARALLEL).contains(&parallel) {
+            return json_error(StatusCode::BAD_REQUEST, &format!("parallel must be between 1 and {MAX_PARALLEL}"));
+        }
+        let bucket = match self.objects.bucket(&ask.bucket) {
+            Ok(b) => b,
+            Err(UfsError::NoSuchBucket(_)) => {
+                return json_error(StatusCode::NOT_FOUND, &format!("no bucket named '{}'", ask.bucket))
+            }
+            Err(e) => return ufs_error(e),
+        };
+        if !bucket.is_cached() {
+            let message = format!("the bucket {} is not cached; mount it with cache=on", ask.bucket);
+            return json_error(StatusCode::BAD_REQUEST, &message);
+        }
+        let (events, received) = mpsc::channel(JOB_EVENT_BUFFER);
+        let job = CacheJob { action, bucket, prefix: ask.prefix, parallel, cache: self.objects.cache().cloned() };
+        tokio::spawn(job.run(events));
+        json_lines(received)
+    }
+}
+
+/// Reads a JSON request body of at most [`MAX_ADMIN_BODY`] bytes; `expected` names its fields in
+/// the answer to a body that is not one.
+async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, expected: &str) -> Result<T, AdminResponse> {
+    let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Err(json_error(StatusCode::BAD_REQUEST, &format!("cannot read the request: {e}"))),
+    };
+    serde_json::from_slice(&body).map_err(|e| json_error(StatusCode::BAD_REQUEST, &format!("expected {expected}: {e}")))
+}
+
+/// A chunked answer with one JSON line per event, each sent as soon as it happens.
+fn json_lines(events: mpsc::Receiver<Event>) -> AdminResponse {
+    let lines = futures::stream::unfold(events, |mut events| async move {
+        let event = events.recv().await?;
+        // Serializing plain numbers and strings cannot fail.
+        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(line))), events))
+    });
+    let mut r = Response::new(StreamBody::new(lines).boxed_unsync());
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    r
 }
 
 /// The cache's figures for `/status` (and `alcove status`).
@@ -180,14 +245,14 @@ fn ufs_error(e: UfsError) -> AdminResponse {
 }
 
 fn text(status: StatusCode, body: &str) -> AdminResponse {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_owned())));
+    let mut r = Response::new(Full::new(Bytes::from(body.to_owned())).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> AdminResponse {
-    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    let mut r = Response::new(Full::new(Bytes::from(value.to_string())).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r

@@ -11,6 +11,7 @@ pub mod cors;
 pub mod front;
 pub mod gateway;
 pub mod metrics;
+pub mod preload;
 pub mod server;
 
 use std::net::SocketAddr;

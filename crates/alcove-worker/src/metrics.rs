@@ -192,3 +192,49 @@ impl Collector for CacheCollector {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alcove_cache::{MetadataSync, ObjectVersion, PageKey, PageStore, PageStoreConfig, ReadSettings};
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn page(index: u64) -> PageKey {
+        PageKey { mount: "b".into(), path: "k".into(), version: ObjectVersion::ETag("e".into()), index }
+    }
+
+    /// Every cache figure an operator graphs is in the exposition, under its documented name.
+    #[tokio::test]
+    async fn cache_figures_render() {
+        let config = PageStoreConfig { page_size: 4096, memory_size: 1 << 20, dirs: Vec::new() };
+        let pages = PageStore::open(config).await.expect("a memory-only page store");
+        let cache = CachedReads::new(pages, ReadSettings { read_ahead: 0, metadata_sync: MetadataSync::Never });
+        // One miss filled by a fetch, then one hit.
+        for _ in 0..2 {
+            let fetched =
+                cache.pages().get_or_fetch(&page(0), || async { Ok::<_, ()>(Bytes::from_static(b"x")) }).await;
+            assert!(fetched.is_ok());
+        }
+        let text = Metrics::default().with_cache(cache).render();
+        for line in [
+            "alcove_s3_cache_hits_total{tier=\"memory\"} 1",
+            "alcove_s3_cache_misses_total 1",
+            "alcove_s3_cache_served_bytes_total{tier=\"memory\"} 1",
+            "alcove_s3_cache_served_bytes_total{tier=\"ufs\"} 0",
+            "alcove_s3_cache_evictions_total{tier=\"memory\"} 0",
+            "alcove_s3_cache_used_bytes{tier=\"memory\"} ",
+            "alcove_s3_cache_capacity_bytes{tier=\"memory\"} 1048576",
+            "alcove_s3_cache_pages{tier=\"memory\"} 1",
+            "alcove_s3_cache_read_ahead_pages_total 0",
+            "alcove_s3_cache_single_flight_joins_total 0",
+            "alcove_s3_cache_ufs_reads_total 0",
+            "alcove_s3_cache_ufs_read_seconds_bucket{le=\"0.001\"} 0",
+            "alcove_s3_cache_ufs_read_seconds_bucket{le=\"+Inf\"} 0",
+            "alcove_s3_cache_ufs_read_seconds_count 0",
+            "# TYPE alcove_s3_cache_ufs_read_seconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l.starts_with(line)), "no line starting {line:?} in\n{text}");
+        }
+    }
+}

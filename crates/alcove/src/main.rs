@@ -1,12 +1,18 @@
-//! The `alcove` command line: `serve` runs a worker; `mount` and `status` talk to a running
-//! worker's admin port. It holds no logic of its own beyond argument handling and printing.
+//! The `alcove` command line: `serve` runs a worker; `mount`, `status`, `load` and `free` talk
+//! to a running worker's admin port. It holds no logic of its own beyond argument handling and
+//! printing.
 
 mod admin_client;
+mod human;
+mod preload;
+mod progress;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use alcove_worker::preload::{Action, DEFAULT_PARALLEL, MAX_PARALLEL};
 use alcove_worker::{Config, Worker};
 use clap::{Parser, Subcommand};
 
@@ -26,11 +32,29 @@ enum Command {
         #[command(subcommand)]
         action: MountAction,
     },
-    /// Show a running worker's status.
+    /// Show a running worker's status: buckets, mounts, and the page cache per tier.
     Status {
         #[arg(long, default_value = "http://127.0.0.1:30000")]
         admin: String,
+        /// Print the worker's /status JSON as it is.
+        #[arg(long)]
+        json: bool,
     },
+    /// Fill the page cache with every object under s3://BUCKET/PREFIX (a cached bucket).
+    Load(CacheJobArgs),
+    /// Drop every cached page of the objects under s3://BUCKET/PREFIX.
+    Free(CacheJobArgs),
+}
+
+#[derive(clap::Args)]
+struct CacheJobArgs {
+    /// s3://BUCKET[/PREFIX]: a key prefix as in S3 listings (end it with / for a folder).
+    uri: String,
+    #[arg(long, default_value = "http://127.0.0.1:30000")]
+    admin: String,
+    /// Objects handled at once.
+    #[arg(long, default_value_t = DEFAULT_PARALLEL as u64, value_parser = clap::value_parser!(u64).range(1..=MAX_PARALLEL as u64))]
+    parallel: u64,
 }
 
 #[derive(clap::Args)]
@@ -102,7 +126,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Mount { action } => mount(action).await,
-            Command::Status { admin } => admin_client::status(&admin).await,
+            Command::Status { admin, json } => admin_client::status(&admin, json).await,
+            Command::Load(job) => cache_job(Action::Load, job).await,
+            Command::Free(job) => cache_job(Action::Free, job).await,
         }
     });
     match result {
@@ -155,6 +181,10 @@ async fn wait_for_signal(mut terminate: tokio::signal::unix::Signal, mut interru
         _ = terminate.recv() => {}
         _ = interrupt.recv() => {}
     }
+}
+
+async fn cache_job(action: Action, job: CacheJobArgs) -> Result<(), String> {
+    preload::run(action, &job.uri, &job.admin, job.parallel).await.map_err(|e| e.to_string())
 }
 
 async fn mount(action: MountAction) -> Result<(), String> {
