@@ -3,10 +3,11 @@
 # a Python venv with pinned clients), checks format and lints, builds, then runs the unit
 # tests, the Rust integration tests (aws-sdk-s3 against real workers) and the client suites
 # (boto3, AWS CLI, minio, s3fs, pyarrow, s3torchconnectorclient, s3cmd, rclone), with a short
-# smoke run of the benchmark tool in between. The client suites run twice: on buckets that are
-# folders of the worker's root, then (ALCOVE_CLIENT_UFS=s3) on buckets that are S3 mounts of a
-# second Alcove worker; tests/clients/test_remote_ufs.py mounts moto, s3s-fs and Alcove remotes
-# (S3), Azurite (azblob://) and gcp-storage-emulator (gs://).
+# smoke run of the benchmark tool in between. The client suites run three times: on buckets
+# that are folders of the worker's root, then (ALCOVE_CLIENT_UFS=s3) on buckets that are S3
+# mounts of a second Alcove worker, read through the page cache, and once more with a page cache
+# far smaller than the data (ALCOVE_CLIENT_CACHE=small); tests/clients/test_remote_ufs.py mounts
+# moto, s3s-fs and Alcove remotes (S3), Azurite (azblob://) and gcp-storage-emulator (gs://).
 #
 # Build output goes outside the clone (CARGO_TARGET_DIR, default /var/tmp/alcove-target) so
 # repeated runs are fast.
@@ -45,5 +46,8 @@ ALCOVE_BENCH_BIN="$CARGO_TARGET_DIR/debug/alcove-bench" bash bench/smoke.sh
 step "client suites (tests/clients)"
 "$ALCOVE_VENV/bin/python" -m pytest tests/clients -q
 
-step "client suites on S3-mounted buckets (ALCOVE_CLIENT_UFS=s3)"
+step "client suites on S3-mounted buckets, read through the page cache (ALCOVE_CLIENT_UFS=s3)"
 ALCOVE_CLIENT_UFS=s3 "$ALCOVE_VENV/bin/python" -m pytest tests/clients -q
+
+step "client suites on S3-mounted buckets with a page cache far smaller than their data (ALCOVE_CLIENT_CACHE=small)"
+ALCOVE_CLIENT_UFS=s3 ALCOVE_CLIENT_CACHE=small "$ALCOVE_VENV/bin/python" -m pytest tests/clients -q

@@ -8,7 +8,9 @@ made with `new_bucket`) are S3 mounts: each bucket is created on a session-wide 
 Alcove worker) and mounted on the worker under test under the same name with `alcove mount add
 --ufs-uri s3://NAME --option endpoint=...`. In that mode tests marked `local_only` are skipped, and
 so are the tests that use none of those buckets (they do not depend on the mode and ran already
-in the default mode).
+in the default mode). S3 mounts are read through the page cache; with ALCOVE_CLIENT_CACHE=small
+as well, the shared worker's cache is much smaller than the data the suites move (a 4 MiB memory
+tier and an 8 MiB disk tier), so reads keep evicting and refetching pages.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from alcove_helpers import ACCESS_KEY, BUCKET_DIRS, BUCKET_REMOTES, REGION, SECR
 
 UFS_MODE = os.environ.get("ALCOVE_CLIENT_UFS", "").strip().lower() or "local"
 S3_MODE = UFS_MODE == "s3"
+CACHE_MODE = os.environ.get("ALCOVE_CLIENT_CACHE", "").strip().lower() or "default"
 # fixtures that give a test a bucket of the worker under test (an S3 mount in S3 mode)
 BUCKET_FIXTURES = {"bucket", "make_bucket", "new_bucket"}
 
@@ -46,6 +49,8 @@ _STATE: dict = {}
 def pytest_configure(config):
     if UFS_MODE not in ("local", "s3"):
         raise pytest.UsageError(f"ALCOVE_CLIENT_UFS={UFS_MODE!r}: expected 's3' or unset")
+    if CACHE_MODE not in ("default", "small"):
+        raise pytest.UsageError(f"ALCOVE_CLIENT_CACHE={CACHE_MODE!r}: expected 'small' or unset")
     # Isolate every AWS-flavoured client from the machine's own settings and
     # make sure no traffic leaves the loopback interface.
     d = tempfile.mkdtemp(prefix="alcove-clients-env-")
@@ -80,7 +85,8 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     return f"alcove client suites: ALCOVE_CLIENT_UFS={UFS_MODE} (buckets are " + \
-        ("S3 mounts of a second Alcove worker)" if S3_MODE else "folders of the worker's root)")
+        ("S3 mounts of a second Alcove worker)" if S3_MODE else "folders of the worker's root)") + \
+        (", ALCOVE_CLIENT_CACHE=small (a 4 MiB + 8 MiB page cache)" if CACHE_MODE == "small" else "")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -120,10 +126,23 @@ def aws_config_file() -> str:
 _ALL_WORKERS: list[Worker] = []
 
 
+# The shared worker trusts what it cached of a remote object for a second (default 10 s), so the
+# tests that change a remote behind Alcove's back see the change quickly.
+SHARED_CONFIG = """
+[cache]
+metadata_sync_interval = "1s"
+"""
+
+
 @pytest.fixture(scope="session")
 def worker(alcove_bin, tmp_path_factory):
-    """The shared worker: embedded defaults (simple auth, anonymous allowed)."""
-    w = Worker(alcove_bin, tmp_path_factory.mktemp("simple"))
+    """The shared worker: embedded defaults (simple auth, anonymous allowed), but remote metadata
+    re-checked after a second."""
+    base = tmp_path_factory.mktemp("simple")
+    config = SHARED_CONFIG
+    if CACHE_MODE == "small":
+        config += f'memory_size = "4MiB"\n[[cache.dirs]]\npath = "{base / "cache"}"\nsize = "8MiB"\n'
+    w = Worker(alcove_bin, base, config=config)
     _ALL_WORKERS.append(w)
     w.start()
     yield w
@@ -318,3 +337,33 @@ def cli_env(worker):
         "HOME": os.environ.get("HOME", "/root"),
     })
     return env
+
+
+class CountedMount:
+    """A bucket of the shared worker that is an S3 mount of a remote of its own, read through the
+    page cache; the remote logs every request, so the object reads that reach it are counted."""
+
+    def __init__(self, name: str, remote):
+        self.name = name
+        self.remote = remote
+
+    def object_gets(self) -> int:
+        """GETs of objects (not listings) the remote has served so far."""
+        lines = self.remote.log.read_text(errors="replace").splitlines()
+        return sum(1 for line in lines
+                   if line.startswith("access ") and " method=GET " in line and ' key=""' not in line)
+
+
+@pytest.fixture(scope="module")
+def counted_mount(alcove_bin, tmp_path_factory, worker):
+    from remotes import AlcoveRemote, mount_remote, unmount
+    remote = AlcoveRemote(alcove_bin, tmp_path_factory.mktemp("counted-remote"), config="[s3]\naccess_log = true\n")
+    remote.start()
+    name = f"counted-{uuid.uuid4().hex[:8]}"
+    remote.create_bucket(name)
+    mount_remote(worker, name, remote)
+    try:
+        yield CountedMount(name, remote)
+    finally:
+        unmount(worker, name)
+        remote.stop()

@@ -175,3 +175,19 @@ def test_sigv4(sigv4_worker):
         write(bad, f"{name}/evil.bin", b"x")
     assert "SIGNATURE_DOES_NOT_MATCH" in str(ei.value), str(ei.value)
     assert good.get_file_info(f"{name}/evil.bin").type == pafs.FileType.NotFound
+
+
+def test_parquet_dataset_second_pass_is_served_by_the_cache(worker, counted_mount):
+    """A data set read twice through an S3 mount: the second pass reads no object from the
+    remote (listings still go to it: they are never cached)."""
+    fs = mkfs(worker)
+    root = f"{counted_mount.name}/sales"
+    for part in range(4):
+        table = pa.table({"day": [part] * 50_000, "amount": [float(i) for i in range(50_000)]})
+        pq.write_table(table, f"{root}/part-{part}.parquet", filesystem=fs)
+    first = ds.dataset(root, filesystem=fs, format="parquet").to_table()
+    gets_after_first = counted_mount.object_gets()
+    assert gets_after_first > 0
+    second = ds.dataset(root, filesystem=fs, format="parquet").to_table()
+    assert second.equals(first) and second.num_rows == 200_000
+    assert counted_mount.object_gets() == gets_after_first, "the second pass read every byte from the cache"

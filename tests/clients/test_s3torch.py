@@ -141,3 +141,22 @@ def test_sigv4(sigv4_worker):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert r.stdout.startswith("ERR"), r.stdout + r.stderr
     assert "403" in r.stdout or "SignatureDoesNotMatch" in r.stdout or "Forbidden" in r.stdout, r.stdout
+
+
+def test_second_pass_over_samples_is_served_by_the_cache(counted_mount, s3, worker):
+    """A folder of samples read twice with the PyTorch connector's client: the second pass reads
+    no object from the remote."""
+    samples = {f"samples/{i:03d}.bin": os.urandom(100_000 + i) for i in range(20)}
+    for key, data in samples.items():
+        s3.put_object(Bucket=counted_mount.name, Key=key, Body=data)
+    client = mk(worker)
+
+    def one_pass():
+        for key, data in samples.items():
+            assert read_all(client.get_object(counted_mount.name, key)) == data
+
+    one_pass()
+    gets_after_first = counted_mount.object_gets()
+    assert gets_after_first >= len(samples)
+    one_pass()
+    assert counted_mount.object_gets() == gets_after_first, "the second pass read every byte from the cache"

@@ -1,4 +1,4 @@
-//! Cluster membership and ownership for Alcove: the consistent-hash ring that names the owner of
+//! Cluster membership and ownership for Alcove: the rendezvous-hash ring that names the owner of
 //! each object key.
 //!
 //! Today a worker runs alone (static membership of one), so it owns every key; the ring is

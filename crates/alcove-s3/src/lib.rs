@@ -1,6 +1,6 @@
 //! S3 protocol glue for Alcove, between the wire (handled by `s3s`) and the gateway:
 //! the auth modes (simple mode's pre-layer, sigv4 credentials), aws-chunked decoding for simple
-//! mode, checksums, error mapping and `encoding-type=url`.
+//! mode, checksums, error mapping, `encoding-type=url` and bucket CORS rules.
 //!
 //! It may not touch storage: it sees requests, bodies and [`alcove_ufs::UfsError`]s only.
 
@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body_watch;
 pub mod checksum;
 pub mod chunked;
+pub mod cors;
 pub mod error;
 pub mod integrity;
 pub mod limits;

@@ -102,6 +102,54 @@ impl UfsError {
     }
 }
 
+impl UfsError {
+    /// An equal error for another waiter of a shared operation (errors are not `Clone`: their
+    /// sources are not). What a client is told is kept; a wrapped source keeps its text.
+    pub fn duplicate(&self) -> Self {
+        let copy_io = |e: &io::Error| match e.raw_os_error() {
+            Some(errno) => io::Error::from_raw_os_error(errno),
+            None => io::Error::new(e.kind(), e.to_string()),
+        };
+        match self {
+            Self::NoSuchKey => Self::NoSuchKey,
+            Self::NoSuchUpload => Self::NoSuchUpload,
+            Self::InvalidPart(m) => Self::InvalidPart(m.clone()),
+            Self::InvalidPartOrder => Self::InvalidPartOrder,
+            Self::EntityTooSmall(m) => Self::EntityTooSmall(m.clone()),
+            Self::PreconditionFailed => Self::PreconditionFailed,
+            Self::Changed => Self::Changed,
+            Self::NoSuchBucket(b) => Self::NoSuchBucket(b.clone()),
+            Self::BucketExists(b) => Self::BucketExists(b.clone()),
+            Self::BucketNotEmpty(b) => Self::BucketNotEmpty(b.clone()),
+            Self::InvalidBucketName(m) => Self::InvalidBucketName(m.clone()),
+            Self::InvalidKey(m) => Self::InvalidKey(m.clone()),
+            Self::KeyTooLong(m) => Self::KeyTooLong(m.clone()),
+            Self::Conflict(m) => Self::Conflict(m.clone()),
+            Self::BadDigest => Self::BadDigest,
+            Self::IncompleteBody { expected, got } => Self::IncompleteBody { expected: *expected, got: *got },
+            Self::BodyTooLong { expected } => Self::BodyTooLong { expected: *expected },
+            Self::Body(e) => Self::Body(e.to_string().into()),
+            Self::InvalidRequest(m) => Self::InvalidRequest(m.clone()),
+            Self::Unsupported(m) => Self::Unsupported(m.clone()),
+            Self::Unavailable { mount, retry_after } => {
+                Self::Unavailable { mount: mount.clone(), retry_after: *retry_after }
+            }
+            Self::SlowDown { mount } => Self::SlowDown { mount: mount.clone() },
+            Self::MetadataTooLarge(m) => Self::MetadataTooLarge(m.clone()),
+            Self::RemoteBucketMissing { mount } => Self::RemoteBucketMissing { mount: mount.clone() },
+            Self::RemoteRefused { mount, message } => {
+                Self::RemoteRefused { mount: mount.clone(), message: message.clone() }
+            }
+            Self::RemoteDenied { mount } => Self::RemoteDenied { mount: mount.clone() },
+            Self::FsRefused { context, source } => {
+                Self::FsRefused { context: context.clone(), source: copy_io(source) }
+            }
+            Self::NoSpace { context, source } => Self::NoSpace { context: context.clone(), source: copy_io(source) },
+            Self::Io { context, source } => Self::Io { context: context.clone(), source: copy_io(source) },
+        }
+    }
+}
+
 /// The Linux error numbers told apart above (std has no names for them).
 mod libc_errno {
     pub const EPERM: i32 = 1;

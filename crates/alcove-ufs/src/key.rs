@@ -90,6 +90,17 @@ impl ObjectKey {
     }
 }
 
+/// The key as the client wrote it (components joined by `/`, and the final `/` of a folder).
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.components.join("/"))?;
+        if self.folder {
+            f.write_str("/")?;
+        }
+        Ok(())
+    }
+}
+
 fn unsafe_key(key: &str, why: &str) -> UfsError {
     UfsError::InvalidKey(format!("object key '{}' is not allowed: {why}", truncate(key, 200).escape_debug()))
 }

@@ -5,6 +5,7 @@
 //! bytes, and answers with [`UfsError`]s that the S3 layer maps to AWS error codes.
 
 pub mod backend;
+pub mod bucket_state;
 mod dircache;
 mod error;
 pub mod key;
@@ -19,6 +20,7 @@ pub mod store;
 pub mod uri;
 
 pub use backend::{ByteStream, ObjectReader, OpenObject, Precondition, PutChecks};
+pub use bucket_state::CorsRule;
 pub use error::{UfsError, UfsResult};
 pub use key::ObjectKey;
 pub use list::{ListItem, ListPage, ListQuery};

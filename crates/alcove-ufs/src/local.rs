@@ -8,7 +8,6 @@
 //! sees the old object or the new one, never a part. This module may not parse S3 requests; it
 //! takes validated [`ObjectKey`]s only.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File, Metadata};
 use std::future::Future as _;
 use std::io::{self, ErrorKind};
@@ -31,7 +30,6 @@ use crate::nowait;
 use crate::{UfsError, UfsResult};
 
 const TMP_DIR: &str = "tmp";
-const BUCKET_TAGS: &str = "bucket-tagging.json";
 
 /// Serialises the check-and-publish of one target path (and metadata updates) in this process.
 /// Striped, so unrelated keys rarely wait on each other.
@@ -318,7 +316,7 @@ impl LocalFs {
         drain_empty_body(&mut body).await?;
         let path = self.path_of(key);
         let root = self.root.clone();
-        let display = key_display(key);
+        let display = key.to_string();
         let meta = meta();
         let implicit = self.folder_objects;
         blocking(move || {
@@ -358,43 +356,6 @@ impl LocalFs {
                 prune_empty_folders(&root, parent);
             }
             Ok(())
-        })
-        .await
-    }
-
-    /// The bucket's tag set, if one was put.
-    pub async fn bucket_tags(&self) -> UfsResult<Option<BTreeMap<String, String>>> {
-        let path = self.root.join(STATE_DIR).join(BUCKET_TAGS);
-        blocking(move || match fs::read(&path) {
-            Ok(raw) => {
-                serde_json::from_slice(&raw).map(Some).map_err(|e| UfsError::io("reading bucket tags", e.into()))
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(UfsError::io("reading bucket tags", e)),
-        })
-        .await
-    }
-
-    /// Replaces (or, with `None`, removes) the bucket's tag set.
-    pub async fn set_bucket_tags(&self, tags: Option<BTreeMap<String, String>>) -> UfsResult<()> {
-        let dir = self.root.join(STATE_DIR);
-        blocking(move || {
-            let path = dir.join(BUCKET_TAGS);
-            let result = match tags {
-                None => match fs::remove_file(&path) {
-                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-                    other => other,
-                },
-                Some(tags) => (|| {
-                    let raw = serde_json::to_vec(&tags).map_err(io::Error::other)?;
-                    fs::create_dir_all(&dir)?;
-                    let temp = dir.join(format!("{BUCKET_TAGS}.tmp"));
-                    fs::write(&temp, raw)?;
-                    File::open(&temp)?.sync_all()?;
-                    fs::rename(&temp, &path)
-                })(),
-            };
-            result.map_err(|e| UfsError::io("saving bucket tags", e))
         })
         .await
     }
@@ -663,14 +624,6 @@ fn conflict(key: &str, why: &str) -> UfsError {
     UfsError::Conflict(format!(
         "cannot store '{key}': {why}; a file-system mount cannot hold an object and a folder with the same name"
     ))
-}
-
-fn key_display(key: &ObjectKey) -> String {
-    let mut s = key.components().join("/");
-    if key.is_folder() {
-        s.push('/');
-    }
-    s
 }
 
 /// Removes `dir` and its parents while they are empty implicit folders, stopping at the root.

@@ -69,6 +69,19 @@ pub struct ObjectMeta {
     /// Sizes of the parts of a multipart object, for `partNumber` reads; empty otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<u64>,
+    /// The checksums (base64) of those parts, in the algorithm of `checksum`, for
+    /// GetObjectAttributes; empty when the upload had no checksum algorithm (or, on a remote
+    /// mount, when they did not fit in the remote's user metadata).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub part_checksums: Vec<String>,
+}
+
+impl ObjectMeta {
+    /// Forgets the part layout (sizes and part checksums) once the bytes are no longer those parts.
+    pub fn clear_parts(&mut self) {
+        self.parts.clear();
+        self.part_checksums.clear();
+    }
 }
 
 /// The xattr record: metadata plus what it was computed for.
@@ -185,7 +198,7 @@ impl<'a> MetaStore<'a> {
                 // Tags and headers survive an outside rewrite; checksums and parts do not.
                 let mut meta = previous.map(|p| p.meta).unwrap_or_default();
                 meta.checksum = None;
-                meta.parts.clear();
+                meta.clear_parts();
                 let fresh = StoredMeta { etag, size: md.len(), mtime_ns: mtime, meta };
                 // Best effort: a read-only mount still serves, it just recomputes next time.
                 if let Err(e) = self.write(path, &fresh) {

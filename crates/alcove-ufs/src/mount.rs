@@ -23,7 +23,7 @@ use crate::local::LocalFs;
 use crate::meta;
 use crate::remote::RemoteTuning;
 use crate::store::Store;
-use crate::uri::{redact, MountSpec};
+use crate::uri::{redact, MountSpec, UfsUri};
 use crate::{UfsError, UfsResult};
 
 const MOUNTS_FILE: &str = "mounts.json";
@@ -51,12 +51,14 @@ pub struct BucketInfo {
     pub created: OffsetDateTime,
 }
 
-/// A resolved bucket: its backend and whether it is an explicit mount.
+/// A resolved bucket: its backend, whether it is an explicit mount, and whether its reads go
+/// through the page cache.
 #[derive(Debug, Clone)]
 pub struct Bucket {
     pub name: String,
     pub store: Store,
     pub is_mount: bool,
+    pub cached: bool,
 }
 
 /// An explicit mount with its backend.
@@ -64,6 +66,7 @@ pub struct Bucket {
 struct Mounted {
     entry: MountEntry,
     store: Store,
+    cached: bool,
 }
 
 /// What every mount gets unless its own options say otherwise.
@@ -94,26 +97,26 @@ impl MountTable {
         let mut mounts = BTreeMap::new();
         for entry in read_persisted(&table.root)? {
             let name = bucket_of(&entry.path)?.to_owned();
-            let store = table.backend(&entry)?;
-            mounts.insert(name, Mounted { entry, store });
+            mounts.insert(name, table.mounted(entry)?);
         }
         for mut entry in config_mounts {
             entry.from_config = true;
             let name = bucket_of(&entry.path)?.to_owned();
-            let store = table.backend(&entry)?;
-            mounts.insert(name, Mounted { entry, store });
+            mounts.insert(name, table.mounted(entry)?);
         }
         *table.write() = mounts;
         Ok(table)
     }
 
     /// Checks a mount entry and builds its backend (no request is sent to a remote).
-    fn backend(&self, entry: &MountEntry) -> UfsResult<Store> {
+    fn mounted(&self, entry: MountEntry) -> UfsResult<Mounted> {
         let name = bucket_of(&entry.path)?;
         let spec = MountSpec::parse(&entry.ufs, &entry.options)?;
         let folder_objects = spec.options.folder_objects.unwrap_or(self.defaults.folder_objects);
+        let cached = spec.options.cache.unwrap_or(matches!(spec.ufs, UfsUri::Remote(_)));
         let staging = self.root.join(STATE_DIR).join(REMOTE_STAGING_DIR).join(name);
-        Store::for_mount(&entry.path, spec.ufs, folder_objects, &self.defaults.remote, staging)
+        let store = Store::for_mount(&entry.path, spec.ufs, folder_objects, &self.defaults.remote, staging)?;
+        Ok(Mounted { entry, store, cached })
     }
 
     pub fn root(&self) -> &Path {
@@ -128,12 +131,12 @@ impl MountTable {
     /// Adds a mount and persists it.
     pub fn add(&self, entry: MountEntry) -> UfsResult<()> {
         let name = bucket_of(&entry.path)?.to_owned();
-        let store = self.backend(&entry)?;
+        let mounted = self.mounted(entry)?;
         let mut mounts = self.write();
         if mounts.contains_key(&name) {
             return Err(UfsError::BucketExists(name));
         }
-        mounts.insert(name, Mounted { entry, store });
+        mounts.insert(name, mounted);
         self.persist(&mounts)
     }
 
@@ -156,12 +159,13 @@ impl MountTable {
     /// Finds the bucket's backend, or `NoSuchBucket`.
     pub fn resolve(&self, bucket: &str) -> UfsResult<Bucket> {
         if let Some(mounted) = self.read().get(bucket) {
-            return Ok(Bucket { name: bucket.to_owned(), store: mounted.store.clone(), is_mount: true });
+            let store = mounted.store.clone();
+            return Ok(Bucket { name: bucket.to_owned(), store, is_mount: true, cached: mounted.cached });
         }
         let dir = self.root_bucket_dir(bucket)?;
         if dir.is_dir() {
             let store = Store::Local(LocalFs::new(dir).with_folder_objects(self.defaults.folder_objects));
-            return Ok(Bucket { name: bucket.to_owned(), store, is_mount: false });
+            return Ok(Bucket { name: bucket.to_owned(), store, is_mount: false, cached: false });
         }
         Err(UfsError::NoSuchBucket(bucket.to_owned()))
     }

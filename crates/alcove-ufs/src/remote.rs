@@ -4,7 +4,8 @@
 //! others are read and listed like ours. What S3 describes an object with travels as the remote's
 //! own metadata: Content-Type, -Encoding, -Disposition and Cache-Control natively, `x-amz-meta-*`
 //! as the remote's user metadata, and what OpenDAL has no field for (tags, Content-Language,
-//! Expires, part sizes, the checksum of a completed upload) as user metadata named `alcove-*`.
+//! Expires, part sizes, the checksum of a completed upload and, room permitting, its parts'
+//! checksums) as user metadata named `alcove-*`.
 //! Changing the metadata of an existing object (tagging, a copy onto itself) rewrites it.
 //! A content header OpenDAL cannot set on a given remote (Azure: Content-Encoding and
 //! -Disposition; GCS: Content-Disposition) travels as `alcove-*` user metadata too, and Azure's
@@ -55,6 +56,11 @@ const META_CONTENT_TYPE: &str = "alcove-content-type";
 const META_CONTENT_ENCODING: &str = "alcove-content-encoding";
 const META_CONTENT_DISPOSITION: &str = "alcove-content-disposition";
 const META_CACHE_CONTROL: &str = "alcove-cache-control";
+const META_PART_CHECKSUMS: &str = "alcove-part-checksums";
+/// S3's budget for user metadata (names and values). Part checksums are optional extras (only
+/// GetObjectAttributes lists them), so they are kept only when they fit in it after everything
+/// else: a large upload must not fail to complete for their sake.
+const USER_METADATA_BUDGET: usize = 2048;
 const RESERVED_PREFIX: &str = "alcove-";
 
 /// What the remotes answer when the bucket (container, file system) is missing: S3's, Azure
@@ -624,10 +630,7 @@ impl RemoteKind {
 /// The remote path of a key. OpenDAL trims white space around paths, which would silently
 /// merge `a ` into `a`: such keys are refused on remote mounts instead.
 fn path_of(key: &ObjectKey) -> UfsResult<String> {
-    let mut path = key.components().join("/");
-    if key.is_folder() {
-        path.push('/');
-    }
+    let path = key.to_string();
     if path.trim() != path {
         return Err(UfsError::InvalidKey(format!(
             "object key '{}' starts or ends with white space, which this remote mount cannot store",
@@ -694,6 +697,8 @@ fn read_reserved(meta: &mut ObjectMeta, pairs: Vec<(String, String)>) {
             META_EXPIRES => meta.expires = value.parse().ok(),
             META_CHECKSUM => meta.checksum = parse_checksum(&value),
             META_PARTS => meta.parts = value.split(',').filter_map(|n| n.parse().ok()).collect(),
+            // Base64 has no commas.
+            META_PART_CHECKSUMS => meta.part_checksums = value.split(',').map(str::to_owned).collect(),
             _ if name.starts_with(RESERVED_PREFIX) => {}
             _ => {
                 meta.user.insert(name, value);
@@ -735,6 +740,13 @@ fn user_metadata(meta: &ObjectMeta, traits: &Traits) -> HashMap<String, String> 
     }
     if !meta.parts.is_empty() {
         out.insert(META_PARTS.into(), meta.parts.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
+    }
+    if !meta.part_checksums.is_empty() {
+        let value = meta.part_checksums.join(",");
+        let used: usize = out.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if used + META_PART_CHECKSUMS.len() + value.len() <= USER_METADATA_BUDGET {
+            out.insert(META_PART_CHECKSUMS.into(), value);
+        }
     }
     if traits.identifier_names {
         out = out.into_iter().map(|(k, v)| (identifier_name(&k), v)).collect();
@@ -870,11 +882,22 @@ mod tests {
                 value: "AAAA-2".into(),
             }),
             parts: vec![5 << 20, 7],
+            part_checksums: vec!["AAAAAA==".into(), "AQIDBA==".into()],
             ..Default::default()
         };
         let mut back = ObjectMeta::default();
         read_reserved(&mut back, user_metadata(&meta, &S3).into_iter().collect());
         assert_eq!(back, meta);
+    }
+
+    #[test]
+    fn part_checksums_are_left_out_when_they_do_not_fit() {
+        let meta =
+            ObjectMeta { parts: vec![5 << 20; 60], part_checksums: vec!["A".repeat(44); 60], ..Default::default() };
+        let mut back = ObjectMeta::default();
+        read_reserved(&mut back, user_metadata(&meta, &S3).into_iter().collect());
+        assert_eq!(back.parts, meta.parts, "the part sizes are kept");
+        assert!(back.part_checksums.is_empty(), "2.6 KB of part checksums are not");
     }
 
     #[test]

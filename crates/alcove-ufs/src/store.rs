@@ -1,7 +1,7 @@
 //! The backend of one bucket, local disk or remote, behind one set of operations: the store
 //! picks the backend a mount's URI names, and its callers never ask which kind it has.
-//! Multipart uploads and bucket tags are kept on the worker's disk for every kind (a remote
-//! mount stages them in the worker's state folder).
+//! Multipart uploads, bucket tags and CORS rules are kept on the worker's disk for every kind (a
+//! remote mount stages them in the worker's state folder).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 use crate::backend::{ObjectReader, OpenObject, Precondition, PutChecks};
+use crate::bucket_state::CorsRule;
 use crate::key::ObjectKey;
 use crate::list::{ListPage, ListQuery};
 use crate::local::{FileStream, LocalFs};
@@ -57,7 +58,7 @@ impl Store {
         }
     }
 
-    /// Where uploads in progress and bucket tags live.
+    /// Where uploads in progress and bucket settings live.
     fn local_state(&self) -> &LocalFs {
         match self {
             Store::Local(fs) => fs,
@@ -144,6 +145,14 @@ impl Store {
 
     pub async fn set_bucket_tags(&self, tags: Option<BTreeMap<String, String>>) -> UfsResult<()> {
         self.local_state().set_bucket_tags(tags).await
+    }
+
+    pub async fn bucket_cors(&self) -> UfsResult<Option<Vec<CorsRule>>> {
+        self.local_state().bucket_cors().await
+    }
+
+    pub async fn set_bucket_cors(&self, rules: Option<Vec<CorsRule>>) -> UfsResult<()> {
+        self.local_state().set_bucket_cors(rules).await
     }
 
     pub async fn create_upload(&self, key: &ObjectKey, info: UploadInfo) -> UfsResult<UploadInfo> {

@@ -38,16 +38,20 @@ pub struct MountOptions {
     /// List implicit folders as 0-byte `dir/` objects (the seed system's listings); `None`
     /// leaves it to the worker's `s3.folder_objects`.
     pub folder_objects: Option<bool>,
+    /// `cache=on|off`: read the mount through the page cache; `None` caches remote mounts and
+    /// not `file://` ones (the kernel already caches a local disk).
+    pub cache: Option<bool>,
 }
 
 /// Names of the [`MountOptions`].
-const COMMON_OPTIONS: &[&str] = &["folder_objects"];
+const COMMON_OPTIONS: &[&str] = &["folder_objects", "cache"];
 
 impl MountOptions {
     /// Takes the options every mount knows out of `options`; the backend's own are left.
     fn take(options: &mut BTreeMap<String, String>) -> UfsResult<Self> {
         let folder_objects = options.remove("folder_objects").map(|v| parse_bool("folder_objects", &v)).transpose()?;
-        Ok(Self { folder_objects })
+        let cache = options.remove("cache").map(|v| parse_switch("cache", &v)).transpose()?;
+        Ok(Self { folder_objects, cache })
     }
 }
 
@@ -299,6 +303,14 @@ fn parse_bool(name: &str, value: &str) -> UfsResult<bool> {
     }
 }
 
+fn parse_switch(name: &str, value: &str) -> UfsResult<bool> {
+    match value {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(invalid(format!("option {name}={value} must be on or off"))),
+    }
+}
+
 fn invalid(message: String) -> UfsError {
     UfsError::InvalidRequest(message)
 }
@@ -346,6 +358,11 @@ mod tests {
         assert!(bad.contains("true or false"), "{bad}");
         let unknown = MountSpec::parse("s3://b", &opts(&[("folders", "x")])).unwrap_err().to_string();
         assert!(unknown.contains("folder_objects"), "{unknown}");
+        let cached = MountSpec::parse("file:///x", &opts(&[("cache", "on")])).unwrap();
+        assert_eq!(cached.options.cache, Some(true));
+        assert_eq!(MountSpec::parse("s3://b", &opts(&[("cache", "off")])).unwrap().options.cache, Some(false));
+        let bad = MountSpec::parse("s3://b", &opts(&[("cache", "yes")])).unwrap_err().to_string();
+        assert!(bad.contains("on or off"), "{bad}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use alcove_cache::{CacheStats, ObjectService, TierStats};
 use alcove_ufs::{MountEntry, MountTable, UfsError};
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
@@ -23,6 +24,7 @@ const MAX_ADMIN_BODY: usize = 64 << 10;
 
 pub struct Admin {
     pub mounts: Arc<MountTable>,
+    pub objects: Arc<ObjectService>,
     pub metrics: Arc<Metrics>,
     pub ready: AtomicBool,
     pub started: Instant,
@@ -83,6 +85,7 @@ impl Admin {
                 "root": self.mounts.root().display().to_string(),
                 "buckets": buckets,
                 "mounts": self.mount_list(),
+                "cache": self.objects.cache().map(|c| cache_status(&c.stats())),
             }),
         )
     }
@@ -122,6 +125,41 @@ impl Admin {
             Err(e) => ufs_error(e),
         }
     }
+}
+
+/// The cache's figures for `/status` (and `alcove status`).
+fn cache_status(stats: &CacheStats) -> serde_json::Value {
+    let tier = |name: String, t: &TierStats| {
+        json!({
+            "tier": name,
+            "path": t.path.as_ref().map(|p| p.display().to_string()),
+            "capacity_bytes": t.capacity_bytes,
+            "used_bytes": t.used_bytes,
+            "pages": t.pages,
+            "hits": t.hits,
+            "bytes_served": t.bytes_served,
+            "evictions": t.evictions,
+            "errors": t.errors,
+            "corrupt_pages": t.corrupt_pages,
+            "failing": t.failing,
+        })
+    };
+    let pages = &stats.pages;
+    let tiers: Vec<serde_json::Value> = std::iter::once(tier("memory".into(), &pages.memory))
+        .chain(pages.disks.iter().enumerate().map(|(i, d)| tier(format!("disk{i}"), d)))
+        .collect();
+    let lookups = pages.hits() + pages.misses;
+    json!({
+        "page_size": pages.page_size,
+        "tiers": tiers,
+        "hits": pages.hits(),
+        "misses": pages.misses,
+        "hit_ratio": if lookups == 0 { None } else { Some(pages.hits() as f64 / lookups as f64) },
+        "single_flight_joins": pages.single_flight_joins,
+        "ufs_reads": stats.ufs_reads,
+        "ufs_read_bytes": stats.ufs_read_bytes,
+        "read_ahead_pages": stats.read_ahead_pages,
+    })
 }
 
 fn ufs_error(e: UfsError) -> AdminResponse {

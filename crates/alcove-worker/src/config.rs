@@ -29,7 +29,122 @@ pub struct Config {
     pub admin: AdminConfig,
     pub auth: AuthConfig,
     pub ufs: UfsConfig,
+    pub cache: CacheConfig,
     pub mounts: Vec<MountConfig>,
+}
+
+/// The page cache (`[cache]`): what cached buckets (remote mounts by default) are read through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Bytes per page.
+    pub page_size: ByteSize,
+    /// Bytes of the memory tier; default: an eighth of the machine's memory, at most 4 GiB.
+    pub memory_size: Option<ByteSize>,
+    /// Pages fetched ahead of a sequential reader.
+    pub read_ahead: u64,
+    /// How long object metadata is trusted: "10s", "500ms", "5m"; 0 = ask every time, -1 = never
+    /// ask again (only changes made through Alcove are seen).
+    pub metadata_sync_interval: SyncInterval,
+    /// Disk tiers; default: one folder in the root's state folder.
+    pub dirs: Option<Vec<CacheDirConfig>>,
+}
+
+/// One disk tier (`[[cache.dirs]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheDirConfig {
+    pub path: PathBuf,
+    pub size: ByteSize,
+}
+
+/// A byte count: a number, or a string with a unit (`"512MiB"`, `"4 GB"`, `"1048576"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match OptionValue::deserialize(d)? {
+            OptionValue::Integer(n) => {
+                u64::try_from(n).map(ByteSize).map_err(|_| serde::de::Error::custom("a size cannot be negative"))
+            }
+            OptionValue::Text(text) => parse_byte_size(&text).map(ByteSize).map_err(serde::de::Error::custom),
+            other => {
+                Err(serde::de::Error::custom(format!("{other} is not a size (bytes, or a string such as \"512MiB\")")))
+            }
+        }
+    }
+}
+
+fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("'{text}' is not a size: it must start with a number"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        other => return Err(format!("'{other}' in '{text}' is not a unit (B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)")),
+    };
+    number.checked_mul(multiplier).ok_or_else(|| format!("'{text}' is too large"))
+}
+
+/// `cache.metadata_sync_interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncInterval(pub alcove_cache::MetadataSync);
+
+impl<'de> Deserialize<'de> for SyncInterval {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use alcove_cache::MetadataSync;
+        let seconds = |n: i64| match n {
+            0 => Ok(MetadataSync::Always),
+            -1 => Ok(MetadataSync::Never),
+            n if n > 0 => Ok(MetadataSync::Every(Duration::from_secs(n as u64))),
+            n => Err(format!("{n} is not an interval: use a duration, 0 (always) or -1 (never)")),
+        };
+        let parsed = match OptionValue::deserialize(d)? {
+            OptionValue::Integer(n) => seconds(n),
+            OptionValue::Text(text) => match text.trim().parse::<i64>() {
+                Ok(n) => seconds(n),
+                Err(_) => parse_duration(&text).map(MetadataSync::Every),
+            },
+            other => Err(format!("{other} is not an interval (\"10s\", \"500ms\", 0 or -1)")),
+        };
+        parsed.map(SyncInterval).map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration (\"10s\", \"500ms\", \"5m\")"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" | "min" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        other => Err(format!("'{other}' in '{text}' is not a unit (ms, s, m, h)")),
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            page_size: ByteSize(alcove_cache::DEFAULT_PAGE_SIZE),
+            memory_size: None,
+            read_ahead: 4,
+            metadata_sync_interval: SyncInterval(alcove_cache::MetadataSync::Every(Duration::from_secs(10))),
+            dirs: None,
+        }
+    }
 }
 
 /// Writes to remote under-storage.
@@ -140,6 +255,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             auth: AuthConfig::default(),
             ufs: UfsConfig::default(),
+            cache: CacheConfig::default(),
             mounts: Vec::new(),
         }
     }
@@ -200,6 +316,7 @@ const ENV_SECTIONS: &[(&str, &[&str])] = &[
     ("admin", &["admin"]),
     ("auth", &["auth"]),
     ("ufs", &["ufs"]),
+    ("cache", &["cache"]),
 ];
 
 impl Config {
@@ -220,6 +337,7 @@ impl Config {
             toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         config.auth_settings()?;
         config.mount_defaults()?;
+        config.page_store()?;
         Ok(config)
     }
 
@@ -252,6 +370,35 @@ impl Config {
 
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.s3.idle_timeout > 0).then(|| Duration::from_secs(self.s3.idle_timeout))
+    }
+
+    /// The page store's settings: sizes checked, the default memory tier and disk folder filled in.
+    pub fn page_store(&self) -> Result<alcove_cache::PageStoreConfig, ConfigError> {
+        let cache = &self.cache;
+        let page_size = cache.page_size.0;
+        if !(4096..=(64 << 20)).contains(&page_size) {
+            return Err(ConfigError::Invalid(format!(
+                "cache.page_size = {page_size} must be between 4 KiB and 64 MiB"
+            )));
+        }
+        let dirs = match &cache.dirs {
+            Some(dirs) => {
+                dirs.iter().map(|d| alcove_cache::DiskTierConfig { path: d.path.clone(), size: d.size.0 }).collect()
+            }
+            None => vec![alcove_cache::DiskTierConfig {
+                path: self.root.join(".alcove.sys").join("cache"),
+                size: DEFAULT_CACHE_DIR_SIZE,
+            }],
+        };
+        let memory_size = cache.memory_size.map_or_else(default_memory_tier, |m| m.0);
+        Ok(alcove_cache::PageStoreConfig { page_size, memory_size, dirs })
+    }
+
+    pub fn read_settings(&self) -> alcove_cache::ReadSettings {
+        alcove_cache::ReadSettings {
+            read_ahead: self.cache.read_ahead,
+            metadata_sync: self.cache.metadata_sync_interval.0,
+        }
     }
 
     pub fn limits(&self) -> alcove_s3::limits::Limits {
@@ -287,6 +434,18 @@ impl Config {
             anonymous_user: std::env::var("USER").unwrap_or_else(|_| "alcove".into()),
         })
     }
+}
+
+/// The default disk tier's size: 16 GiB.
+const DEFAULT_CACHE_DIR_SIZE: u64 = 16 << 30;
+
+/// An eighth of the machine's memory, between 64 MiB and 4 GiB.
+fn default_memory_tier() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|info| {
+        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+    });
+    total.map_or(256 << 20, |bytes| bytes / 8).clamp(64 << 20, 4 << 30)
 }
 
 /// `ALCOVE_S3_ACCESS_LOG=true` → `s3.access_log = true`; `ALCOVE_ROOT=dir` → `root = "dir"`.
@@ -366,6 +525,37 @@ mod tests {
         assert!(Config::load(Some(&path), []).is_err(), "sigv4 without credentials");
         std::fs::write(&path, "[ufs]\npart_size = 1024\n").unwrap();
         assert!(Config::load(Some(&path), []).is_err(), "parts smaller than S3 allows");
+    }
+
+    #[test]
+    fn cache_settings_take_units() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alcove.toml");
+        std::fs::write(
+            &path,
+            "[cache]\npage_size = \"256KiB\"\nmemory_size = 1073741824\nread_ahead = 8\nmetadata_sync_interval = \"500ms\"\n[[cache.dirs]]\npath = \"/c1\"\nsize = \"2 GB\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), []).unwrap();
+        let store = c.page_store().unwrap();
+        assert_eq!((store.page_size, store.memory_size), (256 << 10, 1 << 30));
+        assert_eq!(store.dirs[0].size, 2_000_000_000);
+        let reads = c.read_settings();
+        assert_eq!(reads.read_ahead, 8);
+        assert_eq!(reads.metadata_sync, alcove_cache::MetadataSync::Every(Duration::from_millis(500)));
+        for (value, want) in [("0", alcove_cache::MetadataSync::Always), ("-1", alcove_cache::MetadataSync::Never)] {
+            let env = [("ALCOVE_CACHE_METADATA_SYNC_INTERVAL".to_owned(), value.to_owned())];
+            assert_eq!(Config::load(None, env).unwrap().read_settings().metadata_sync, want);
+        }
+        let defaults = Config::load(None, []).unwrap().page_store().unwrap();
+        assert_eq!(defaults.page_size, 1 << 20);
+        assert!(defaults.memory_size >= 64 << 20);
+        assert!(defaults.dirs[0].path.ends_with(".alcove.sys/cache"));
+        for bad in ["page_size = \"12 parsecs\"", "page_size = 100", "metadata_sync_interval = -5", "memory_size = -1"]
+        {
+            std::fs::write(&path, format!("[cache]\n{bad}\n")).unwrap();
+            assert!(Config::load(Some(&path), []).is_err(), "{bad}");
+        }
     }
 
     #[test]

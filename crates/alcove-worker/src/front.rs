@@ -1,6 +1,7 @@
 //! The S3 front end of a worker: what happens to every request around the s3s service — a
-//! request id, the auth pre-layer, the DeleteObjects integrity check, the error document's
-//! `Resource` and `RequestId`, metrics and the access log.
+//! request id, the auth pre-layer, the DeleteObjects integrity check, CORS (preflights and the
+//! `Access-Control-*` headers, see [`crate::cors`]), the error document's `Resource` and
+//! `RequestId`, metrics and the access log.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -10,6 +11,7 @@ use std::time::Instant;
 
 use alcove_s3::auth::{claimed_access_key, simple_prelayer, Anonymous};
 use alcove_s3::body_watch::BodyWatch;
+use alcove_s3::cors::CorsRequest;
 use alcove_s3::error::take_details;
 use alcove_s3::integrity::verify_whole_body;
 use alcove_s3::signing_time::check_signing_times;
@@ -22,6 +24,8 @@ use hyper::body::Incoming;
 use s3s::service::S3Service;
 use s3s::{S3Error, S3ErrorCode};
 
+use crate::attributes_etag::{is_get_object_attributes, unquote_etag};
+use crate::cors::FrontCors;
 use crate::metrics::{Metrics, RequestLabels};
 
 /// Largest DeleteObjects body read for its integrity check (1000 keys of 1 KiB, plus XML).
@@ -35,6 +39,7 @@ pub struct S3Front {
     pub auth: AuthSettings,
     pub access_log_all: bool,
     pub metrics: Arc<Metrics>,
+    pub cors: FrontCors,
 }
 
 /// What the access log says about one request.
@@ -59,15 +64,28 @@ impl S3Front {
         let bytes_in = content_length(req.headers());
         let close_on_error = announces_body(req.headers());
         let close_always = expects_continue_without_body(req.headers());
+        let cors_request = CorsRequest::actual(&method, req.headers()).filter(|_| method != Method::OPTIONS);
+        let unquote = is_get_object_attributes(&req);
         let mut req = req.map(s3s::Body::from);
         if matches!(claimed_access_key(&req), Ok(None)) {
             req.extensions_mut().insert(Anonymous);
         }
-        let (user, result) = match check_signing_times(&mut req).and_then(|()| self.authenticate(&mut req)) {
-            Ok(user) => (user.0.clone(), self.call(req, user).await),
-            Err(e) => (String::from("-"), Err(e)),
+        let (user, result) = if method == Method::OPTIONS {
+            // Browsers send preflights unsigned; s3s would not route them.
+            (String::from("-"), self.cors.preflight(&bucket, req.headers()).await)
+        } else {
+            match check_signing_times(&mut req).and_then(|()| self.authenticate(&mut req)) {
+                Ok(user) => (user.0.clone(), self.call(req, user).await),
+                Err(e) => (String::from("-"), Err(e)),
+            }
         };
         let mut resp = result.unwrap_or_else(error_response);
+        if unquote {
+            resp = unquote_etag(resp).await;
+        }
+        if let Some(asked) = &cors_request {
+            self.cors.decorate(&bucket, asked, resp.headers_mut()).await;
+        }
         let resource = resource_of(&bucket, &key);
         if resp.status().is_client_error() || resp.status().is_server_error() {
             resp = decorate(resp, &method, &resource, &request_id).await;

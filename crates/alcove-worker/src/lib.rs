@@ -5,7 +5,9 @@
 //! metrics); it may not reach into a backend's files except through alcove-ufs.
 
 pub mod admin;
+mod attributes_etag;
 pub mod config;
+pub mod cors;
 pub mod front;
 pub mod gateway;
 pub mod metrics;
@@ -16,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alcove_cache::{CachedReads, ObjectService, PageStore, PageStoreError};
 use alcove_s3::auth::{AnonymousPolicy, CredentialStore};
 use alcove_s3::AuthMode;
 use alcove_ufs::{MountTable, UfsError};
@@ -33,6 +36,8 @@ pub enum WorkerError {
     Config(#[from] ConfigError),
     #[error("cannot open the mount table: {0}")]
     Mounts(#[from] UfsError),
+    #[error("cannot open the page cache: {0}")]
+    Cache(#[from] PageStoreError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
 }
@@ -63,14 +68,17 @@ impl Worker {
                 Err(e) => tracing::warn!(bucket = %store.root().display(), error = %e, "could not clean temp files"),
             }
         }
-        let metrics = Arc::new(metrics::Metrics::default());
+        let pages = PageStore::open(config.page_store()?).await?;
+        let cache = CachedReads::new(pages, config.read_settings());
+        let objects = Arc::new(ObjectService::new(Arc::clone(&mounts), Some(Arc::clone(&cache))));
+        let metrics = Arc::new(metrics::Metrics::default().with_cache(cache));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let grace = Duration::from_secs(config.s3.shutdown_grace);
 
         let mut s3_addr = None;
         if config.s3.enabled {
-            let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(Arc::clone(&mounts), config.limits()));
+            let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(Arc::clone(&objects), config.limits()));
             if auth.mode == AuthMode::Sigv4 {
                 builder.set_auth(CredentialStore(auth.credentials.clone()));
                 builder.set_access(AnonymousPolicy { allow_anonymous: auth.allow_anonymous });
@@ -80,6 +88,7 @@ impl Worker {
                 auth: auth.clone(),
                 access_log_all: config.s3.access_log,
                 metrics: Arc::clone(&metrics),
+                cors: cors::FrontCors::new(Arc::clone(&objects)),
             });
             let listener = bind("S3", config.s3.addr).await?;
             s3_addr = listener.local_addr().ok();
@@ -93,6 +102,7 @@ impl Worker {
 
         let admin = Arc::new(admin::Admin {
             mounts,
+            objects,
             metrics,
             ready: Default::default(),
             started: Instant::now(),

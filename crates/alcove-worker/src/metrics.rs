@@ -1,9 +1,16 @@
 //! Prometheus metrics of one worker, served on the admin port at `/metrics`.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+
+use alcove_cache::CachedReads;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,6 +48,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds the page cache's figures, read from `cache` at each scrape.
+    pub fn with_cache(mut self, cache: Arc<CachedReads>) -> Self {
+        self.registry.register_collector(Box::new(CacheCollector(cache)));
+        self
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -48,5 +61,134 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// The page cache's figures, as `alcove_s3_cache_*` metrics.
+struct CacheCollector(Arc<CachedReads>);
+
+impl std::fmt::Debug for CacheCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheCollector")
+    }
+}
+
+/// One metric family of the cache, with one value per tier (`memory`, `disk0`, …, `ufs`).
+fn per_tier<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    values: &[(String, M)],
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (tier, value) in values {
+        value.encode(family.encode_family(&[("tier", tier.as_str())])?)?;
+    }
+    Ok(())
+}
+
+fn single<M: EncodeMetric>(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: M) -> std::fmt::Result {
+    value.encode(encoder.encode_descriptor(name, help, None, value.metric_type())?)
+}
+
+impl Collector for CacheCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let stats = self.0.stats();
+        let pages = &stats.pages;
+        let tiers: Vec<(String, &alcove_cache::TierStats)> = std::iter::once(("memory".to_owned(), &pages.memory))
+            .chain(pages.disks.iter().enumerate().map(|(i, d)| (format!("disk{i}"), d)))
+            .collect();
+        let counters = |f: fn(&alcove_cache::TierStats) -> u64| -> Vec<(String, ConstCounter)> {
+            tiers.iter().map(|(name, t)| (name.clone(), ConstCounter::new(f(t)))).collect()
+        };
+        let gauges = |f: fn(&alcove_cache::TierStats) -> u64| -> Vec<(String, ConstGauge)> {
+            tiers.iter().map(|(name, t)| (name.clone(), ConstGauge::new(f(t) as i64))).collect()
+        };
+        let e = &mut encoder;
+        per_tier(e, "cache_hits", "Pages served from a cache tier", MetricType::Counter, &counters(|t| t.hits))?;
+        let mut served = counters(|t| t.bytes_served);
+        served.push(("ufs".to_owned(), ConstCounter::new(stats.ufs_read_bytes)));
+        per_tier(
+            e,
+            "cache_served_bytes",
+            "Page bytes served from each tier, and read from the UFS",
+            MetricType::Counter,
+            &served,
+        )?;
+        per_tier(e, "cache_evictions", "Pages evicted to make room", MetricType::Counter, &counters(|t| t.evictions))?;
+        per_tier(e, "cache_used_bytes", "Bytes a tier holds now", MetricType::Gauge, &gauges(|t| t.used_bytes))?;
+        per_tier(e, "cache_capacity_bytes", "Bytes a tier may hold", MetricType::Gauge, &gauges(|t| t.capacity_bytes))?;
+        per_tier(e, "cache_pages", "Pages a tier holds now", MetricType::Gauge, &gauges(|t| t.pages))?;
+        single(e, "cache_misses", "Page lookups no tier could answer", ConstCounter::new(pages.misses))?;
+        single(
+            e,
+            "cache_single_flight_joins",
+            "Page misses that joined a fetch already under way",
+            ConstCounter::new(pages.single_flight_joins),
+        )?;
+        single(
+            e,
+            "cache_read_ahead_pages",
+            "Pages fetched ahead of sequential readers",
+            ConstCounter::new(stats.read_ahead_pages),
+        )?;
+        single(e, "cache_ufs_reads", "Page reads sent to the under-storage", ConstCounter::new(stats.ufs_reads))?;
+        single(
+            e,
+            "cache_ufs_read_errors",
+            "Failed page reads from the under-storage",
+            ConstCounter::new(stats.ufs_read_errors),
+        )?;
+        single(
+            e,
+            "cache_metadata_refreshes",
+            "Object metadata asked of the under-storage",
+            ConstCounter::new(stats.metadata_refreshes),
+        )?;
+        single(
+            e,
+            "cache_served_while_unavailable",
+            "Reads served from the cache while the under-storage was unreachable",
+            ConstCounter::new(stats.served_while_unavailable),
+        )?;
+        single(
+            e,
+            "cache_disk_errors",
+            "Failed reads and writes of the disk tiers",
+            ConstCounter::new(pages.disk_errors()),
+        )?;
+        let corrupt: u64 = pages.disks.iter().map(|d| d.corrupt_pages).sum();
+        single(
+            e,
+            "cache_corrupt_pages",
+            "Cached pages that failed their checksum and were dropped",
+            ConstCounter::new(corrupt),
+        )?;
+        let latency = &stats.ufs_read_seconds;
+        let mut cumulative = 0;
+        let buckets: Vec<(f64, u64)> = latency
+            .bounds
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(&latency.counts)
+            .map(|(bound, n)| {
+                cumulative += n;
+                (bound, cumulative)
+            })
+            .collect();
+        let mut histogram = e.encode_descriptor(
+            "cache_ufs_read_seconds",
+            "Time the under-storage took to deliver a page",
+            None,
+            MetricType::Histogram,
+        )?;
+        histogram.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            latency.sum_seconds,
+            cumulative,
+            &buckets,
+            None,
+        )
     }
 }

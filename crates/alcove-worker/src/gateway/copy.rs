@@ -1,21 +1,22 @@
 //! CopyObject (and the source side of UploadPartCopy): `x-amz-copy-source`, its conditions and
 //! range, and the metadata and tagging directives.
 
-use alcove_ufs::{ObjectInfo, ObjectKey, ObjectMeta, OpenObject, PutChecks, Store};
+use alcove_cache::BucketObjects;
+use alcove_ufs::{ObjectInfo, ObjectKey, ObjectMeta, OpenObject, PutChecks};
 use futures::StreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, StdError};
 
 use super::get::Conditions;
 use super::object_meta::{report_checksum, write_headers, Body};
-use super::{etag, object_key, timestamp, ufs, Gateway};
+use super::{check_version, etag, object_key, timestamp, ufs, Gateway};
 
 /// An opened copy source: its description and a body over the requested bytes.
 pub(super) struct Source {
     pub bucket: String,
     pub key: ObjectKey,
     pub info: ObjectInfo,
-    store: Store,
+    objects: BucketObjects,
     opened: OpenObject,
 }
 
@@ -39,12 +40,10 @@ impl Source {
         let CopySource::Bucket { bucket, key, version_id } = source else {
             return Err(s3_error!(NotImplemented, "Copying from an access point is not supported."));
         };
-        if version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(s3_error!(NoSuchVersion, "The specified version does not exist."));
-        }
-        let store = gw.bucket(bucket)?.store;
+        check_version(version_id.as_deref())?;
+        let objects = gw.bucket(bucket)?;
         let key = object_key(key)?;
-        let opened = ufs(store.open(&key).await)?;
+        let opened = ufs(objects.open(&key).await)?;
         conditions.check(&opened.info).map_err(|e| {
             if *e.code() == s3s::S3ErrorCode::NotModified {
                 s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold.")
@@ -52,7 +51,7 @@ impl Source {
                 e
             }
         })?;
-        Ok(Self { bucket: bucket.to_string(), key, info: opened.info.clone(), store, opened })
+        Ok(Self { bucket: bucket.to_string(), key, info: opened.info.clone(), objects, opened })
     }
 
     /// A body over `span` of the source (all of it when `None`).
@@ -99,7 +98,13 @@ pub async fn copy_object(gw: &Gateway, mut req: S3Request<CopyObjectInput>) -> S
     let mut meta = source.info.meta.clone();
     if replace_meta {
         // The request's headers and user metadata; what describes the bytes stays.
-        meta = ObjectMeta { checksum: meta.checksum, parts: meta.parts, tags: meta.tags, ..requested.clone() };
+        meta = ObjectMeta {
+            checksum: meta.checksum,
+            parts: meta.parts,
+            part_checksums: meta.part_checksums,
+            tags: meta.tags,
+            ..requested.clone()
+        };
     }
     if replace_tags {
         meta.tags = requested.tags;
@@ -112,21 +117,21 @@ pub async fn copy_object(gw: &Gateway, mut req: S3Request<CopyObjectInput>) -> S
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
             ));
         }
-        ufs(dest.store.update_meta(&dest_key, move |m| *m = meta).await)?
+        ufs(dest.update_meta(&dest_key, move |m| *m = meta).await)?
     } else {
         // A copy is one new object: part boundaries and composite checksums do not carry over.
-        meta.parts.clear();
+        meta.clear_parts();
         if meta.checksum.as_ref().is_some_and(|c| c.kind != "FULL_OBJECT") {
             meta.checksum = None;
         }
         let unchanged = !replace_meta && !replace_tags && meta == source.info.meta;
         let server_side =
-            if unchanged { dest.store.copy_within(&source.store, &source.key, &dest_key).await } else { None };
+            if unchanged { dest.copy_within(&source.objects, &source.key, &dest_key).await } else { None };
         match server_side {
             Some(copied) => ufs(copied)?,
             None => {
                 let body = source.body(None).await?;
-                ufs(dest.store.put(&dest_key, body, move || meta, PutChecks::default()).await)?
+                ufs(dest.put(&dest_key, body, move || meta, PutChecks::default()).await)?
             }
         }
     };

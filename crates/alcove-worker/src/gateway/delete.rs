@@ -15,7 +15,7 @@ pub async fn delete_object(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let key = object_key(&req.input.key)?;
     let bucket = gw.bucket(&req.input.bucket)?;
-    ufs(bucket.store.delete(&key).await)?;
+    ufs(bucket.delete(&key).await)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
@@ -33,7 +33,7 @@ pub async fn delete_objects(
     let mut errors = Vec::new();
     for object in delete.objects {
         let outcome = match object_key(&object.key) {
-            Ok(key) => bucket.store.delete(&key).await.map_err(s3_error_from),
+            Ok(key) => bucket.delete(&key).await.map_err(s3_error_from),
             Err(e) => Err(e),
         };
         match outcome {

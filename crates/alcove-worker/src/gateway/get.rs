@@ -162,7 +162,7 @@ pub async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Resul
     let input = &req.input;
     let key = object_key(&input.key)?;
     let bucket = gw.bucket(&input.bucket)?;
-    let opened = ufs(bucket.store.open(&key).await)?;
+    let opened = ufs(bucket.open(&key).await)?;
     let info = opened.info.clone();
     conditions_of!(input).check(&info)?;
     let span = requested_span(input.range.as_ref(), input.part_number, &info)?;
@@ -179,7 +179,7 @@ pub async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -> S3Res
     let input = &req.input;
     let key = object_key(&input.key)?;
     let bucket = gw.bucket(&input.bucket)?;
-    let info = ufs(bucket.store.stat(&key).await)?;
+    let info = ufs(bucket.stat(&key).await)?;
     conditions_of!(input).check(&info)?;
     let span = requested_span(input.range.as_ref(), input.part_number, &info)?;
     let mut output = HeadObjectOutput::default();

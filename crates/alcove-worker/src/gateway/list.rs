@@ -77,7 +77,7 @@ impl Listing<'_> {
             start_after: self.start_after,
             max_keys: max_keys as usize,
         };
-        let ListPage { items, truncated } = ufs(bucket.store.list(query).await)?;
+        let ListPage { items, truncated } = ufs(bucket.list(query).await)?;
         let next = truncated.then(|| items.last().map(|i| i.name().to_owned())).flatten();
         let mut page = Page { objects: Vec::new(), prefixes: Vec::new(), next, url, max_keys };
         for item in items {

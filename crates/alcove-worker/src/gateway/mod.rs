@@ -1,9 +1,12 @@
 //! The S3 gateway: Alcove's implementation of the `s3s::S3` trait, one module per action family
-//! (as Garage lays its API out), over the mount table. It owns no wire format (s3s does) and no
-//! storage details (alcove-ufs does): it resolves buckets and keys and shapes answers.
+//! (as Garage lays its API out), over the object service (alcove-cache). It owns no wire format
+//! (s3s does), no caching and no storage details (the object service and alcove-ufs do): it
+//! validates keys, asks the object service and shapes answers.
 
+mod attributes;
 mod bucket;
 mod copy;
+mod cors;
 mod delete;
 mod get;
 mod list;
@@ -14,9 +17,10 @@ mod tagging;
 
 use std::sync::Arc;
 
+use alcove_cache::{BucketObjects, ObjectService};
 use alcove_s3::limits::Limits;
 use alcove_s3::s3_error_from;
-use alcove_ufs::{Bucket, MountTable, ObjectKey, UfsError};
+use alcove_ufs::{ObjectKey, UfsError};
 use s3s::dto::{ETag, Owner, Timestamp};
 use s3s::{S3Request, S3Response, S3Result, S3};
 use time::OffsetDateTime;
@@ -24,23 +28,32 @@ use time::OffsetDateTime;
 /// The S3 gateway of one worker.
 #[derive(Clone)]
 pub struct Gateway {
-    mounts: Arc<MountTable>,
+    objects: Arc<ObjectService>,
     limits: Limits,
 }
 
 impl Gateway {
-    pub fn new(mounts: Arc<MountTable>, limits: Limits) -> Self {
-        Self { mounts, limits }
+    pub fn new(objects: Arc<ObjectService>, limits: Limits) -> Self {
+        Self { objects, limits }
     }
 
-    fn bucket(&self, name: &str) -> S3Result<Bucket> {
-        self.mounts.resolve(name).map_err(s3_error_from)
+    fn bucket(&self, name: &str) -> S3Result<BucketObjects> {
+        self.objects.bucket(name).map_err(s3_error_from)
     }
 }
 
 /// Validates a client's key: path safety lives in alcove-ufs, the error mapping in alcove-s3.
 fn object_key(key: &str) -> S3Result<ObjectKey> {
     ObjectKey::parse(key).map_err(s3_error_from)
+}
+
+/// Versioning is never enabled, so `null` is the only version of an object; any other id names
+/// nothing.
+fn check_version(version_id: Option<&str>) -> S3Result<()> {
+    match version_id {
+        Some(v) if v != "null" => Err(s3s::s3_error!(NoSuchVersion, "The specified version does not exist.")),
+        _ => Ok(()),
+    }
 }
 
 fn ufs<T>(r: Result<T, UfsError>) -> S3Result<T> {
@@ -257,5 +270,33 @@ impl S3 for Gateway {
         req: S3Request<s3s::dto::DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<s3s::dto::DeleteBucketTaggingOutput>> {
         tagging::delete_bucket_tagging(self, req).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<s3s::dto::GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectAttributesOutput>> {
+        attributes::get_object_attributes(self, req).await
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<s3s::dto::PutBucketCorsInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketCorsOutput>> {
+        cors::put_bucket_cors(self, req).await
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<s3s::dto::GetBucketCorsInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketCorsOutput>> {
+        cors::get_bucket_cors(self, req).await
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketCorsOutput>> {
+        cors::delete_bucket_cors(self, req).await
     }
 }

@@ -4,11 +4,12 @@
 
 use std::sync::{Arc, Mutex};
 
+use alcove_cache::BucketObjects;
 use alcove_s3::checksum::ChecksumAlgorithm;
 use alcove_s3::s3_error_from;
 use alcove_s3::urlencode;
 use alcove_ufs::multipart::{ContentTap, MAX_PART_NUMBER};
-use alcove_ufs::{parts_digest, CompletePart, PartInfo, PutChecks, Store, StoredChecksum, UfsError, UploadInfo};
+use alcove_ufs::{parts_digest, CompletePart, PartInfo, PutChecks, StoredChecksum, UfsError, UploadInfo};
 use base64::Engine as _;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
@@ -43,7 +44,7 @@ pub async fn create_multipart_upload(
     mut req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let key = object_key(&req.input.key)?;
-    let store = gw.bucket(&req.input.bucket)?.store;
+    let bucket = gw.bucket(&req.input.bucket)?;
     let input = &mut req.input;
     let meta = write_headers!(input).into_meta(&gw.limits)?;
     let algorithm = input.checksum_algorithm.as_ref().map(|a| algorithm_named(a.as_str())).transpose()?;
@@ -71,7 +72,7 @@ pub async fn create_multipart_upload(
         checksum_algorithm: algorithm.map(|a| a.display_name().to_owned()),
         checksum_type: checksum_type.map(str::to_owned),
     };
-    let upload = ufs(store.create_upload(&key, upload).await)?;
+    let upload = ufs(bucket.create_upload(&key, upload).await)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
@@ -86,9 +87,9 @@ type ChecksumAlgorithmDto = s3s::dto::ChecksumAlgorithm;
 
 pub async fn upload_part(gw: &Gateway, mut req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
     let number = part_number(req.input.part_number)?;
-    let store = gw.bucket(&req.input.bucket)?.store;
+    let bucket = gw.bucket(&req.input.bucket)?;
     object_key(&req.input.key)?;
-    let upload = ufs(store.upload(&req.input.upload_id, &req.input.key).await)?;
+    let upload = ufs(bucket.upload(&req.input.upload_id, &req.input.key).await)?;
     let input = &mut req.input;
     let checks = PutChecks {
         content_md5: content_md5(input.content_md5.as_deref())?,
@@ -114,7 +115,7 @@ pub async fn upload_part(gw: &Gateway, mut req: S3Request<UploadPartInput>) -> S
     }
     let (algorithm, slot) = (checksummed.algorithm, checksummed.slot());
     let part_slot = slot.clone();
-    let part = ufs(store
+    let part = ufs(bucket
         .upload_part(&upload, number, checksummed.body, checks, move || Checksummed::value(&part_slot))
         .await)?;
     let mut output = UploadPartOutput { e_tag: Some(etag(&part.etag)), ..Default::default() };
@@ -130,9 +131,9 @@ pub async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let input = &req.input;
     let number = part_number(input.part_number)?;
-    let store = gw.bucket(&input.bucket)?.store;
+    let bucket = gw.bucket(&input.bucket)?;
     object_key(&input.key)?;
-    let upload = ufs(store.upload(&input.upload_id, &input.key).await)?;
+    let upload = ufs(bucket.upload(&input.upload_id, &input.key).await)?;
     let source = Source::open(gw, &input.copy_source, copy_conditions!(input)).await?;
     let span = source.range(input.copy_source_range.as_deref())?;
     let body = source.body(span).await?;
@@ -146,7 +147,7 @@ pub async fn upload_part_copy(
     }
     .apply(body)?;
     let slot = checksummed.slot();
-    let part = ufs(store
+    let part = ufs(bucket
         .upload_part(&upload, number, checksummed.body, PutChecks::default(), move || Checksummed::value(&slot))
         .await)?;
     let mut result = CopyPartResult {
@@ -177,7 +178,7 @@ fn composite(algorithm: ChecksumAlgorithm, parts: &[PartInfo]) -> Result<String,
 }
 
 /// `value-N` → `value` (base64 has no `-`, so the suffix is unambiguous).
-fn without_part_count(value: &str) -> &str {
+pub(super) fn without_part_count(value: &str) -> &str {
     match value.rsplit_once('-') {
         Some((v, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => v,
         _ => value,
@@ -190,10 +191,10 @@ pub async fn complete_multipart_upload(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
     let key = object_key(&input.key)?;
-    let store = gw.bucket(&input.bucket)?.store;
+    let bucket = gw.bucket(&input.bucket)?;
     let listed = input.multipart_upload.as_ref().and_then(|m| m.parts.clone()).unwrap_or_default();
-    let upload = match store.upload(&input.upload_id, &input.key).await {
-        Err(UfsError::NoSuchUpload) => return repeated_completion(&store, &input, &listed).await,
+    let upload = match bucket.upload(&input.upload_id, &input.key).await {
+        Err(UfsError::NoSuchUpload) => return repeated_completion(&bucket, &input, &listed).await,
         other => ufs(other)?,
     };
     if listed.is_empty() {
@@ -242,10 +243,12 @@ pub async fn complete_multipart_upload(
             }
             meta.checksum =
                 Some(StoredChecksum { algorithm: a.display_name().to_owned(), value, kind: kind.to_owned() });
+            // Kept for GetObjectAttributes; every part of an upload with an algorithm has one.
+            meta.part_checksums = parts.iter().filter_map(|p| p.checksum.clone()).collect();
         }
         Ok(meta)
     };
-    let info = ufs(store.complete_upload(&key, &upload, chosen, precondition, tap, finish).await)?;
+    let info = ufs(bucket.complete_upload(&key, &upload, chosen, precondition, tap, finish).await)?;
     Ok(S3Response::new(completion_output(&input, &info.etag, info.meta.checksum.as_ref())))
 }
 
@@ -268,7 +271,7 @@ fn completion_output(
 /// A Complete for an upload that no longer exists: SDKs repeat Complete when its answer was
 /// lost, so an upload completed recently with the same parts answers as it did then.
 async fn repeated_completion(
-    store: &Store,
+    bucket: &BucketObjects,
     input: &CompleteMultipartUploadInput,
     listed: &[CompletedPart],
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
@@ -282,7 +285,7 @@ async fn repeated_completion(
             _ => return Err(s3_error_from(UfsError::NoSuchUpload)),
         }
     }
-    match ufs(store.completed_upload(&input.upload_id, &input.key).await)? {
+    match ufs(bucket.completed_upload(&input.upload_id, &input.key).await)? {
         Some(done) if done.parts == parts_digest(parts) => {
             Ok(S3Response::new(completion_output(input, &done.etag, done.checksum.as_ref())))
         }
@@ -294,19 +297,19 @@ pub async fn abort_multipart_upload(
     gw: &Gateway,
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-    let store = gw.bucket(&req.input.bucket)?.store;
-    let upload = ufs(store.upload(&req.input.upload_id, &req.input.key).await)?;
-    ufs(store.abort_upload(&upload).await)?;
+    let bucket = gw.bucket(&req.input.bucket)?;
+    let upload = ufs(bucket.upload(&req.input.upload_id, &req.input.key).await)?;
+    ufs(bucket.abort_upload(&upload).await)?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
 pub async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
     let input = &req.input;
-    let store = gw.bucket(&input.bucket)?.store;
-    let upload = ufs(store.upload(&input.upload_id, &input.key).await)?;
+    let bucket = gw.bucket(&input.bucket)?;
+    let upload = ufs(bucket.upload(&input.upload_id, &input.key).await)?;
     let max = input.max_parts.unwrap_or(DEFAULT_MAX).clamp(0, DEFAULT_MAX) as usize;
     let marker = input.part_number_marker.unwrap_or(0);
-    let all = ufs(store.list_parts(&upload).await)?;
+    let all = ufs(bucket.list_parts(&upload).await)?;
     let mut after: Vec<PartInfo> = all.into_iter().filter(|p| i64::from(p.number) > i64::from(marker)).collect();
     let truncated = after.len() > max;
     after.truncate(max);
@@ -350,7 +353,7 @@ pub async fn list_multipart_uploads(
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let input = &req.input;
-    let store = gw.bucket(&input.bucket)?.store;
+    let bucket = gw.bucket(&input.bucket)?;
     let url = match input.encoding_type.as_ref().map(EncodingType::as_str) {
         None => false,
         Some(EncodingType::URL) => true,
@@ -367,7 +370,7 @@ pub async fn list_multipart_uploads(
     let mut truncated = false;
     let mut last: Option<(String, Option<String>)> = None;
     let mut passed_id_marker = id_marker.is_none();
-    for upload in ufs(store.list_uploads().await)? {
+    for upload in ufs(bucket.list_uploads().await)? {
         if !upload.key.starts_with(prefix) {
             continue;
         }

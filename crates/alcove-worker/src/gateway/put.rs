@@ -80,7 +80,7 @@ pub async fn put_object(gw: &Gateway, mut req: S3Request<PutObjectInput>) -> S3R
         }
         meta
     };
-    let info = ufs(bucket.store.put(&key, checksummed.body, finish, checks).await)?;
+    let info = ufs(bucket.put(&key, checksummed.body, finish, checks).await)?;
     let mut output = PutObjectOutput { e_tag: Some(etag(&info.etag)), ..Default::default() };
     if let Some(a) = algorithm {
         set_checksum!(output, a, Checksummed::value(&slot));

@@ -21,7 +21,7 @@ pub async fn get_object_tagging(
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let key = object_key(&req.input.key)?;
-    let info = ufs(gw.bucket(&req.input.bucket)?.store.stat(&key).await)?;
+    let info = ufs(gw.bucket(&req.input.bucket)?.stat(&key).await)?;
     Ok(S3Response::new(GetObjectTaggingOutput { tag_set: tag_set(info.meta.tags), version_id: None }))
 }
 
@@ -30,9 +30,9 @@ pub async fn put_object_tagging(
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
     let key = object_key(&req.input.key)?;
-    let store = gw.bucket(&req.input.bucket)?.store;
+    let bucket = gw.bucket(&req.input.bucket)?;
     let tags = gw.limits.check_tags(&pairs(req.input.tagging), MAX_OBJECT_TAGS)?;
-    ufs(store.update_meta(&key, move |m| m.tags = tags).await)?;
+    ufs(bucket.update_meta(&key, move |m| m.tags = tags).await)?;
     Ok(S3Response::new(PutObjectTaggingOutput::default()))
 }
 
@@ -41,8 +41,8 @@ pub async fn delete_object_tagging(
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let key = object_key(&req.input.key)?;
-    let store = gw.bucket(&req.input.bucket)?.store;
-    ufs(store.update_meta(&key, |m| m.tags.clear()).await)?;
+    let bucket = gw.bucket(&req.input.bucket)?;
+    ufs(bucket.update_meta(&key, |m| m.tags.clear()).await)?;
     Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
 }
 
@@ -50,8 +50,8 @@ pub async fn get_bucket_tagging(
     gw: &Gateway,
     req: S3Request<GetBucketTaggingInput>,
 ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-    let store = gw.bucket(&req.input.bucket)?.store;
-    match ufs(store.bucket_tags().await)? {
+    let bucket = gw.bucket(&req.input.bucket)?;
+    match ufs(bucket.bucket_tags().await)? {
         Some(tags) => Ok(S3Response::new(GetBucketTaggingOutput { tag_set: tag_set(tags) })),
         None => Err(s3_error!(NoSuchTagSet, "The TagSet does not exist.")),
     }
@@ -61,9 +61,9 @@ pub async fn put_bucket_tagging(
     gw: &Gateway,
     req: S3Request<PutBucketTaggingInput>,
 ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
-    let store = gw.bucket(&req.input.bucket)?.store;
+    let bucket = gw.bucket(&req.input.bucket)?;
     let tags = gw.limits.check_tags(&pairs(req.input.tagging), MAX_BUCKET_TAGS)?;
-    ufs(store.set_bucket_tags(Some(tags)).await)?;
+    ufs(bucket.set_bucket_tags(Some(tags)).await)?;
     Ok(S3Response::new(PutBucketTaggingOutput::default()))
 }
 
@@ -71,7 +71,7 @@ pub async fn delete_bucket_tagging(
     gw: &Gateway,
     req: S3Request<DeleteBucketTaggingInput>,
 ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-    let store = gw.bucket(&req.input.bucket)?.store;
-    ufs(store.set_bucket_tags(None).await)?;
+    let bucket = gw.bucket(&req.input.bucket)?;
+    ufs(bucket.set_bucket_tags(None).await)?;
     Ok(S3Response::new(DeleteBucketTaggingOutput::default()))
 }
