@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # CI smoke run of alcove-bench (takes seconds): starts one Alcove worker on free 127.0.0.1
 # ports with a temporary root, runs every workload briefly with tiny objects, and fails
-# unless each run reports zero errors and every operation verified. Never asserts timings.
-# Needs neither nginx nor s3s-fs.
+# unless each run reports zero errors and every operation verified. Then the cache scenario's
+# plumbing: a second worker as the remote of an S3 mount, reached through the link shaper, whose
+# repeated reads must stay off the link (the page cache).
+# Asserts no timings beyond lower bounds the link must impose (a round trip per request, the
+# rate). Needs neither nginx nor s3s-fs, nor root.
 #
 #   ALCOVE_BIN=/path/to/alcove bash bench/smoke.sh
 #
@@ -25,16 +28,27 @@ B="$ALCOVE_BENCH_BIN"
 
 WORK="$(mktemp -d /tmp/alcove-bench-smoke.XXXXXX)"
 ALCOVE_PID=""
+REMOTE_PID=""
+LINK_PID=""
+stop() {
+    local pid="$1"
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+}
 cleanup() {
     local rc=$?
-    if [[ -n "$ALCOVE_PID" ]] && kill -0 "$ALCOVE_PID" 2>/dev/null; then
-        kill -TERM "$ALCOVE_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$ALCOVE_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$ALCOVE_PID" 2>/dev/null || true
-    fi
-    if [[ $rc -ne 0 && -f "$WORK/alcove.log" ]]; then
-        echo "--- alcove log (last 30 lines) ---" >&2
-        tail -n 30 "$WORK/alcove.log" >&2 || true
+    stop "$ALCOVE_PID"
+    stop "$REMOTE_PID"
+    stop "$LINK_PID"
+    if [[ $rc -ne 0 ]]; then
+        for log in alcove remote link; do
+            [[ -f "$WORK/$log.log" ]] || continue
+            echo "--- $log log (last 30 lines) ---" >&2
+            tail -n 30 "$WORK/$log.log" >&2 || true
+        done
     fi
     rm -rf "$WORK"
     exit $rc
@@ -51,25 +65,32 @@ http_ok() {
     [[ "$status" == *" 200"* ]]
 }
 
-read -r S3_PORT ADMIN_PORT PEER_PORT <<<"$("$B" free-ports --objects 3)"
-mkdir -p "$WORK/root"
+read -r S3_PORT ADMIN_PORT PEER_PORT R_PORT R_ADMIN_PORT R_PEER_PORT LINK_PORT LINK_STATS_PORT \
+    <<<"$("$B" free-ports --objects 8)"
 # The worker reads ALCOVE_* overrides from its environment; this run decides by flags.
-# shellcheck disable=SC2046
-env $(compgen -e | sed -n 's/^ALCOVE_.*/-u &/p') \
-    "$ALCOVE_BIN" serve --root "$WORK/root" \
-    --s3-addr "127.0.0.1:$S3_PORT" --admin-addr "127.0.0.1:$ADMIN_PORT" --peer-addr "127.0.0.1:$PEER_PORT" \
-    >"$WORK/alcove.log" 2>&1 &
-ALCOVE_PID=$!
-ready=0
-for _ in $(seq 200); do
-    if http_ok "$ADMIN_PORT" /readyz; then ready=1; break; fi
-    kill -0 "$ALCOVE_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[[ $ready == 1 ]] || { echo "smoke: alcove not ready" >&2; exit 1; }
+UNSET_ALCOVE=()
+for v in $(compgen -e); do [[ "$v" == ALCOVE_* ]] && UNSET_ALCOVE+=(-u "$v"); done
+# start_worker NAME ROOT S3 ADMIN PEER: a worker in the background, its pid in STARTED_PID.
+start_worker() {
+    mkdir -p "$2"
+    env "${UNSET_ALCOVE[@]}" "$ALCOVE_BIN" serve --root "$2" \
+        --s3-addr "127.0.0.1:$3" --admin-addr "127.0.0.1:$4" --peer-addr "127.0.0.1:$5" >"$WORK/$1.log" 2>&1 &
+    STARTED_PID=$!
+    local ready=0
+    for _ in $(seq 200); do
+        if http_ok "$4" /readyz; then ready=1; break; fi
+        kill -0 "$STARTED_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ $ready == 1 ]] || { echo "smoke: $1 not ready" >&2; exit 1; }
+}
+start_worker alcove "$WORK/root" "$S3_PORT" "$ADMIN_PORT" "$PEER_PORT"
+ALCOVE_PID=$STARTED_PID
 E="http://127.0.0.1:$S3_PORT"
 
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" <<<"$2"; }
+# at_least X MIN: whether the number X is present and >= MIN.
+at_least() { [[ -n "$1" ]] && awk -v x="$1" -v m="$2" 'BEGIN {exit !(x + 0 >= m + 0)}'; }
 
 failures=0
 # check NAME JSON: errors 0, warmup errors 0, ops > 0, verified == ops.
@@ -97,6 +118,14 @@ run() {
 COMMON=(--bucket smoke --concurrency 4 --ops 400)
 run put        put   "${COMMON[@]}" --prefix put/   --size 1KiB --objects 16
 run get        get   "${COMMON[@]}" --prefix get/   --size 3000 --objects 16
+# The server's CPU time over the measured run is reported when asked for.
+line="$("$B" get --endpoint "$E" "${COMMON[@]}" --prefix get/ --size 3000 --objects 16 --no-prepare --duration 1 \
+    --timeout 20 --cpu-pid "$ALCOVE_PID" 2>"$WORK/bench.err")" || true
+check get-cpu "$line"
+if [[ -z "$(field server_cpu_s "$line")" || -z "$(field server_cpu_ms_per_op "$line")" ]]; then
+    echo "FAIL get-cpu: no server CPU figures: $line" >&2
+    failures=$((failures + 1))
+fi
 run get-empty  get   "${COMMON[@]}" --prefix empty/ --size 0    --objects 4
 run get-large  get   --bucket smoke --concurrency 2 --ops 8 --prefix big/ --size 3MiB --objects 2
 run head       head  "${COMMON[@]}" --prefix get/   --size 3000 --objects 16 --no-prepare
@@ -124,6 +153,53 @@ if [[ $rc == 3 && "$errors" == 2 ]]; then
     echo "ok   corrupted object detected: errors=$errors"
 else
     echo "FAIL corrupted object not detected (rc=$rc): $line" >&2
+    failures=$((failures + 1))
+fi
+
+# The cache scenario's plumbing: a remote worker behind the link shaper (5 ms each way, 50 MB/s),
+# mounted as an S3 bucket of the first worker with `alcove mount add`.
+start_worker remote "$WORK/remote-root" "$R_PORT" "$R_ADMIN_PORT" "$R_PEER_PORT"
+REMOTE_PID=$STARTED_PID
+"$B" shape --listen "127.0.0.1:$LINK_PORT" --upstream "127.0.0.1:$R_PORT" --delay-ms 5 --rate-mb 50 \
+    --stats-addr "127.0.0.1:$LINK_STATS_PORT" >"$WORK/link.json" 2>"$WORK/link.log" &
+LINK_PID=$!
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$LINK_STATS_PORT") 2>/dev/null && break
+    sleep 0.1
+done
+R="http://127.0.0.1:$R_PORT"
+L="http://127.0.0.1:$LINK_PORT"
+"$B" get --endpoint "$R" --bucket smokecache --prefix c/ --size 256KiB --objects 8 --prepare-only --concurrency 4 \
+    --timeout 20 >/dev/null 2>"$WORK/bench.err" || { echo "smoke: upload to the remote failed" >&2; cat "$WORK/bench.err" >&2; exit 1; }
+# Straight through the link: every request pays at least a round trip (10 ms), and 8 MiB take at
+# least 8 MiB / 50 MB/s = 0.168 s.
+line="$("$B" get --endpoint "$L" --bucket smokecache --prefix c/ --size 256KiB --objects 8 --no-prepare --http-get \
+    --ops 32 --concurrency 4 --duration 20 --timeout 20 2>"$WORK/bench.err")" || true
+check link-get "$line"
+if ! at_least "$(field p50_ms "$line")" 10 || ! at_least "$(field elapsed_s "$line")" 0.16; then
+    echo "FAIL link-get: the link imposed neither its delay nor its rate: $line" >&2
+    failures=$((failures + 1))
+fi
+"$ALCOVE_BIN" mount add --admin "http://127.0.0.1:$ADMIN_PORT" --path /cached --ufs-uri s3://smokecache \
+    --option "endpoint=$L" --option access_key_id=alcove-bench --option secret_access_key=alcove-bench-secret \
+    --option region=us-east-1 >/dev/null || { echo "smoke: mount add failed" >&2; exit 1; }
+# link_down: bytes the link has carried from the remote so far.
+# shellcheck disable=SC2016  # the inner script expands its own argument
+link_down() {
+    field down_bytes "$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"; printf "GET / HTTP/1.0\r\n\r\n" >&3
+        cat <&3' "$LINK_STATS_PORT" 2>/dev/null || true)"
+}
+before="$(link_down)"
+line="$("$B" get --endpoint "$E" --bucket cached --prefix c/ --size 256KiB --objects 8 --no-prepare --http-get \
+    --ops 32 --concurrency 4 --duration 20 --timeout 20 2>"$WORK/bench.err")" || true
+check mount-get "$line"
+after="$(link_down)"
+# 32 reads of 8 objects (2 MiB) through the mount: each object crossed the link at least once, and
+# the page cache (remote mounts are cached by default) kept the repeats off it.
+if at_least "$before" 0 && at_least "$after" "$((before + 8 * 262144))" && ! at_least "$after" "$((before + 16 * 262144))"; then
+    echo "ok   mount: $((after - before)) bytes over the link for 32 reads of 8 objects of 256 KiB"
+else
+    echo "FAIL mount: expected 2 to 4 MiB over the link for 32 reads of 8 objects of 256 KiB, got ${before:-?} -> ${after:-?}" >&2
     failures=$((failures + 1))
 fi
 

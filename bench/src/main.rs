@@ -10,9 +10,11 @@
 //! the run could not start (bad arguments, preparation failed).
 
 mod content;
+mod cpu;
 mod driver;
 mod http;
 mod s3;
+mod shape;
 mod stats;
 
 use std::net::TcpListener;
@@ -45,6 +47,9 @@ enum Workload {
     FillDir,
     /// Print N (--objects) free TCP ports on 127.0.0.1 and exit.
     FreePorts,
+    /// Proxy TCP from --listen to --upstream like a slow link (--delay-ms each way, --rate-mb
+    /// per second each way, shared by all connections) until SIGINT/SIGTERM.
+    Shape,
 }
 
 impl Workload {
@@ -57,6 +62,7 @@ impl Workload {
             Workload::List => "list",
             Workload::FillDir => "fill-dir",
             Workload::FreePorts => "free-ports",
+            Workload::Shape => "shape",
         }
     }
 }
@@ -138,6 +144,29 @@ struct Args {
     /// Free-form label copied into the JSON line (e.g. the server's name).
     #[arg(long, default_value = "")]
     label: String,
+    /// A server process (repeatable) whose CPU time (user + system, with its child processes,
+    /// from /proc/PID/stat) is read at the start and the end of the measured run: the JSON line
+    /// then has server_cpu_s, server_cpu_ms_per_op and server_cpu_ms_per_mib.
+    #[arg(long = "cpu-pid")]
+    cpu_pid: Vec<u32>,
+    /// shape: address to accept connections on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// shape: the server behind the link (HOST:PORT).
+    #[arg(long)]
+    upstream: Option<String>,
+    /// shape: one-way delay in milliseconds (the round trip is twice this).
+    #[arg(long, default_value_t = 10.0)]
+    delay_ms: f64,
+    /// shape: bandwidth of each direction in MB/s (10^6 bytes), shared by all connections.
+    #[arg(long, default_value_t = 100.0)]
+    rate_mb: f64,
+    /// shape: bytes in flight per connection and direction (like a TCP receive window).
+    #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+    window: u64,
+    /// shape: also answer HTTP requests on this address with the totals so far (JSON).
+    #[arg(long)]
+    stats_addr: Option<String>,
 }
 
 /// Parses `4096`, `4KiB`, `4k`, `1MiB`, `64M`, `1GiB`.
@@ -276,6 +305,13 @@ fn main() -> ExitCode {
     match args.workload {
         Workload::FreePorts => free_ports(&args),
         Workload::FillDir => fill_dir(&args),
+        Workload::Shape => {
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return fail(format!("cannot start the runtime: {e}")),
+            };
+            rt.block_on(run_shape(args))
+        }
         _ => {
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -306,7 +342,21 @@ fn validate(a: &Args) -> Result<(), String> {
     if a.http_get && !matches!(a.workload, Workload::Get | Workload::Head) {
         return Err("--http-get supports the get and head workloads only".into());
     }
-    if !a.endpoint.starts_with("http://") && !matches!(a.workload, Workload::FillDir | Workload::FreePorts) {
+    if a.workload == Workload::Shape {
+        if a.upstream.is_none() {
+            return Err("shape needs --upstream HOST:PORT".into());
+        }
+        let delay_ok = a.delay_ms >= 0.0 && a.delay_ms.is_finite();
+        if !positive(a.rate_mb) || !delay_ok || a.window == 0 {
+            return Err("shape: --rate-mb and --window must be positive, --delay-ms not negative".into());
+        }
+        if a.window > u32::MAX as u64 {
+            return Err("shape: --window must be below 4 GiB".into());
+        }
+    }
+    if !a.endpoint.starts_with("http://")
+        && !matches!(a.workload, Workload::FillDir | Workload::FreePorts | Workload::Shape)
+    {
         return Err("--endpoint must be a plain http:// URL".into());
     }
     Ok(())
@@ -474,8 +524,76 @@ async fn run(a: Args) -> ExitCode {
     });
     let op = make_op(&a, ctx, s3c);
     let warmup = if a.warmup > 0.0 { Some(driver::run(limits(&a, a.warmup, None), op.clone()).await) } else { None };
+    let cpu_before = cpu_reading(&a);
     let totals = driver::run(limits(&a, a.duration, a.ops), op).await;
-    report(&a, totals, warmup.as_ref(), &[])
+    let extra = cpu_fields(&a, cpu_before, &totals);
+    report(&a, totals, warmup.as_ref(), &extra)
+}
+
+/// The servers' CPU seconds so far (None without --cpu-pid or if one is gone).
+fn cpu_reading(a: &Args) -> Option<f64> {
+    if a.cpu_pid.is_empty() {
+        None
+    } else {
+        cpu::tree_seconds(&a.cpu_pid)
+    }
+}
+
+/// server_cpu_s, server_cpu_ms_per_op and server_cpu_ms_per_mib of the measured run (null when
+/// a reading failed; per MiB only when the run moved payload).
+fn cpu_fields(a: &Args, before: Option<f64>, t: &Totals) -> Vec<(&'static str, Value)> {
+    if a.cpu_pid.is_empty() {
+        return Vec::new();
+    }
+    let used = before.zip(cpu_reading(a)).map(|(b, e)| (e - b).max(0.0));
+    let per = |d: f64| match used {
+        Some(u) if d > 0.0 => json!((u * 1000.0 / d * 10_000.0).round() / 10_000.0),
+        _ => Value::Null,
+    };
+    let mib = t.bytes as f64 / (1024.0 * 1024.0);
+    vec![
+        ("server_cpu_pids", json!(a.cpu_pid)),
+        ("server_cpu_s", used.map(|u| json!(round3(u))).unwrap_or(Value::Null)),
+        ("server_cpu_ms_per_op", per(t.ops as f64)),
+        ("server_cpu_ms_per_mib", per(mib)),
+    ]
+}
+
+/// `shape`: the link proxy, until SIGINT or SIGTERM; then its totals as the JSON line.
+async fn run_shape(a: Args) -> ExitCode {
+    let upstream = a.upstream.as_deref().unwrap_or_default();
+    let upstream: std::net::SocketAddr = match tokio::net::lookup_host(upstream).await.map(|mut i| i.next()) {
+        Ok(Some(addr)) => addr,
+        _ => return fail(format!("shape: cannot resolve --upstream {upstream}")),
+    };
+    let listener = match tokio::net::TcpListener::bind(&a.listen).await {
+        Ok(l) => l,
+        Err(e) => return fail(format!("shape: cannot listen on {}: {e}", a.listen)),
+    };
+    let spec = shape::LinkSpec { delay: secs(a.delay_ms / 1000.0), rate: a.rate_mb * 1e6, window: a.window as usize };
+    let shaper = shape::Shaper::new(spec, upstream);
+    if let Some(addr) = &a.stats_addr {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tokio::spawn(shape::serve_stats(Arc::clone(&shaper), l));
+            }
+            Err(e) => return fail(format!("shape: cannot listen on {addr}: {e}")),
+        }
+    }
+    if let Ok(local) = listener.local_addr() {
+        eprintln!("alcove-bench shape: {local} -> {upstream}, {} ms each way, {} MB/s each way", a.delay_ms, a.rate_mb);
+    }
+    tokio::spawn(Arc::clone(&shaper).serve(listener));
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("shape: cannot watch SIGTERM: {e}")),
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    println!("{}", shaper.stats());
+    ExitCode::SUCCESS
 }
 
 type OpFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>;
@@ -515,7 +633,9 @@ fn make_op(a: &Args, ctx: Arc<Ctx>, s3c: aws_sdk_s3::Client) -> impl Fn(u64) -> 
                         s3::put(&s3c, &ctx.bucket, key, ctx.bodies[j].clone(), exp).await
                     }
                 }
-                Workload::List | Workload::FillDir | Workload::FreePorts => Outcome::error("not an object workload"),
+                Workload::List | Workload::FillDir | Workload::FreePorts | Workload::Shape => {
+                    Outcome::error("not an object workload")
+                }
             }
         })
     }
@@ -587,6 +707,7 @@ async fn run_list(a: &Args, s3c: aws_sdk_s3::Client) -> ExitCode {
             }
         }
     };
+    let cpu_before = cpu_reading(a);
     let t = driver::run(list_limits, run_listing).await;
     let (page_lat, pages_ok, page_errors, mut page_first) = std::mem::take(&mut *pages.lock().expect("pages"));
     let secs_total = t.elapsed.as_secs_f64().max(1e-9);
@@ -605,7 +726,8 @@ async fn run_list(a: &Args, s3c: aws_sdk_s3::Client) -> ExitCode {
         latencies: page_lat,
         first_errors: page_first,
     };
-    let extra = [
+    let mut extra = cpu_fields(a, cpu_before, &page_totals);
+    extra.extend([
         ("concurrency", json!(list_limits.concurrency)),
         ("listings", json!(t.ops)),
         ("listings_ok", json!(t.verified)),
@@ -614,7 +736,7 @@ async fn run_list(a: &Args, s3c: aws_sdk_s3::Client) -> ExitCode {
         ("keys_per_s", json!(round3(keys as f64 / secs_total))),
         ("total_s", json!(round3(secs_total))),
         ("listing_s", json!(times.iter().map(|x| round3(*x)).collect::<Vec<_>>())),
-    ];
+    ]);
     report(a, page_totals, None, &extra)
 }
 
