@@ -15,6 +15,7 @@
 //!   send (path escapes, malformed bodies), error-shape checks and XML helpers;
 //! - `sigv4`: a small SigV4 signer for hand-built signed requests;
 //! - `checksums`: the five S3 checksum algorithms;
+//! - `cluster`: several workers forming one cluster over a shared remote;
 //! - `data`: hashes, deterministic test bytes, folder snapshots, HTTP dates
 //!   and URL encodings.
 //!
@@ -35,6 +36,8 @@ pub use aws_sdk_s3;
 
 #[path = "harness/checksums.rs"]
 mod checksums;
+#[path = "harness/cluster.rs"]
+mod cluster;
 #[path = "harness/data.rs"]
 mod data;
 #[path = "harness/raw.rs"]
@@ -45,6 +48,7 @@ mod sdk;
 mod sigv4;
 
 pub use checksums::*;
+pub use cluster::*;
 pub use data::*;
 pub use raw::*;
 pub use sdk::*;
@@ -100,12 +104,18 @@ impl Server {
     /// Starts a worker with no config file (embedded defaults: simple auth,
     /// anonymous allowed, access log for failed requests only).
     pub async fn start() -> Server {
-        Self::start_inner(None).await
+        Self::start_inner(None, None).await
     }
 
     /// Starts a worker with the given TOML written to a config file.
     pub async fn start_with_config(toml: &str) -> Server {
-        Self::start_inner(Some(toml)).await
+        Self::start_inner(Some(toml), None).await
+    }
+
+    /// Starts a worker with the given config on chosen ports: S3, admin, peer (a cluster's
+    /// config names every worker's ports before any starts).
+    pub async fn start_at(toml: &str, ports: [u16; 3]) -> Server {
+        Self::start_inner(Some(toml), Some(ports)).await
     }
 
     /// Starts a worker with no config file and one bucket, `bucket`.
@@ -115,7 +125,7 @@ impl Server {
         server
     }
 
-    async fn start_inner(toml: Option<&str>) -> Server {
+    async fn start_inner(toml: Option<&str>, ports: Option<[u16; 3]>) -> Server {
         let bin = alcove_bin();
         assert!(
             bin.is_file(),
@@ -131,7 +141,7 @@ impl Server {
             p
         });
         let log_path = work.path().join("alcove.stderr.log");
-        let ports = free_ports(3);
+        let ports = ports.map_or_else(|| free_ports(3), Vec::from);
         let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         let mut server = Server {
             work,
@@ -234,6 +244,19 @@ impl Server {
     /// Process id of the running worker.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("server not running").id()
+    }
+
+    /// Kills the worker with SIGKILL (no chance to finish anything) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped or killed worker again on the same root, config and ports.
+    pub async fn start_again(&mut self) {
+        self.spawn_retrying().await;
     }
 
     /// Sends SIGTERM without waiting.

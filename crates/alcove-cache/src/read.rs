@@ -215,6 +215,14 @@ impl CachedReads {
         self.drop_known(&object_id(bucket, key)).await;
     }
 
+    /// Forgets what is known of every object (their pages stay: a page names its object's
+    /// version). Called when this worker's share of the keys changes: objects it takes over may
+    /// have been changed through the worker that owned them.
+    pub fn forget_all_metadata(&self) {
+        lock(&self.known).clear();
+        lock(&self.positions).clear();
+    }
+
     async fn drop_known(&self, id: &ObjectId) {
         let known = lock(&self.known).remove(id);
         lock(&self.positions).remove(id);

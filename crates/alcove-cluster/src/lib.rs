@@ -6,6 +6,7 @@
 //! not parse S3 requests beyond the bucket and key of a path, and may not touch storage.
 
 pub mod client;
+pub mod gate;
 pub mod membership;
 pub mod peer_auth;
 pub mod ring;
@@ -13,6 +14,7 @@ pub mod router;
 pub mod view;
 
 pub use client::{PeerBody, PeerClient, PeerError, FORWARDED_BY_HEADER};
+pub use gate::{Gate, GateBody, Passage};
 pub use membership::{start_static, HEALTH_PATH};
 pub use peer_auth::{ClusterSecret, PeerAuthError, PEER_HEADER};
 pub use ring::Ring;

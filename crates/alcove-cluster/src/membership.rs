@@ -18,33 +18,32 @@ use crate::view::{ClusterView, Member};
 /// The peer API path every worker answers probes on.
 pub const HEALTH_PATH: &str = "/_alcove/health";
 
-/// Starts probing `members` (this worker included) and returns the view, updated as members come
-/// and go. The probes stop when every receiver is dropped.
-pub fn start_static(
+/// Probes `members` (this worker included) once, then keeps probing them in the background, and
+/// returns the view, updated as members come and go. The first view already holds the peers that
+/// answered, so a starting worker does not take every key for itself. The probes stop when every
+/// receiver is dropped.
+pub async fn start_static(
     me: &str,
     members: Vec<Member>,
     client: PeerClient,
     failure_timeout: Duration,
 ) -> watch::Receiver<Arc<ClusterView>> {
-    let initial = Arc::new(ClusterView::new(me, members.clone(), [me.to_owned()]));
-    let (publish, view) = watch::channel(initial);
     let interval = (failure_timeout / 4).clamp(Duration::from_millis(100), Duration::from_millis(500));
-    let me = me.to_owned();
+    let probe_timeout = interval.max(Duration::from_secs(1));
+    let mut prober = Prober {
+        me: me.to_owned(),
+        peers: members.iter().filter(|m| m.id != me).cloned().collect(),
+        members,
+        client,
+        failure_timeout,
+        probe_timeout,
+        last_answer: HashMap::new(),
+    };
+    let (publish, view) = watch::channel(Arc::new(prober.round().await));
     tokio::spawn(async move {
-        let peers: Vec<Member> = members.iter().filter(|m| m.id != me).cloned().collect();
-        let mut last_answer: HashMap<String, Instant> = HashMap::new();
         loop {
-            let probes = peers.iter().map(|peer| probe(&client, peer, interval.max(Duration::from_secs(1))));
-            for (peer, alive) in peers.iter().zip(futures::future::join_all(probes).await) {
-                if alive {
-                    last_answer.insert(peer.id.clone(), Instant::now());
-                }
-            }
-            let live = peers
-                .iter()
-                .filter(|p| last_answer.get(&p.id).is_some_and(|t| t.elapsed() < failure_timeout))
-                .map(|p| p.id.clone());
-            let next = ClusterView::new(&me, members.clone(), live);
+            tokio::time::sleep(interval).await;
+            let next = prober.round().await;
             if next.live != publish.borrow().live {
                 log_change(&publish.borrow(), &next);
                 if publish.send(Arc::new(next)).is_err() {
@@ -54,10 +53,38 @@ pub fn start_static(
             if publish.is_closed() {
                 return;
             }
-            tokio::time::sleep(interval).await;
         }
     });
     view
+}
+
+/// The state of static membership's probing.
+struct Prober {
+    me: String,
+    members: Vec<Member>,
+    peers: Vec<Member>,
+    client: PeerClient,
+    failure_timeout: Duration,
+    probe_timeout: Duration,
+    last_answer: HashMap<String, Instant>,
+}
+
+impl Prober {
+    /// Probes every peer at once and says who is live now.
+    async fn round(&mut self) -> ClusterView {
+        let probes = self.peers.iter().map(|peer| probe(&self.client, peer, self.probe_timeout));
+        for (peer, alive) in self.peers.iter().zip(futures::future::join_all(probes).await) {
+            if alive {
+                self.last_answer.insert(peer.id.clone(), Instant::now());
+            }
+        }
+        let live = self
+            .peers
+            .iter()
+            .filter(|p| self.last_answer.get(&p.id).is_some_and(|t| t.elapsed() < self.failure_timeout))
+            .map(|p| p.id.clone());
+        ClusterView::new(&self.me, self.members.clone(), live)
+    }
 }
 
 /// True when `peer` answered a probe as the member it is configured as.
@@ -80,7 +107,7 @@ async fn probe(client: &PeerClient, peer: &Member, timeout: Duration) -> bool {
     }
 }
 
-fn log_change(before: &ClusterView, after: &ClusterView) {
+pub(crate) fn log_change(before: &ClusterView, after: &ClusterView) {
     for id in after.live.difference(&before.live) {
         tracing::info!(worker = %id, members = after.live.len(), "worker joined the ring");
     }

@@ -72,6 +72,15 @@ impl ClusterSecret {
     }
 }
 
+impl ClusterSecret {
+    /// Checks the peer header of a received request, now.
+    pub fn verify_request<B>(&self, req: &http::Request<B>) -> Result<(), PeerAuthError> {
+        let header = req.headers().get(PEER_HEADER).map(|v| v.to_str().unwrap_or_default());
+        let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        self.verify(header, unix_now(), req.method().as_str(), path_and_query)
+    }
+}
+
 /// The current unix time in seconds.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)

@@ -22,8 +22,11 @@ pub enum Handoff {
 pub enum Route<'a> {
     Local,
     Forward(&'a Member),
-    /// The `Location` of a 307.
-    Redirect(String),
+    /// A 307 to the owner, with its `Location`.
+    Redirect {
+        owner: &'a Member,
+        location: String,
+    },
 }
 
 /// The route of a request for `path_and_query` (as sent, percent-encoded).
@@ -34,7 +37,10 @@ pub fn route<'a>(view: &'a ClusterView, handoff: Handoff, path_and_query: &str) 
         Owner::Me => Route::Local,
         Owner::Peer(member) => match handoff {
             Handoff::Proxy => Route::Forward(member),
-            Handoff::Redirect => Route::Redirect(format!("{}{path_and_query}", member.s3.trim_end_matches('/'))),
+            Handoff::Redirect => Route::Redirect {
+                owner: member,
+                location: format!("{}{path_and_query}", member.s3.trim_end_matches('/')),
+            },
         },
     }
 }
@@ -62,10 +68,10 @@ mod tests {
             (0..100).map(|i| format!("/bkt/k{i}")).find(|p| route(&view, Handoff::Proxy, p) != Route::Local).unwrap();
         assert!(matches!(route(&view, Handoff::Proxy, &theirs), Route::Forward(m) if m.id == "b"));
         let with_query = format!("{theirs}?uploadId=x&partNumber=2");
-        assert_eq!(
+        assert!(matches!(
             route(&view, Handoff::Redirect, &with_query),
-            Route::Redirect(format!("http://b.test:29998{with_query}"))
-        );
+            Route::Redirect { owner, location } if owner.id == "b" && location == format!("http://b.test:29998{with_query}")
+        ));
         for bucket_level in ["/", "/bkt", "/bkt/", "/bkt?list-type=2", "/bkt?delete"] {
             assert_eq!(route(&view, Handoff::Proxy, bucket_level), Route::Local, "{bucket_level}");
         }

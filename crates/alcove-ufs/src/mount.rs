@@ -140,6 +140,55 @@ impl MountTable {
         self.persist(&mounts)
     }
 
+    /// The mounts added at run time, secrets included: what a cluster's workers share (each
+    /// worker's config-file mounts stay its own).
+    pub fn shared_entries(&self) -> Vec<MountEntry> {
+        self.read().values().filter(|m| !m.entry.from_config).map(|m| m.entry.clone()).collect()
+    }
+
+    /// Makes the run-time mounts what `wanted` says (the cluster's table): adds the missing ones,
+    /// replaces changed ones, removes the others; config-file mounts stay. A wanted entry that
+    /// cannot be mounted here is skipped and reported; the rest still apply.
+    pub fn reconcile(&self, wanted: Vec<MountEntry>) -> Vec<(String, UfsError)> {
+        let mut failures = Vec::new();
+        let mut next = BTreeMap::new();
+        for mut entry in wanted {
+            entry.from_config = false;
+            let name = match bucket_of(&entry.path) {
+                Ok(name) => name.to_owned(),
+                Err(e) => {
+                    failures.push((entry.path.clone(), e));
+                    continue;
+                }
+            };
+            next.insert(name, entry);
+        }
+        let mut mounts = self.write();
+        let stale: Vec<String> = mounts
+            .iter()
+            .filter(|(name, m)| !m.entry.from_config && next.get(*name) != Some(&m.entry))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            mounts.remove(&name);
+        }
+        for (name, entry) in next {
+            if mounts.contains_key(&name) {
+                continue;
+            }
+            match self.mounted(entry) {
+                Ok(m) => {
+                    mounts.insert(name, m);
+                }
+                Err(e) => failures.push((format!("/{name}"), e)),
+            }
+        }
+        if let Err(e) = self.persist(&mounts) {
+            failures.push((String::from("the mount table"), e));
+        }
+        failures
+    }
+
     /// Removes a mount (not its data) and persists the change.
     pub fn remove(&self, path: &str) -> UfsResult<()> {
         let name = bucket_of(path)?.to_owned();

@@ -22,6 +22,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::cluster::ClusterLink;
+use crate::config::MembershipMode;
 use crate::metrics::Metrics;
 use crate::preload::{Action, CacheJob, Event, DEFAULT_PARALLEL, MAX_PARALLEL};
 
@@ -38,6 +40,7 @@ pub struct Admin {
     pub started: Instant,
     pub s3_addr: Option<SocketAddr>,
     pub auth_mode: String,
+    pub cluster: Option<Arc<ClusterLink>>,
 }
 
 #[derive(Deserialize)]
@@ -59,7 +62,7 @@ struct CacheJobRequest {
 }
 
 /// Answers are whole (`Full`) except the cache API's streams of JSON lines.
-type AdminResponse = Response<UnsyncBoxBody<Bytes, Infallible>>;
+pub(crate) type AdminResponse = Response<UnsyncBoxBody<Bytes, Infallible>>;
 
 impl Admin {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, _remote: SocketAddr) -> AdminResponse {
@@ -79,7 +82,7 @@ impl Admin {
             (Method::GET, "/status" | "/") => self.status(),
             (Method::GET, "/api/v1/mounts") => json_response(StatusCode::OK, &json!(self.mount_list())),
             (Method::POST, "/api/v1/mounts") => self.add_mount(req).await,
-            (Method::DELETE, "/api/v1/mounts") => self.remove_mount(&req),
+            (Method::DELETE, "/api/v1/mounts") => self.remove_mount(&req).await,
             (Method::POST, "/api/v1/cache/load") => self.cache_job(req, Action::Load).await,
             (Method::POST, "/api/v1/cache/free") => self.cache_job(req, Action::Free).await,
             _ => json_error(StatusCode::NOT_FOUND, "no such admin endpoint"),
@@ -107,6 +110,7 @@ impl Admin {
                 "buckets": buckets,
                 "mounts": self.mount_list(),
                 "cache": self.objects.cache().map(|c| cache_status(&c.stats())),
+                "cluster": self.cluster.as_ref().map(|c| cluster_status(c)),
             }),
         )
     }
@@ -117,13 +121,17 @@ impl Admin {
             Err(answer) => return answer,
         };
         let entry = MountEntry { path: add.path, ufs: add.ufs, options: add.options, from_config: false };
-        match self.mounts.add(entry) {
-            Ok(()) => json_response(StatusCode::CREATED, &json!({"ok": true})),
-            Err(e) => ufs_error(e),
+        if let Err(e) = self.mounts.add(entry.clone()) {
+            return ufs_error(e);
         }
+        let unreached = match &self.cluster {
+            Some(cluster) => cluster.mount_added(&entry).await,
+            None => Vec::new(),
+        };
+        json_response(StatusCode::CREATED, &json!({"ok": true, "workers_not_reached": unreached}))
     }
 
-    fn remove_mount(&self, req: &Request<Incoming>) -> AdminResponse {
+    async fn remove_mount(&self, req: &Request<Incoming>) -> AdminResponse {
         let path = req
             .uri()
             .query()
@@ -132,10 +140,14 @@ impl Admin {
             .find_map(|p| p.strip_prefix("path="))
             .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
         let Some(path) = path else { return json_error(StatusCode::BAD_REQUEST, "missing ?path=/bucket") };
-        match self.mounts.remove(&path) {
-            Ok(()) => json_response(StatusCode::OK, &json!({"ok": true})),
-            Err(e) => ufs_error(e),
+        if let Err(e) = self.mounts.remove(&path) {
+            return ufs_error(e);
         }
+        let unreached = match &self.cluster {
+            Some(cluster) => cluster.mount_removed(&path).await,
+            None => Vec::new(),
+        };
+        json_response(StatusCode::OK, &json!({"ok": true, "workers_not_reached": unreached}))
     }
 
     /// Starts loading or freeing a prefix of a cached bucket and streams its events as JSON
@@ -170,7 +182,7 @@ impl Admin {
 
 /// Reads a JSON request body of at most [`MAX_ADMIN_BODY`] bytes; `expected` names its fields in
 /// the answer to a body that is not one.
-async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, expected: &str) -> Result<T, AdminResponse> {
+pub(crate) async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, expected: &str) -> Result<T, AdminResponse> {
     let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Err(json_error(StatusCode::BAD_REQUEST, &format!("cannot read the request: {e}"))),
@@ -190,6 +202,34 @@ fn json_lines(events: mpsc::Receiver<Event>) -> AdminResponse {
     let mut r = Response::new(StreamBody::new(lines).boxed_unsync());
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
     r
+}
+
+/// The cluster as this worker sees it, for `/status` (and `alcove status`): every member, whether
+/// it is live, and its share of the keys.
+fn cluster_status(cluster: &ClusterLink) -> serde_json::Value {
+    let view = cluster.view();
+    let share = view.ring.share();
+    let members: Vec<serde_json::Value> = view
+        .members
+        .values()
+        .map(|m| {
+            let live = view.live.contains(&m.id);
+            json!({
+                "id": m.id,
+                "s3": m.s3,
+                "peer": m.peer,
+                "state": if live { "live" } else { "down" },
+                "share": if live { share } else { 0.0 },
+                "me": m.id == view.me,
+            })
+        })
+        .collect();
+    json!({
+        "me": view.me,
+        "membership": match cluster.mode { MembershipMode::Static => "static", MembershipMode::Etcd => "etcd" },
+        "live": view.live.len(),
+        "members": members,
+    })
 }
 
 /// The cache's figures for `/status` (and `alcove status`).
@@ -227,7 +267,7 @@ fn cache_status(stats: &CacheStats) -> serde_json::Value {
     })
 }
 
-fn ufs_error(e: UfsError) -> AdminResponse {
+pub(crate) fn ufs_error(e: UfsError) -> AdminResponse {
     let status = match e {
         UfsError::BucketExists(_) => StatusCode::CONFLICT,
         UfsError::NoSuchBucket(_) => StatusCode::NOT_FOUND,
@@ -251,13 +291,13 @@ fn text(status: StatusCode, body: &str) -> AdminResponse {
     r
 }
 
-fn json_response(status: StatusCode, value: &serde_json::Value) -> AdminResponse {
+pub(crate) fn json_response(status: StatusCode, value: &serde_json::Value) -> AdminResponse {
     let mut r = Response::new(Full::new(Bytes::from(value.to_string())).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
-fn json_error(status: StatusCode, message: &str) -> AdminResponse {
+pub(crate) fn json_error(status: StatusCode, message: &str) -> AdminResponse {
     json_response(status, &json!({"error": message}))
 }

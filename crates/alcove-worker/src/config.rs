@@ -30,7 +30,97 @@ pub struct Config {
     pub auth: AuthConfig,
     pub ufs: UfsConfig,
     pub cache: CacheConfig,
+    /// Several workers sharing one namespace; absent: a cluster of one that never opens the peer port.
+    pub cluster: Option<ClusterConfig>,
     pub mounts: Vec<MountConfig>,
+}
+
+/// `[cluster]`: who this worker is among its peers and how it finds them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// This worker's id; default: the host name.
+    pub id: Option<String>,
+    /// Shared by every worker; `ALCOVE_CLUSTER_SECRET` sets it without writing it in the file.
+    pub secret: Option<String>,
+    /// `"static"` (the `[[cluster.workers]]` list) or `"etcd"`.
+    pub membership: String,
+    /// How long a worker may stay silent before it leaves the ring (static membership):
+    /// seconds, or a duration such as `"5s"`.
+    pub failure_timeout: Seconds,
+    /// Static membership: every worker, this one included.
+    pub workers: Vec<ClusterWorkerConfig>,
+    pub etcd: EtcdConfig,
+    /// etcd membership: the S3 endpoint other workers redirect clients to (default: `http://` and
+    /// `s3.addr`).
+    pub advertise_s3: Option<String>,
+    /// etcd membership: the peer address other workers reach this one at (default: `peer.addr`).
+    pub advertise_peer: Option<String>,
+}
+
+/// One `[[cluster.workers]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterWorkerConfig {
+    pub id: String,
+    /// What clients are redirected to, e.g. `http://10.0.0.5:29998`.
+    pub s3: String,
+    /// The peer port, `host:port`.
+    pub peer: String,
+}
+
+/// `[cluster.etcd]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdConfig {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    /// Seconds a registration outlives its worker.
+    pub lease_ttl: u64,
+}
+
+/// How the cluster is formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipMode {
+    Static,
+    Etcd,
+}
+
+/// A span of time written as seconds (`5`, `0.5`) or with a unit (`"5s"`, `"500ms"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let parsed = match OptionValue::deserialize(d)? {
+            OptionValue::Integer(n) if n > 0 => Ok(Duration::from_secs(n as u64)),
+            OptionValue::Float(x) if x > 0.0 && x < 1e9 => Ok(Duration::from_secs_f64(x)),
+            OptionValue::Text(text) => parse_duration(&text),
+            other => Err(format!("{other} is not a duration (seconds, or \"5s\", \"500ms\")")),
+        };
+        parsed.map(Seconds).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            id: None,
+            secret: None,
+            membership: "static".into(),
+            failure_timeout: Seconds(Duration::from_secs(5)),
+            workers: Vec::new(),
+            etcd: EtcdConfig::default(),
+            advertise_s3: None,
+            advertise_peer: None,
+        }
+    }
+}
+
+impl Default for EtcdConfig {
+    fn default() -> Self {
+        Self { endpoints: vec!["http://127.0.0.1:2379".into()], prefix: "/alcove".into(), lease_ttl: 5 }
+    }
 }
 
 /// The page cache (`[cache]`): what cached buckets (remote mounts by default) are read through.
@@ -186,6 +276,24 @@ pub struct S3Config {
     /// List directories as 0-byte `dir/` objects (the seed system) instead of AWS's listings;
     /// a mount's `folder_objects` option overrides it.
     pub folder_objects: bool,
+    pub redirect: RedirectConfig,
+}
+
+/// `[s3.redirect]`: how a worker hands on a request for a key another worker owns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedirectConfig {
+    /// Answer `307` to the owner's S3 endpoint instead of forwarding the request to it.
+    pub enabled: bool,
+    /// Before redirecting, check that the owner answers (cached for a second); serve the
+    /// request here when it does not.
+    pub health_check: bool,
+}
+
+impl Default for RedirectConfig {
+    fn default() -> Self {
+        Self { enabled: false, health_check: true }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,6 +364,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             ufs: UfsConfig::default(),
             cache: CacheConfig::default(),
+            cluster: None,
             mounts: Vec::new(),
         }
     }
@@ -273,6 +382,7 @@ impl Default for S3Config {
             metadata_max_size: 2048,
             tagging_restrictions: true,
             folder_objects: false,
+            redirect: RedirectConfig::default(),
         }
     }
 }
@@ -311,7 +421,10 @@ impl Default for AuthConfig {
 /// is `ufs.s3.upload_threads`): the variable's prefix and the section's path, longest first.
 const ENV_SECTIONS: &[(&str, &[&str])] = &[
     ("ufs_s3", &["ufs", "s3"]),
+    ("s3_redirect", &["s3", "redirect"]),
     ("s3", &["s3"]),
+    ("cluster_etcd", &["cluster", "etcd"]),
+    ("cluster", &["cluster"]),
     ("peer", &["peer"]),
     ("admin", &["admin"]),
     ("auth", &["auth"]),
@@ -338,7 +451,71 @@ impl Config {
         config.auth_settings()?;
         config.mount_defaults()?;
         config.page_store()?;
+        config.cluster_settings()?;
         Ok(config)
+    }
+
+    /// The cluster this worker belongs to, checked; `None` for a worker alone.
+    pub fn cluster_settings(&self) -> Result<Option<ClusterSettings>, ConfigError> {
+        let Some(cluster) = &self.cluster else { return Ok(None) };
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let id = match &cluster.id {
+            Some(id) => id.trim().to_owned(),
+            None => host_name()
+                .ok_or_else(|| ConfigError::Invalid("cluster.id is not set and the host name cannot be read".into()))?,
+        };
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return invalid(format!("cluster.id = {id:?} must be letters, digits, '-', '_' or '.'"));
+        }
+        let secret = cluster.secret.clone().unwrap_or_default();
+        if secret.len() < 8 {
+            return invalid(
+                "cluster.secret (or ALCOVE_CLUSTER_SECRET) must be set, at least 8 characters, the same on every worker"
+                    .into(),
+            );
+        }
+        let mode = match cluster.membership.to_ascii_lowercase().as_str() {
+            "static" => MembershipMode::Static,
+            "etcd" => MembershipMode::Etcd,
+            other => return invalid(format!("cluster.membership = {other:?} must be \"static\" or \"etcd\"")),
+        };
+        let mut workers = Vec::new();
+        for w in &cluster.workers {
+            if workers.iter().any(|m: &alcove_cluster::Member| m.id == w.id) {
+                return invalid(format!("cluster.workers names {:?} twice", w.id));
+            }
+            check_endpoint(&w.id, &w.s3, &w.peer)?;
+            workers.push(alcove_cluster::Member { id: w.id.clone(), s3: w.s3.clone(), peer: w.peer.clone() });
+        }
+        let me = match mode {
+            MembershipMode::Static => match workers.iter().find(|m| m.id == id) {
+                Some(me) => me.clone(),
+                None => {
+                    return invalid(format!(
+                        "static membership: this worker's id {id:?} is not among [[cluster.workers]]"
+                    ))
+                }
+            },
+            MembershipMode::Etcd => {
+                if cluster.etcd.endpoints.is_empty() || cluster.etcd.lease_ttl == 0 {
+                    return invalid("cluster.etcd needs endpoints and a lease_ttl of at least 1 second".into());
+                }
+                let s3 = cluster.advertise_s3.clone().unwrap_or_else(|| format!("http://{}", self.s3.addr));
+                let peer = cluster.advertise_peer.clone().unwrap_or_else(|| self.peer.addr.to_string());
+                check_endpoint(&id, &s3, &peer)?;
+                alcove_cluster::Member { id: id.clone(), s3, peer }
+            }
+        };
+        Ok(Some(ClusterSettings {
+            me,
+            secret,
+            mode,
+            workers,
+            failure_timeout: cluster.failure_timeout.0,
+            etcd: cluster.etcd.clone(),
+            redirect: self.s3.redirect.enabled,
+            health_check: self.s3.redirect.health_check,
+        }))
     }
 
     /// What mounts get unless their own options say otherwise.
@@ -434,6 +611,48 @@ impl Config {
             anonymous_user: std::env::var("USER").unwrap_or_else(|_| "alcove".into()),
         })
     }
+}
+
+/// The cluster section, checked and with its defaults filled in.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub me: alcove_cluster::Member,
+    pub secret: String,
+    pub mode: MembershipMode,
+    /// Static membership's list (this worker included).
+    pub workers: Vec<alcove_cluster::Member>,
+    pub failure_timeout: Duration,
+    pub etcd: EtcdConfig,
+    pub redirect: bool,
+    pub health_check: bool,
+}
+
+/// A worker's addresses must be usable by the others: an `http(s)://host:port` S3 endpoint and a
+/// `host:port` peer address.
+fn check_endpoint(id: &str, s3: &str, peer: &str) -> Result<(), ConfigError> {
+    let s3_ok = s3
+        .parse::<http::Uri>()
+        .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() && u.path() == "/")
+        && !s3.ends_with('/');
+    let peer_ok = peer.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !s3_ok {
+        return Err(ConfigError::Invalid(format!(
+            "worker {id:?}: s3 = {s3:?} must be an http:// or https:// endpoint such as \"http://10.0.0.5:29998\""
+        )));
+    }
+    if !peer_ok {
+        return Err(ConfigError::Invalid(format!(
+            "worker {id:?}: peer = {peer:?} must be host:port such as \"10.0.0.5:29999\""
+        )));
+    }
+    Ok(())
+}
+
+/// The host name, the default worker id.
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 /// The default disk tier's size: 16 GiB.
@@ -575,5 +794,38 @@ mod tests {
         assert_eq!((options["region"].as_str(), options["timeout"].as_str()), ("eu-west-1", "5"));
         assert_eq!(options["virtual_host_style"], "true");
         assert_eq!(c.mount_defaults().unwrap().remote.concurrent, 1);
+    }
+
+    #[test]
+    fn cluster_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alcove.toml");
+        let workers = "[[cluster.workers]]\nid = \"w1\"\ns3 = \"http://127.0.0.1:1\"\npeer = \"127.0.0.1:2\"\n\
+                       [[cluster.workers]]\nid = \"w2\"\ns3 = \"http://127.0.0.1:3\"\npeer = \"127.0.0.1:4\"\n";
+        std::fs::write(&path, format!("[cluster]\nid = \"w2\"\nfailure_timeout = \"2s\"\n{workers}")).unwrap();
+        let env = || [("ALCOVE_CLUSTER_SECRET".to_owned(), "a long secret".to_owned())];
+        let c = Config::load(Some(&path), env()).unwrap();
+        let settings = c.cluster_settings().unwrap().unwrap();
+        assert_eq!((settings.me.id.as_str(), settings.me.peer.as_str()), ("w2", "127.0.0.1:4"));
+        assert_eq!((settings.mode, settings.failure_timeout), (MembershipMode::Static, Duration::from_secs(2)));
+        assert_eq!(settings.workers.len(), 2);
+        assert!(!settings.redirect && settings.health_check, "proxy mode, health checks on");
+        let redirect = [("ALCOVE_S3_REDIRECT_ENABLED".to_owned(), "true".to_owned())];
+        assert!(Config::load(Some(&path), env().into_iter().chain(redirect)).unwrap().s3.redirect.enabled);
+        assert!(Config::load(None, []).unwrap().cluster_settings().unwrap().is_none(), "alone by default");
+
+        let refused = |text: String, env: Vec<(String, String)>| {
+            std::fs::write(&path, &text).unwrap();
+            let e = Config::load(Some(&path), env).err().unwrap_or_else(|| panic!("accepted: {text}"));
+            e.to_string()
+        };
+        assert!(refused(format!("[cluster]\nid = \"w2\"\n{workers}"), vec![]).contains("cluster.secret"));
+        assert!(refused(format!("[cluster]\nid = \"w9\"\n{workers}"), env().into()).contains("w9"));
+        assert!(refused(format!("[cluster]\nid = \"w1\"\nmembership = \"gossip\"\n{workers}"), env().into())
+            .contains("gossip"));
+        let bad_peer = workers.replace("127.0.0.1:4", "nowhere");
+        assert!(refused(format!("[cluster]\nid = \"w1\"\n{bad_peer}"), env().into()).contains("host:port"));
+        let twice = workers.replace("\"w2\"", "\"w1\"");
+        assert!(refused(format!("[cluster]\nid = \"w1\"\n{twice}"), env().into()).contains("twice"));
     }
 }

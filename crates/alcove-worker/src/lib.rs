@@ -6,6 +6,7 @@
 
 pub mod admin;
 mod attributes_etag;
+pub mod cluster;
 pub mod config;
 pub mod cors;
 pub mod front;
@@ -20,9 +21,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alcove_cache::{CachedReads, ObjectService, PageStore, PageStoreError};
+use alcove_cluster::Passage;
 use alcove_s3::auth::{AnonymousPolicy, CredentialStore};
 use alcove_s3::AuthMode;
 use alcove_ufs::{MountTable, UfsError};
+use http_body_util::Either;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -39,6 +42,8 @@ pub enum WorkerError {
     Mounts(#[from] UfsError),
     #[error("cannot open the page cache: {0}")]
     Cache(#[from] PageStoreError),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(String),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
 }
@@ -46,6 +51,8 @@ pub enum WorkerError {
 /// A running worker.
 pub struct Worker {
     pub s3_addr: Option<SocketAddr>,
+    /// The peer port, in a cluster.
+    pub peer_addr: Option<SocketAddr>,
     pub admin_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -72,14 +79,31 @@ impl Worker {
         let pages = PageStore::open(config.page_store()?).await?;
         let cache = CachedReads::new(pages, config.read_settings());
         let objects = Arc::new(ObjectService::new(Arc::clone(&mounts), Some(Arc::clone(&cache))));
-        let metrics = Arc::new(metrics::Metrics::default().with_cache(cache));
+        let metrics = Arc::new(metrics::Metrics::default().with_cache(Arc::clone(&cache)));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let grace = Duration::from_secs(config.s3.shutdown_grace);
 
+        // The peer port is bound before membership starts, so the others find this worker at once.
+        let cluster_settings = config.cluster_settings()?;
+        let peer_listener = match &cluster_settings {
+            Some(_) => Some(bind("peer", config.peer.addr).await?),
+            None => None,
+        };
+        let cluster = match &cluster_settings {
+            Some(settings) => Some(cluster::ClusterLink::start(settings).await.map_err(WorkerError::Cluster)?),
+            None => None,
+        };
+        if let Some(link) = &cluster {
+            link.adopt_mounts(&mounts).await;
+            tasks.spawn(forget_metadata_on_ring_changes(link.watch(), cache, shutdown_rx.clone()));
+        }
+
         let mut s3_addr = None;
+        let mut peer_addr = None;
         if config.s3.enabled {
-            let mut builder = S3ServiceBuilder::new(gateway::Gateway::new(Arc::clone(&objects), config.limits()));
+            let mut builder =
+                S3ServiceBuilder::new(gateway::Gateway::new(Arc::clone(&objects), config.limits(), cluster.clone()));
             if auth.mode == AuthMode::Sigv4 {
                 builder.set_auth(CredentialStore(auth.credentials.clone()));
                 builder.set_access(AnonymousPolicy { allow_anonymous: auth.allow_anonymous });
@@ -96,8 +120,31 @@ impl Worker {
             let settings =
                 server::HttpSettings { keep_alive: config.s3.keep_alive, idle_timeout: config.idle_timeout(), grace };
             let rx = shutdown_rx.clone();
+            if let (Some(link), Some(listener)) = (&cluster, peer_listener) {
+                peer_addr = listener.local_addr().ok();
+                let port = Arc::new(cluster::PeerPort {
+                    link: Arc::clone(link),
+                    front: Arc::clone(&front),
+                    objects: Arc::clone(&objects),
+                    mounts: Arc::clone(&mounts),
+                });
+                tasks.spawn(server::serve(listener, settings, rx.clone(), move |req, remote| {
+                    Arc::clone(&port).handle(req, remote)
+                }));
+            }
+            let gate = cluster.clone();
             tasks.spawn(server::serve(listener, settings, rx, move |req, remote| {
-                Arc::clone(&front).handle(req, remote)
+                let (front, gate) = (Arc::clone(&front), gate.clone());
+                async move {
+                    let req = match &gate {
+                        Some(link) => match link.gate.pass(req).await {
+                            Passage::Here(req) => req,
+                            Passage::Answered(answer) => return answer.map(Either::Right),
+                        },
+                        None => req,
+                    };
+                    front.handle(req, remote).await.map(Either::Left)
+                }
             }));
         }
 
@@ -109,6 +156,7 @@ impl Worker {
             started: Instant::now(),
             s3_addr,
             auth_mode: config.auth.mode.to_ascii_lowercase(),
+            cluster,
         });
         let listener = bind("admin", config.admin.addr).await?;
         let admin_addr = listener.local_addr().map_err(|source| WorkerError::Bind {
@@ -126,13 +174,33 @@ impl Worker {
             Arc::clone(&handler_admin).handle(req, remote)
         }));
         admin.ready.store(true, Ordering::Release);
-        tracing::info!(s3 = ?s3_addr, admin = %admin_addr, root = %config.root.display(), auth = %config.auth.mode, "worker ready");
-        Ok(Self { s3_addr, admin_addr, shutdown, tasks })
+        tracing::info!(s3 = ?s3_addr, peer = ?peer_addr, admin = %admin_addr, root = %config.root.display(), auth = %config.auth.mode, "worker ready");
+        Ok(Self { s3_addr, peer_addr, admin_addr, shutdown, tasks })
     }
 
     /// Stops accepting, lets in-flight requests finish (up to the grace period), and returns.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// When this worker's share of the keys changes, what it remembers of objects may be stale: a
+/// key it takes over may have been written through its previous owner.
+async fn forget_metadata_on_ring_changes(
+    mut view: watch::Receiver<Arc<alcove_cluster::ClusterView>>,
+    cache: Arc<CachedReads>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            changed = view.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                cache.forget_all_metadata();
+            }
+            _ = shutdown.changed() => return,
+        }
     }
 }

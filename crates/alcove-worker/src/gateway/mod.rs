@@ -20,25 +20,43 @@ use std::sync::Arc;
 use alcove_cache::{BucketObjects, ObjectService};
 use alcove_s3::limits::Limits;
 use alcove_s3::s3_error_from;
-use alcove_ufs::{ObjectKey, UfsError};
+use alcove_ufs::{ObjectKey, UfsError, UploadInfo};
 use s3s::dto::{ETag, Owner, Timestamp};
 use s3s::{S3Request, S3Response, S3Result, S3};
 use time::OffsetDateTime;
+
+use crate::cluster::ClusterLink;
+
+pub use delete::{delete_keys, error_parts};
 
 /// The S3 gateway of one worker.
 #[derive(Clone)]
 pub struct Gateway {
     objects: Arc<ObjectService>,
     limits: Limits,
+    /// The other workers, when this one is in a cluster.
+    cluster: Option<Arc<ClusterLink>>,
 }
 
 impl Gateway {
-    pub fn new(objects: Arc<ObjectService>, limits: Limits) -> Self {
-        Self { objects, limits }
+    pub fn new(objects: Arc<ObjectService>, limits: Limits, cluster: Option<Arc<ClusterLink>>) -> Self {
+        Self { objects, limits, cluster }
     }
 
     fn bucket(&self, name: &str) -> S3Result<BucketObjects> {
         self.objects.bucket(name).map_err(s3_error_from)
+    }
+
+    /// The multipart uploads of `bucket` in progress on every worker, in the order S3 lists them.
+    async fn uploads_of(&self, bucket: &BucketObjects) -> S3Result<Vec<UploadInfo>> {
+        let mut uploads = ufs(bucket.list_uploads().await)?;
+        if let Some(cluster) = &self.cluster {
+            uploads.extend(cluster.peer_uploads(bucket.name()).await);
+            uploads.sort_by(|a, b| (&a.key, a.initiated, &a.upload_id).cmp(&(&b.key, b.initiated, &b.upload_id)));
+            // Workers that share the under-storage of a local mount see each other's uploads.
+            uploads.dedup_by(|a, b| a.upload_id == b.upload_id);
+        }
+        Ok(uploads)
     }
 }
 

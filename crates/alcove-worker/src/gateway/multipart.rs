@@ -370,7 +370,7 @@ pub async fn list_multipart_uploads(
     let mut truncated = false;
     let mut last: Option<(String, Option<String>)> = None;
     let mut passed_id_marker = id_marker.is_none();
-    for upload in ufs(bucket.list_uploads().await)? {
+    for upload in gw.uploads_of(&bucket).await? {
         if !upload.key.starts_with(prefix) {
             continue;
         }

@@ -1,0 +1,292 @@
+//! The worker in its cluster: it starts membership, keeps the gate that hands requests for other
+//! workers' keys on (see `alcove_cluster::gate`), serves the peer port, and makes the calls the
+//! gateway and the admin API need of the other workers — their multipart uploads, deletes of the
+//! keys they own, and the mount table every worker shares.
+//!
+//! The peer port answers signed requests only: the peer API (`/_alcove/…`) and S3 requests
+//! forwarded by other workers, which go straight to the local S3 layer (a forwarded request is
+//! never forwarded again). It may not reach storage except through the object service and the
+//! mount table.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alcove_cache::ObjectService;
+use alcove_cluster::{
+    start_static, ClusterSecret, ClusterView, Gate, Handoff, Member, Owner, PeerClient, PeerError, HEALTH_PATH,
+};
+use alcove_ufs::{MountEntry, MountTable, UfsError, UploadInfo};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::Either;
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::admin::{json_error, json_response, read_json, ufs_error, AdminResponse};
+use crate::config::{ClusterSettings, MembershipMode};
+use crate::front::{LoggedBody, S3Front};
+use crate::gateway::{delete_keys, error_parts};
+
+const MOUNTS_PATH: &str = "/_alcove/mounts";
+const UPLOADS_PATH: &str = "/_alcove/uploads";
+const DELETE_PATH: &str = "/_alcove/delete";
+/// How long a worker's own call to a peer may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// This worker's place in its cluster.
+pub struct ClusterLink {
+    pub gate: Gate,
+    pub me: Member,
+    pub mode: MembershipMode,
+}
+
+/// One upload in progress, as the peer API sends it (the id travels apart: the staged record
+/// does not hold it, its folder's name does).
+#[derive(Serialize, Deserialize)]
+struct PeerUpload {
+    upload_id: String,
+    info: UploadInfo,
+}
+
+/// `POST /_alcove/delete?bucket=…`.
+#[derive(Serialize, Deserialize)]
+struct DeleteRequest {
+    keys: Vec<String>,
+}
+
+/// The outcome of deleting one key on its owner: `None` when it went, else the S3 error code
+/// and message.
+pub type DeleteOutcome = Option<(String, String)>;
+
+impl ClusterLink {
+    /// Starts membership and waits for its first view.
+    pub async fn start(settings: &ClusterSettings) -> Result<Arc<Self>, String> {
+        let client = PeerClient::new(ClusterSecret::new(settings.secret.clone()), &settings.me.id);
+        let view = match settings.mode {
+            MembershipMode::Static => {
+                start_static(&settings.me.id, settings.workers.clone(), client.clone(), settings.failure_timeout).await
+            }
+            MembershipMode::Etcd => return Err("etcd membership is not built yet".into()),
+        };
+        let handoff = if settings.redirect { Handoff::Redirect } else { Handoff::Proxy };
+        let gate = Gate::new(view, client, handoff, settings.health_check);
+        Ok(Arc::new(Self { gate, me: settings.me.clone(), mode: settings.mode }))
+    }
+
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.gate.view()
+    }
+
+    /// A receiver of every new view (to act when the ring changes).
+    pub fn watch(&self) -> watch::Receiver<Arc<ClusterView>> {
+        self.gate.watch()
+    }
+
+    /// The worker that owns `bucket/key`, when it is not this one.
+    pub fn owner_elsewhere(&self, bucket: &str, key: &str) -> Option<Member> {
+        match self.view().owner(bucket, key) {
+            Owner::Me => None,
+            Owner::Peer(m) => Some(m.clone()),
+        }
+    }
+
+    /// The multipart uploads of `bucket` staged on the other live workers. A worker that does not
+    /// answer is left out (its uploads end with it).
+    pub async fn peer_uploads(&self, bucket: &str) -> Vec<UploadInfo> {
+        let view = self.view();
+        let path = format!("{UPLOADS_PATH}?bucket={}", query_value(bucket));
+        let calls = view.live_peers().map(|peer| {
+            let path = path.clone();
+            async move { (peer, self.call_json::<Vec<PeerUpload>>(peer, Method::GET, &path, Bytes::new()).await) }
+        });
+        let mut uploads = Vec::new();
+        for (peer, answer) in futures::future::join_all(calls).await {
+            match answer {
+                Ok(list) => uploads.extend(list.into_iter().map(|u| UploadInfo { upload_id: u.upload_id, ..u.info })),
+                Err(e) => tracing::warn!(peer = %peer.id, error = %e, "a worker's uploads are missing from a listing"),
+            }
+        }
+        uploads
+    }
+
+    /// Deletes `keys` of `bucket` on their owner.
+    pub async fn delete_at(
+        &self,
+        owner: &Member,
+        bucket: &str,
+        keys: Vec<String>,
+    ) -> Result<Vec<DeleteOutcome>, PeerError> {
+        let path = format!("{DELETE_PATH}?bucket={}", query_value(bucket));
+        let body = serde_json::to_vec(&DeleteRequest { keys }).map(Bytes::from).unwrap_or_default();
+        self.call_json(owner, Method::POST, &path, body).await
+    }
+
+    /// Tells every live worker of a mount added here; answers the workers that could not be told.
+    pub async fn mount_added(&self, entry: &MountEntry) -> Vec<String> {
+        let body = serde_json::to_vec(entry).map(Bytes::from).unwrap_or_default();
+        self.tell_peers(Method::POST, MOUNTS_PATH.to_owned(), body).await
+    }
+
+    /// Tells every live worker of a mount removed here; answers the workers that could not be told.
+    pub async fn mount_removed(&self, path: &str) -> Vec<String> {
+        self.tell_peers(Method::DELETE, format!("{MOUNTS_PATH}?path={}", query_value(path)), Bytes::new()).await
+    }
+
+    /// Takes the shared mount table from a live worker, if there is one (a worker that starts
+    /// joins the table the others already have).
+    pub async fn adopt_mounts(&self, mounts: &MountTable) {
+        let view = self.view();
+        for peer in view.live_peers() {
+            match self.call_json::<Vec<MountEntry>>(peer, Method::GET, MOUNTS_PATH, Bytes::new()).await {
+                Ok(entries) => {
+                    let count = entries.len();
+                    for (path, e) in mounts.reconcile(entries) {
+                        tracing::warn!(mount = %path, error = %e, "a mount of the cluster cannot be mounted here");
+                    }
+                    tracing::info!(from = %peer.id, mounts = count, "took the cluster's mount table");
+                    return;
+                }
+                Err(e) => tracing::warn!(peer = %peer.id, error = %e, "could not read a worker's mount table"),
+            }
+        }
+    }
+
+    async fn tell_peers(&self, method: Method, path: String, body: Bytes) -> Vec<String> {
+        let view = self.view();
+        let calls = view.live_peers().map(|peer| {
+            let (method, path, body) = (method.clone(), path.clone(), body.clone());
+            async move { (peer, self.gate.client().call(peer, method, &path, body, CALL_TIMEOUT).await) }
+        });
+        let mut failed = Vec::new();
+        for (peer, answer) in futures::future::join_all(calls).await {
+            if let Err(e) = answer {
+                tracing::warn!(peer = %peer.id, error = %e, "a worker could not be told of a mount change");
+                failed.push(format!("{}: {e}", peer.id));
+            }
+        }
+        failed
+    }
+
+    async fn call_json<T: serde::de::DeserializeOwned>(
+        &self,
+        peer: &Member,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<T, PeerError> {
+        let answer = self.gate.client().call(peer, method, path, body, CALL_TIMEOUT).await?;
+        serde_json::from_slice(&answer).map_err(|e| PeerError::Refused {
+            peer: peer.id.clone(),
+            status: StatusCode::OK,
+            message: format!("an answer that is not the expected JSON: {e}"),
+        })
+    }
+}
+
+/// The peer port of a worker.
+pub struct PeerPort {
+    pub link: Arc<ClusterLink>,
+    pub front: Arc<S3Front>,
+    pub objects: Arc<ObjectService>,
+    pub mounts: Arc<MountTable>,
+}
+
+/// A forwarded request's answer from the S3 layer, or the peer API's own.
+pub type PeerPortBody = Either<LoggedBody, UnsyncBoxBody<Bytes, Infallible>>;
+
+impl PeerPort {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Response<PeerPortBody> {
+        if let Err(e) = self.link.gate.client().secret().verify_request(&req) {
+            tracing::warn!(%remote, path = %req.uri().path(), error = %e, "refused a peer request");
+            return json_error(StatusCode::FORBIDDEN, &format!("not a request of this cluster: {e}"))
+                .map(Either::Right);
+        }
+        let path = req.uri().path().to_owned();
+        let answer = match (req.method().clone(), path.as_str()) {
+            (Method::GET, HEALTH_PATH) => json_response(StatusCode::OK, &json!({"id": self.link.me.id})),
+            (Method::GET, MOUNTS_PATH) => json_response(StatusCode::OK, &json!(self.mounts.shared_entries())),
+            (Method::POST, MOUNTS_PATH) => self.add_mount(req).await,
+            (Method::DELETE, MOUNTS_PATH) => self.remove_mount(&req),
+            (Method::GET, UPLOADS_PATH) => self.uploads(&req).await,
+            (Method::POST, DELETE_PATH) => self.delete(req).await,
+            (_, p) if p.starts_with("/_alcove/") => json_error(StatusCode::NOT_FOUND, "no such peer endpoint"),
+            _ => return Arc::clone(&self.front).handle(req, remote).await.map(Either::Left),
+        };
+        answer.map(Either::Right)
+    }
+
+    /// Another worker added a mount: add it here too (again is fine, another mount by that name
+    /// is not).
+    async fn add_mount(&self, req: Request<Incoming>) -> AdminResponse {
+        let entry: MountEntry = match read_json(req, "a mount entry").await {
+            Ok(e) => e,
+            Err(answer) => return answer,
+        };
+        let same = self.mounts.shared_entries().contains(&entry);
+        match self.mounts.add(entry) {
+            Ok(()) => json_response(StatusCode::CREATED, &json!({"ok": true})),
+            Err(UfsError::BucketExists(_)) if same => json_response(StatusCode::OK, &json!({"ok": true})),
+            Err(e) => ufs_error(e),
+        }
+    }
+
+    fn remove_mount(&self, req: &Request<Incoming>) -> AdminResponse {
+        let Some(path) = query_param(req, "path") else { return json_error(StatusCode::BAD_REQUEST, "missing ?path=") };
+        match self.mounts.remove(&path) {
+            Ok(()) | Err(UfsError::NoSuchBucket(_)) => json_response(StatusCode::OK, &json!({"ok": true})),
+            Err(e) => ufs_error(e),
+        }
+    }
+
+    async fn uploads(&self, req: &Request<Incoming>) -> AdminResponse {
+        let Some(name) = query_param(req, "bucket") else {
+            return json_error(StatusCode::BAD_REQUEST, "missing ?bucket=");
+        };
+        let listed = match self.objects.bucket(&name) {
+            Ok(bucket) => bucket.list_uploads().await,
+            Err(e) => Err(e),
+        };
+        match listed {
+            Ok(uploads) => {
+                let uploads: Vec<PeerUpload> =
+                    uploads.into_iter().map(|info| PeerUpload { upload_id: info.upload_id.clone(), info }).collect();
+                json_response(StatusCode::OK, &json!(uploads))
+            }
+            Err(e) => ufs_error(e),
+        }
+    }
+
+    async fn delete(&self, req: Request<Incoming>) -> AdminResponse {
+        let Some(name) = query_param(&req, "bucket") else {
+            return json_error(StatusCode::BAD_REQUEST, "missing ?bucket=");
+        };
+        let ask: DeleteRequest = match read_json(req, r#"{"keys": [...]}"#).await {
+            Ok(a) => a,
+            Err(answer) => return answer,
+        };
+        let bucket = match self.objects.bucket(&name) {
+            Ok(b) => b,
+            Err(e) => return ufs_error(e),
+        };
+        let outcomes: Vec<DeleteOutcome> =
+            delete_keys(&bucket, &ask.keys).await.into_iter().map(|r| r.err().map(error_parts)).collect();
+        json_response(StatusCode::OK, &json!(outcomes))
+    }
+}
+
+/// A query parameter, percent-decoded.
+fn query_param<B>(req: &Request<B>, name: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        (k == name).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+    })
+}
+
+fn query_value(v: &str) -> String {
+    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
