@@ -17,7 +17,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 fn body(key: &str, version: u64) -> Vec<u8> {
-    pseudo_random_bytes(version ^ key.len() as u64 * 7919, 10_000 + key.len() * 100)
+    pseudo_random_bytes(version ^ (key.len() as u64 * 7919), 10_000 + key.len() * 100)
 }
 
 async fn get_or_status(client: &alcove_tests::aws_sdk_s3::Client, key: &str) -> Result<Vec<u8>, String> {
