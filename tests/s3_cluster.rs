@@ -55,6 +55,10 @@ async fn every_worker_serves_every_key_from_its_one_owner() {
     let members = status["members"].as_array().expect("members");
     assert_eq!(members.len(), 3);
     assert!(members.iter().all(|m| m["state"] == "live" && (m["share"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9));
+    let out = cluster.worker(1).cli(&["status", "--admin", &cluster.worker(1).admin_url()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("static membership, 3 of 3 live, this worker: w2"), "{text}");
+    assert!(text.contains("w2 (this)  live   33.3%"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

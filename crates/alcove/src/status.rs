@@ -1,5 +1,6 @@
-//! `alcove status` and `alcove mount list` as text: the worker, its buckets and mounts, and the
-//! page cache (capacity and usage per tier, hit ratio, evictions) in a small table.
+//! `alcove status` and `alcove mount list` as text: the worker, its buckets and mounts, its
+//! cluster (members, their state and share of the keys), and the page cache (capacity and usage
+//! per tier, hit ratio, evictions) in small tables.
 //!
 //! It only formats the admin API's JSON it is handed; a field the worker did not send prints as
 //! `-`, so an older or newer worker still gets a readable answer.
@@ -45,6 +46,10 @@ pub fn render(status: &Value) -> String {
         rows.push(row(&[if i == 0 { "mounts" } else { "" }, &mount_line(m)]));
     }
     let mut out = human::table(&rows, "");
+    match status.get("cluster").filter(|c| !c.is_null()) {
+        Some(cluster) => out.push_str(&cluster_text(cluster)),
+        None => out.push_str("cluster  none (this worker alone)\n"),
+    }
     match status.get("cache").filter(|c| !c.is_null()) {
         Some(cache) => out.push_str(&cache_text(cache)),
         None => out.push_str("cache    none\n"),
@@ -71,6 +76,30 @@ fn count_of(v: &Value, field: &str) -> String {
 /// `3 hits`, `1 miss`, `- misses` (not sent).
 fn counted(v: &Value, field: &str, singular: &str, plural: &str) -> String {
     number(v, field).map_or_else(|| format!("- {plural}"), |n| human::count(n, singular, plural))
+}
+
+/// The cluster section: membership and this worker on one line, then one table row per member.
+fn cluster_text(cluster: &Value) -> String {
+    let text = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).unwrap_or("-").to_owned();
+    let members = cluster.get("members").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut out = format!(
+        "cluster  {} membership, {} of {} live, this worker: {}\n",
+        text(cluster, "membership"),
+        count_of(cluster, "live"),
+        members.len(),
+        text(cluster, "me"),
+    );
+    let mut rows = vec![row(&["member", "state", "share", "s3", "peer"])];
+    for m in members {
+        let mut id = text(m, "id");
+        if m.get("me").and_then(Value::as_bool).unwrap_or(false) {
+            id.push_str(" (this)");
+        }
+        let share = m.get("share").and_then(Value::as_f64).map_or_else(|| "-".to_owned(), human::percent);
+        rows.push(vec![id, text(m, "state"), share, text(m, "s3"), text(m, "peer")]);
+    }
+    out.push_str(&human::table(&rows, "  "));
+    out
 }
 
 /// The cache section: its figures on two lines, then one table row per tier.
@@ -140,6 +169,7 @@ uptime   2m05s
 root     ./alcove-data
 buckets  a, near
 mounts   /near  s3://far  endpoint=http://h
+cluster  none (this worker alone)
 cache    page size 1.0 MiB, hit ratio 75.0% (3 hits, 1 miss)
          1 UFS read (1.0 MiB), 0 pages read ahead, 0 single-flight joins
   tier             capacity  used     pages  hits  served   evictions
@@ -147,6 +177,26 @@ cache    page size 1.0 MiB, hit ratio 75.0% (3 hits, 1 miss)
   disk0 (failing)  1.0 GiB   0 B      0      0     0 B      2
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn cluster_members_are_listed() {
+        let cluster = json!({
+            "me": "w1", "membership": "static", "live": 2,
+            "members": [
+                {"id": "w1", "s3": "http://10.0.0.1:29998", "peer": "10.0.0.1:29999", "state": "live", "share": 0.5, "me": true},
+                {"id": "w2", "s3": "http://10.0.0.2:29998", "peer": "10.0.0.2:29999", "state": "live", "share": 0.5, "me": false},
+                {"id": "w3", "s3": "http://10.0.0.3:29998", "peer": "10.0.0.3:29999", "state": "down", "share": 0.0, "me": false}
+            ]
+        });
+        let expected = "\
+cluster  static membership, 2 of 3 live, this worker: w1
+  member     state  share  s3                     peer
+  w1 (this)  live   50.0%  http://10.0.0.1:29998  10.0.0.1:29999
+  w2         live   50.0%  http://10.0.0.2:29998  10.0.0.2:29999
+  w3         down   0.0%   http://10.0.0.3:29998  10.0.0.3:29999
+";
+        assert_eq!(cluster_text(&cluster), expected);
     }
 
     #[test]
