@@ -449,8 +449,13 @@ impl Mirror {
     async fn run(self, mut snapshot: Snapshot, mut publish: impl FnMut(&BTreeMap<String, Bytes>) + Send) {
         let mut backoff = Backoff::new();
         loop {
-            let broken = self.follow(&mut snapshot, &mut publish, &mut backoff).await;
-            self.health.failed(&broken);
+            match self.follow(&mut snapshot, &mut publish, &mut backoff).await {
+                // etcd answered, but ended the watch (a compaction, a server shutting down).
+                ended @ EtcdError::Refused { .. } => {
+                    tracing::info!(prefix = %self.prefix, error = %ended, "etcd ended a watch; reading again")
+                }
+                broken => self.health.failed(&broken),
+            }
             loop {
                 sleep(backoff.next()).await;
                 match self.etcd.read_prefix(&self.prefix).await {
@@ -706,6 +711,10 @@ impl Etcd {
                         });
                     }
                     sleep(Duration::from_millis(200)).await;
+                    // The wait may outlast our own lease's TTL.
+                    if !self.keep_alive(lease).await? {
+                        return Err(self.refused("register", format!("lease {lease:x} expired while waiting")));
+                    }
                 }
                 Claim::Stale { mod_revision } => {
                     if self.replace(key, value, lease, mod_revision).await? {
