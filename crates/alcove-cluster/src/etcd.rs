@@ -39,6 +39,7 @@ pub struct EtcdSettings {
     /// The key prefix all of this cluster's keys live under, e.g. `/alcove/prod`.
     pub prefix: String,
     /// How long a worker stays registered after its last keep-alive: the time to notice a death.
+    /// Whole seconds; etcd raises a TTL below its own minimum (2 s with its default timing).
     pub lease_ttl: Duration,
 }
 
@@ -181,10 +182,13 @@ impl EtcdMembership {
         self.inner.etcd.delete(&key).await
     }
 
-    /// The whole mount table, a new map every time any entry changes (at first, the table as it
-    /// was when this worker joined or as last read).
+    /// The whole mount table, a new map every time any entry changes; its first value is the table
+    /// as last seen when it is called.
     pub fn mount_table(&self) -> watch::Receiver<Arc<BTreeMap<String, Bytes>>> {
-        self.inner.mount_table.clone()
+        let mut table = self.inner.mount_table.clone();
+        // A clone inherits what the original has seen; this one has seen the table it starts with.
+        table.borrow_and_update();
+        table
     }
 
     /// Leaves the cluster gracefully: stops renewing and watching, and revokes the lease so the
@@ -660,6 +664,13 @@ impl Etcd {
             self.call("lease grant", lease.lease_grant(pb::LeaseGrantRequest { ttl: ttl_secs, id: 0 })).await?;
         if !answer.error.is_empty() {
             return Err(self.refused("lease grant", answer.error));
+        }
+        if answer.ttl > ttl_secs {
+            tracing::warn!(
+                asked = ttl_secs,
+                granted = answer.ttl,
+                "etcd granted a longer lease than configured (its minimum); a dead worker is noticed that much later"
+            );
         }
         Ok(answer.id)
     }

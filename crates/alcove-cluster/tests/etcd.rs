@@ -238,6 +238,10 @@ async fn mounts_are_created_once_deleted_and_watched_by_every_member() {
     let seen = until_table(&mut table1, |t| t.contains_key("b")).await;
     assert!(seen, "w1 sees the mount w2 created");
 
+    let fresh = w1.mount_table();
+    assert!(fresh.borrow().contains_key("b"));
+    assert!(!fresh.has_changed().unwrap_or(true), "a new subscription starts at the current table");
+
     assert!(w1.delete_mount("a").await.expect("delete a"));
     assert!(!w1.delete_mount("a").await.expect("delete a again"));
     let seen = until_table(&mut table2, |t| !t.contains_key("a")).await;
