@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,12 +111,13 @@ impl Drop for Etcd {
 }
 
 fn etcd_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("ETCD_BIN") {
-        return bin.into();
-    }
-    let default = Path::new("/usr/bin/etcd");
-    assert!(default.exists(), "no etcd server: set ETCD_BIN or run scripts/install-deps.sh (Debian's etcd-server)");
-    default.to_owned()
+    let bin: PathBuf = std::env::var_os("ETCD_BIN").map_or_else(|| "/usr/bin/etcd".into(), PathBuf::from);
+    assert!(
+        bin.is_file(),
+        "no etcd server at {} (ETCD_BIN, else /usr/bin/etcd): run scripts/install-deps.sh (Debian's etcd-server)",
+        bin.display()
+    );
+    bin
 }
 
 fn free_port() -> u16 {
