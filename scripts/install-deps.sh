@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install what the Python client test suite (tests/clients) needs:
+# Install what the test suites need (the Python client suite in tests/clients, the etcd tests):
 #   - Debian packages s3cmd and rclone (apt, only if missing)
+#   - etcd from Debian's etcd-server (apt, only if missing; the etcd membership tests start
+#     their own servers, so the package's system service is kept from starting)
 #   - a Python venv (default /var/tmp/alcove-venv, override with ALCOVE_VENV)
 #     with tests/clients/requirements.txt installed (skipped when a stamp with
 #     the requirements' hash says it is up to date).
@@ -67,6 +69,22 @@ apt_install() {
     fi
 }
 
+apt_install_no_start() {
+    # apt_install_no_start PKG...: like apt_install, for packages whose post-install script would
+    # start a system service (etcd on port 2379): a temporary policy-rc.d refuses the start.
+    local created=0 rc=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+        $sudo chmod 755 /usr/sbin/policy-rc.d
+        created=1
+    fi
+    apt_install "$@" || rc=$?
+    if [ "$created" -eq 1 ]; then
+        $sudo rm -f /usr/sbin/policy-rc.d
+    fi
+    return "$rc"
+}
+
 # 1. Command-line clients from Debian.
 missing=()
 command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
@@ -84,6 +102,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 else
     log "s3cmd, rclone, node, npm and $python already present"
+fi
+
+# 2b. etcd, where the etcd membership tests look for it (ETCD_BIN, else /usr/bin/etcd).
+if [ -x "${ETCD_BIN:-/usr/bin/etcd}" ]; then
+    log "etcd already present"
+else
+    apt_install_no_start etcd-server
 fi
 
 # 3. The venv with the pinned Python clients.

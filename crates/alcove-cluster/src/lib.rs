@@ -1,11 +1,13 @@
-//! Cluster membership and ownership for Alcove: which workers are live, which of them owns each
-//! object key (rendezvous hashing), how a request that lands on a non-owner is handed on (proxy
-//! or redirect), and how workers call each other (a signed, pooled peer client).
+//! Cluster membership and ownership for Alcove: which workers are live (a static list, or etcd,
+//! which also stores the cluster's mount table), which of them owns each object key (rendezvous
+//! hashing), how a request that lands on a non-owner is handed on (proxy or redirect), and how
+//! workers call each other (a signed, pooled peer client).
 //!
 //! A worker alone (the embedded default) is a cluster of one that owns every key. This crate may
 //! not parse S3 requests beyond the bucket and key of a path, and may not touch storage.
 
 pub mod client;
+pub mod etcd;
 pub mod gate;
 pub mod membership;
 pub mod peer_auth;
@@ -14,6 +16,7 @@ pub mod router;
 pub mod view;
 
 pub use client::{PeerBody, PeerClient, PeerError, FORWARDED_BY_HEADER};
+pub use etcd::{EtcdError, EtcdMembership, EtcdSettings};
 pub use gate::{Gate, GateBody, Passage};
 pub use membership::{start_static, HEALTH_PATH};
 pub use peer_auth::{ClusterSecret, PeerAuthError, PEER_HEADER};

@@ -13,7 +13,7 @@ use http::Method;
 use tokio::sync::watch;
 
 use crate::client::PeerClient;
-use crate::view::{ClusterView, Member};
+use crate::view::{log_change, ClusterView, Member};
 
 /// The peer API path every worker answers probes on.
 pub const HEALTH_PATH: &str = "/_alcove/health";
@@ -45,7 +45,7 @@ pub async fn start_static(
             tokio::time::sleep(interval).await;
             let next = prober.round().await;
             if next.live != publish.borrow().live {
-                log_change(&publish.borrow(), &next);
+                log_change(&publish.borrow(), &next, "no answer");
                 if publish.send(Arc::new(next)).is_err() {
                     return;
                 }
@@ -104,14 +104,5 @@ async fn probe(client: &PeerClient, peer: &Member, timeout: Duration) -> bool {
             tracing::debug!(peer = %peer.id, error = %e, "probe failed");
             false
         }
-    }
-}
-
-pub(crate) fn log_change(before: &ClusterView, after: &ClusterView) {
-    for id in after.live.difference(&before.live) {
-        tracing::info!(worker = %id, members = after.live.len(), "worker joined the ring");
-    }
-    for id in before.live.difference(&after.live) {
-        tracing::warn!(worker = %id, members = after.live.len(), "worker left the ring (no answer)");
     }
 }

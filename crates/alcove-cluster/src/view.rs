@@ -73,6 +73,18 @@ impl ClusterView {
     }
 }
 
+/// Logs the members that joined or left the ring between two views; `left_because` says how this
+/// membership tells a member has gone (every kind of membership logs alike, so one grep follows a
+/// cluster whichever kind it runs).
+pub(crate) fn log_change(before: &ClusterView, after: &ClusterView, left_because: &str) {
+    for id in after.live.difference(&before.live) {
+        tracing::info!(worker = %id, members = after.live.len(), "worker joined the ring");
+    }
+    for id in before.live.difference(&after.live) {
+        tracing::warn!(worker = %id, members = after.live.len(), reason = left_because, "worker left the ring");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
