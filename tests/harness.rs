@@ -16,6 +16,7 @@
 //! - `sigv4`: a small SigV4 signer for hand-built signed requests;
 //! - `checksums`: the five S3 checksum algorithms;
 //! - `cluster`: several workers forming one cluster over a shared remote;
+//! - `etcd`: a real etcd server on loopback ports;
 //! - `data`: hashes, deterministic test bytes, folder snapshots, HTTP dates
 //!   and URL encodings.
 //!
@@ -40,6 +41,8 @@ mod checksums;
 mod cluster;
 #[path = "harness/data.rs"]
 mod data;
+#[path = "harness/etcd.rs"]
+mod etcd;
 #[path = "harness/raw.rs"]
 mod raw;
 #[path = "harness/sdk.rs"]
@@ -50,6 +53,7 @@ mod sigv4;
 pub use checksums::*;
 pub use cluster::*;
 pub use data::*;
+pub use etcd::*;
 pub use raw::*;
 pub use sdk::*;
 pub use sigv4::*;

@@ -1,4 +1,4 @@
-//! Three workers in one cluster (static membership) over a shared remote, driven with aws-sdk-s3
+//! Three workers in one cluster (static membership, and etcd) over a shared remote, driven with aws-sdk-s3
 //! and raw HTTP: every worker serves every key, each key from its one owner (proxy mode: the
 //! request is forwarded, SigV4 checked by the owner); writes, copies and DeleteObjects reach the
 //! owner's cache; multipart uploads and mounts span the cluster; redirect mode answers 307 to the
@@ -27,9 +27,8 @@ async fn get_or_status(client: &alcove_tests::aws_sdk_s3::Client, key: &str) -> 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_worker_serves_every_key_from_its_one_owner() {
-    let cluster = TestCluster::start(3, ClusterSetup::default()).await;
+async fn every_worker_serves_every_key_from_its_one_owner(membership: Membership) {
+    let cluster = TestCluster::start(3, ClusterSetup { membership, ..Default::default() }).await;
     let keys: Vec<String> = (0..30).map(|i| format!("spread/k{i:02}")).collect();
     for (i, key) in keys.iter().enumerate() {
         put_bytes(&cluster.worker(i % 3).client(), SHARED, key, &body(key, 1)).await;
@@ -51,21 +50,21 @@ async fn every_worker_serves_every_key_from_its_one_owner() {
         assert_eq!(list_all_keys(&w.client(), SHARED, "spread/").await, keys, "listings are served where they land");
     }
     let status = cluster_status(cluster.worker(0)).await.expect("status");
-    assert_eq!(status["membership"], "static");
+    let mode = format!("{membership:?}").to_lowercase();
+    assert_eq!(status["membership"], mode.as_str());
     let members = status["members"].as_array().expect("members");
     assert_eq!(members.len(), 3);
     assert!(members.iter().all(|m| m["state"] == "live" && (m["share"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9));
     let out = cluster.worker(1).cli(&["status", "--admin", &cluster.worker(1).admin_url()]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("static membership, 3 of 3 live, this worker: w2"), "{text}");
+    assert!(text.contains(&format!("{mode} membership, 3 of 3 live, this worker: w2")), "{text}");
     assert!(text.contains("w2 (this)  live   33.3%"), "{text}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn changes_through_any_worker_reach_the_owners_cache() {
+async fn changes_through_any_worker_reach_the_owners_cache(membership: Membership) {
     // Metadata is never re-checked with the remote: an owner that missed a change would serve
     // the old object from its cache.
-    let cluster = TestCluster::start(3, ClusterSetup::default()).await;
+    let cluster = TestCluster::start(3, ClusterSetup { membership, ..Default::default() }).await;
     let clients: Vec<_> = cluster.workers.iter().map(Server::client).collect();
     let keys: Vec<String> = (0..12).map(|i| format!("coherent/k{i}")).collect();
     for (i, key) in keys.iter().enumerate() {
@@ -99,9 +98,8 @@ async fn changes_through_any_worker_reach_the_owners_cache() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn multipart_uploads_and_mounts_span_the_cluster() {
-    let mut cluster = TestCluster::start(3, ClusterSetup::default()).await;
+async fn multipart_uploads_and_mounts_span_the_cluster(membership: Membership) {
+    let mut cluster = TestCluster::start(3, ClusterSetup { membership, ..Default::default() }).await;
     let clients: Vec<_> = cluster.workers.iter().map(Server::client).collect();
     let key = "mp/assembled";
     let part = |n: u8| vec![n; 5 << 20];
@@ -305,9 +303,8 @@ async fn mixed_load(id: usize, clients: Vec<Client>, alive: Arc<AtomicUsize>, ta
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_killed_worker_loses_no_acknowledged_write_and_comes_back() {
-    let mut cluster = TestCluster::start(3, ClusterSetup::default()).await;
+async fn a_killed_worker_loses_no_acknowledged_write_and_comes_back(membership: Membership) {
+    let mut cluster = TestCluster::start(3, ClusterSetup { membership, ..Default::default() }).await;
     let clients: Vec<Client> = cluster.workers.iter().map(Server::client).collect();
     // A multipart upload staged on w3, the owner of its key.
     let mut staged_key = None;
@@ -373,4 +370,44 @@ async fn a_killed_worker_loses_no_acknowledged_write_and_comes_back() {
         assert_eq!(get_or_status(&clients[2], key).await, Ok(body(key, 1)), "{key} read through the restarted w3");
     }
     assert!(cluster.worker(2).access_log_lines().len() > gets_before, "w3 owns keys again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_worker_serves_every_key_from_its_one_owner_static() {
+    every_worker_serves_every_key_from_its_one_owner(Membership::Static).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_worker_serves_every_key_from_its_one_owner_etcd() {
+    every_worker_serves_every_key_from_its_one_owner(Membership::Etcd).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_through_any_worker_reach_the_owners_cache_static() {
+    changes_through_any_worker_reach_the_owners_cache(Membership::Static).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_through_any_worker_reach_the_owners_cache_etcd() {
+    changes_through_any_worker_reach_the_owners_cache(Membership::Etcd).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn multipart_uploads_and_mounts_span_the_cluster_static() {
+    multipart_uploads_and_mounts_span_the_cluster(Membership::Static).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn multipart_uploads_and_mounts_span_the_cluster_etcd() {
+    multipart_uploads_and_mounts_span_the_cluster(Membership::Etcd).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_worker_loses_no_acknowledged_write_and_comes_back_static() {
+    a_killed_worker_loses_no_acknowledged_write_and_comes_back(Membership::Static).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_worker_loses_no_acknowledged_write_and_comes_back_etcd() {
+    a_killed_worker_loses_no_acknowledged_write_and_comes_back(Membership::Etcd).await;
 }

@@ -1,4 +1,4 @@
-//! Several workers forming one cluster (static membership) on loopback, sharing one remote: a
+//! Several workers forming one cluster (static or etcd membership) on loopback, sharing one remote: a
 //! worker of its own that every member mounts as the bucket [`SHARED`] (`s3://shared` with the
 //! remote as endpoint), read through each member's page cache, whose metadata is never re-checked
 //! (`metadata_sync_interval = -1`) — so a change that did not reach a key's owner would show as
@@ -6,16 +6,27 @@
 
 use std::time::Duration;
 
-use crate::{free_ports, http_client, Server};
+use crate::{free_ports, http_client, EtcdServer, Server};
 
 /// The bucket every member serves.
 pub const SHARED: &str = "shared";
 /// The cluster secret of test clusters.
 pub const CLUSTER_SECRET: &str = "test-cluster-secret";
 
+/// How the members of a test cluster find each other.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Membership {
+    /// `[[cluster.workers]]`, failure timeout 2 s.
+    #[default]
+    Static,
+    /// A real etcd started for the cluster, leases of 2 s.
+    Etcd,
+}
+
 /// How a test cluster is configured beyond the defaults.
 #[derive(Default, Clone, Copy)]
 pub struct ClusterSetup<'a> {
+    pub membership: Membership,
     /// Lines added to every member's `[s3]` section (e.g. `redirect.enabled = true`).
     pub s3: &'a str,
     /// Further sections of every member's config (e.g. `[auth]`).
@@ -26,6 +37,8 @@ pub struct ClusterSetup<'a> {
 pub struct TestCluster {
     pub workers: Vec<Server>,
     pub remote: Server,
+    /// The etcd of an etcd-membership cluster.
+    pub etcd: Option<EtcdServer>,
 }
 
 impl TestCluster {
@@ -36,15 +49,22 @@ impl TestCluster {
         remote.create_bucket(SHARED).await;
         let ports = free_ports(3 * size);
         let port_set = |i: usize| [ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]];
-        let members: String = (0..size)
-            .map(|i| {
-                let [s3, _, peer] = port_set(i);
-                format!(
-                    "[[cluster.workers]]\nid = \"w{}\"\ns3 = \"http://127.0.0.1:{s3}\"\npeer = \"127.0.0.1:{peer}\"\n",
-                    i + 1
-                )
-            })
-            .collect();
+        let etcd = (setup.membership == Membership::Etcd).then(EtcdServer::start);
+        let members: String = match &etcd {
+            Some(etcd) => format!(
+                "membership = \"etcd\"\n[cluster.etcd]\nendpoints = [\"{}\"]\nprefix = \"/alcove-test\"\nlease_ttl = 2\n",
+                etcd.endpoint()
+            ),
+            None => (0..size)
+                .map(|i| {
+                    let [s3, _, peer] = port_set(i);
+                    format!(
+                        "[[cluster.workers]]\nid = \"w{}\"\ns3 = \"http://127.0.0.1:{s3}\"\npeer = \"127.0.0.1:{peer}\"\n",
+                        i + 1
+                    )
+                })
+                .collect(),
+        };
         let mut workers = Vec::new();
         for i in 0..size {
             let config = format!(
@@ -59,7 +79,7 @@ impl TestCluster {
             );
             workers.push(Server::start_at(&config, port_set(i)).await);
         }
-        let cluster = TestCluster { workers, remote };
+        let cluster = TestCluster { workers, remote, etcd };
         for i in 0..size {
             cluster.wait_live(i, size).await;
         }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::cluster::ClusterLink;
+use crate::cluster::{ClusterLink, MountShareError};
 use crate::config::MembershipMode;
 use crate::metrics::Metrics;
 use crate::preload::{Action, CacheJob, Event, DEFAULT_PARALLEL, MAX_PARALLEL};
@@ -125,7 +125,13 @@ impl Admin {
             return ufs_error(e);
         }
         let unreached = match &self.cluster {
-            Some(cluster) => cluster.mount_added(&entry).await,
+            Some(cluster) => match cluster.mount_added(&entry).await {
+                Ok(unreached) => unreached,
+                Err(e) => {
+                    let _ = self.mounts.remove(&entry.path);
+                    return share_error(e);
+                }
+            },
             None => Vec::new(),
         };
         json_response(StatusCode::CREATED, &json!({"ok": true, "workers_not_reached": unreached}))
@@ -140,11 +146,20 @@ impl Admin {
             .find_map(|p| p.strip_prefix("path="))
             .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
         let Some(path) = path else { return json_error(StatusCode::BAD_REQUEST, "missing ?path=/bucket") };
+        let removed = self.mounts.shared_entries().into_iter().find(|m| m.path == path);
         if let Err(e) = self.mounts.remove(&path) {
             return ufs_error(e);
         }
         let unreached = match &self.cluster {
-            Some(cluster) => cluster.mount_removed(&path).await,
+            Some(cluster) => match cluster.mount_removed(&path).await {
+                Ok(unreached) => unreached,
+                Err(e) => {
+                    if let Some(entry) = removed {
+                        let _ = self.mounts.add(entry);
+                    }
+                    return share_error(e);
+                }
+            },
             None => Vec::new(),
         };
         json_response(StatusCode::OK, &json!({"ok": true, "workers_not_reached": unreached}))
@@ -265,6 +280,15 @@ fn cache_status(stats: &CacheStats) -> serde_json::Value {
         "ufs_read_bytes": stats.ufs_read_bytes,
         "read_ahead_pages": stats.read_ahead_pages,
     })
+}
+
+/// A mount change the cluster refused (it was undone here).
+fn share_error(e: MountShareError) -> AdminResponse {
+    let status = match e {
+        MountShareError::Exists(_) => StatusCode::CONFLICT,
+        MountShareError::Etcd(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    json_error(status, &e.to_string())
 }
 
 pub(crate) fn ufs_error(e: UfsError) -> AdminResponse {

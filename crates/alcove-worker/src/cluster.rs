@@ -8,6 +8,7 @@
 //! never forwarded again). It may not reach storage except through the object service and the
 //! mount table.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use std::time::Duration;
 
 use alcove_cache::ObjectService;
 use alcove_cluster::{
-    start_static, ClusterSecret, ClusterView, Gate, Handoff, Member, Owner, PeerClient, PeerError, HEALTH_PATH,
+    start_static, ClusterSecret, ClusterView, EtcdError, EtcdMembership, EtcdSettings, Gate, Handoff, Member, Owner,
+    PeerClient, PeerError, HEALTH_PATH,
 };
 use alcove_ufs::{MountEntry, MountTable, UfsError, UploadInfo};
 use bytes::Bytes;
@@ -43,6 +45,17 @@ pub struct ClusterLink {
     pub gate: Gate,
     pub me: Member,
     pub mode: MembershipMode,
+    /// etcd membership: the registration, and the store of the mount table.
+    etcd: Option<EtcdMembership>,
+}
+
+/// Why a mount change could not be shared with the cluster (it is then undone here).
+#[derive(Debug, thiserror::Error)]
+pub enum MountShareError {
+    #[error("a mount named '{0}' already exists in the cluster")]
+    Exists(String),
+    #[error("the cluster's mount table in etcd cannot be changed: {0}")]
+    Etcd(#[from] EtcdError),
 }
 
 /// One upload in progress, as the peer API sends it (the id travels apart: the staged record
@@ -65,17 +78,34 @@ pub type DeleteOutcome = Option<(String, String)>;
 
 impl ClusterLink {
     /// Starts membership and waits for its first view.
-    pub async fn start(settings: &ClusterSettings) -> Result<Arc<Self>, String> {
+    pub async fn start(settings: &ClusterSettings) -> Result<Arc<Self>, EtcdError> {
         let client = PeerClient::new(ClusterSecret::new(settings.secret.clone()), &settings.me.id);
-        let view = match settings.mode {
+        let (view, etcd) = match settings.mode {
             MembershipMode::Static => {
-                start_static(&settings.me.id, settings.workers.clone(), client.clone(), settings.failure_timeout).await
+                let members = settings.workers.clone();
+                (start_static(&settings.me.id, members, client.clone(), settings.failure_timeout).await, None)
             }
-            MembershipMode::Etcd => return Err("etcd membership is not built yet".into()),
+            MembershipMode::Etcd => {
+                let etcd_settings = EtcdSettings {
+                    endpoints: settings.etcd.endpoints.clone(),
+                    prefix: settings.etcd.prefix.clone(),
+                    lease_ttl: Duration::from_secs(settings.etcd.lease_ttl),
+                };
+                let (membership, view) = EtcdMembership::join(etcd_settings, settings.me.clone()).await?;
+                (view, Some(membership))
+            }
         };
         let handoff = if settings.redirect { Handoff::Redirect } else { Handoff::Proxy };
         let gate = Gate::new(view, client, handoff, settings.health_check);
-        Ok(Arc::new(Self { gate, me: settings.me.clone(), mode: settings.mode }))
+        Ok(Arc::new(Self { gate, me: settings.me.clone(), mode: settings.mode, etcd }))
+    }
+
+    /// Leaves the cluster on shutdown: with etcd the others drop this worker at once (static
+    /// membership notices within its failure timeout).
+    pub async fn leave(&self) {
+        if let Some(etcd) = &self.etcd {
+            etcd.leave().await;
+        }
     }
 
     pub fn view(&self) -> Arc<ClusterView> {
@@ -126,28 +156,57 @@ impl ClusterLink {
         self.call_json(owner, Method::POST, &path, body).await
     }
 
-    /// Tells every live worker of a mount added here; answers the workers that could not be told.
-    pub async fn mount_added(&self, entry: &MountEntry) -> Vec<String> {
+    /// Shares a mount added here with the cluster: in etcd's table, or told to every live worker
+    /// (answering those that could not be told).
+    pub async fn mount_added(&self, entry: &MountEntry) -> Result<Vec<String>, MountShareError> {
         let body = serde_json::to_vec(entry).map(Bytes::from).unwrap_or_default();
-        self.tell_peers(Method::POST, MOUNTS_PATH.to_owned(), body).await
+        match &self.etcd {
+            Some(etcd) => {
+                let bucket = entry.path.trim_start_matches('/');
+                if etcd.put_mount_if_absent(bucket, body).await? {
+                    Ok(Vec::new())
+                } else {
+                    Err(MountShareError::Exists(bucket.to_owned()))
+                }
+            }
+            None => Ok(self.tell_peers(Method::POST, MOUNTS_PATH.to_owned(), body).await),
+        }
     }
 
-    /// Tells every live worker of a mount removed here; answers the workers that could not be told.
-    pub async fn mount_removed(&self, path: &str) -> Vec<String> {
-        self.tell_peers(Method::DELETE, format!("{MOUNTS_PATH}?path={}", query_value(path)), Bytes::new()).await
+    /// Shares the removal of a mount with the cluster, like [`Self::mount_added`].
+    pub async fn mount_removed(&self, path: &str) -> Result<Vec<String>, MountShareError> {
+        match &self.etcd {
+            Some(etcd) => {
+                etcd.delete_mount(path.trim_start_matches('/')).await?;
+                Ok(Vec::new())
+            }
+            None => {
+                let path = format!("{MOUNTS_PATH}?path={}", query_value(path));
+                Ok(self.tell_peers(Method::DELETE, path, Bytes::new()).await)
+            }
+        }
     }
 
-    /// Takes the shared mount table from a live worker, if there is one (a worker that starts
-    /// joins the table the others already have).
-    pub async fn adopt_mounts(&self, mounts: &MountTable) {
+    /// Joins the cluster's mount table: with etcd, the table there, followed as it changes (until
+    /// `shutdown`); with static membership, the table of a live worker, if there is one.
+    pub async fn adopt_mounts(&self, mounts: Arc<MountTable>, shutdown: watch::Receiver<bool>) {
+        match &self.etcd {
+            Some(etcd) => {
+                let mut table = etcd.mount_table();
+                apply_mount_table(&mounts, &table.borrow_and_update());
+                tokio::spawn(follow_mount_table(table, mounts, shutdown));
+            }
+            None => self.take_mounts_of_a_peer(&mounts).await,
+        }
+    }
+
+    async fn take_mounts_of_a_peer(&self, mounts: &MountTable) {
         let view = self.view();
         for peer in view.live_peers() {
             match self.call_json::<Vec<MountEntry>>(peer, Method::GET, MOUNTS_PATH, Bytes::new()).await {
                 Ok(entries) => {
                     let count = entries.len();
-                    for (path, e) in mounts.reconcile(entries) {
-                        tracing::warn!(mount = %path, error = %e, "a mount of the cluster cannot be mounted here");
-                    }
+                    report_mount_failures(mounts.reconcile(entries));
                     tracing::info!(from = %peer.id, mounts = count, "took the cluster's mount table");
                     return;
                 }
@@ -185,6 +244,46 @@ impl ClusterLink {
             status: StatusCode::OK,
             message: format!("an answer that is not the expected JSON: {e}"),
         })
+    }
+}
+
+/// Makes the local mount table etcd's (entries that are not mount entries are skipped).
+fn apply_mount_table(mounts: &MountTable, table: &BTreeMap<String, Bytes>) {
+    let entries = table
+        .iter()
+        .filter_map(|(bucket, raw)| match serde_json::from_slice::<MountEntry>(raw) {
+            Ok(entry) => Some(entry),
+            Err(e) => {
+                tracing::warn!(bucket = %bucket, error = %e, "skipping a mount in etcd that is not a mount entry");
+                None
+            }
+        })
+        .collect();
+    report_mount_failures(mounts.reconcile(entries));
+}
+
+async fn follow_mount_table(
+    mut table: watch::Receiver<Arc<BTreeMap<String, Bytes>>>,
+    mounts: Arc<MountTable>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            changed = table.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let current = Arc::clone(&table.borrow_and_update());
+                apply_mount_table(&mounts, &current);
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn report_mount_failures(failures: Vec<(String, UfsError)>) {
+    for (path, e) in failures {
+        tracing::warn!(mount = %path, error = %e, "a mount of the cluster cannot be mounted here");
     }
 }
 

@@ -43,7 +43,7 @@ pub enum WorkerError {
     #[error("cannot open the page cache: {0}")]
     Cache(#[from] PageStoreError),
     #[error("cannot join the cluster: {0}")]
-    Cluster(String),
+    Cluster(#[from] alcove_cluster::EtcdError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
 }
@@ -56,6 +56,7 @@ pub struct Worker {
     pub admin_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    cluster: Option<Arc<cluster::ClusterLink>>,
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, WorkerError> {
@@ -91,11 +92,11 @@ impl Worker {
             None => None,
         };
         let cluster = match &cluster_settings {
-            Some(settings) => Some(cluster::ClusterLink::start(settings).await.map_err(WorkerError::Cluster)?),
+            Some(settings) => Some(cluster::ClusterLink::start(settings).await?),
             None => None,
         };
         if let Some(link) = &cluster {
-            link.adopt_mounts(&mounts).await;
+            link.adopt_mounts(Arc::clone(&mounts), shutdown_rx.clone()).await;
             tasks.spawn(forget_metadata_on_ring_changes(link.watch(), cache, shutdown_rx.clone()));
         }
 
@@ -156,7 +157,7 @@ impl Worker {
             started: Instant::now(),
             s3_addr,
             auth_mode: config.auth.mode.to_ascii_lowercase(),
-            cluster,
+            cluster: cluster.clone(),
         });
         let listener = bind("admin", config.admin.addr).await?;
         let admin_addr = listener.local_addr().map_err(|source| WorkerError::Bind {
@@ -175,11 +176,14 @@ impl Worker {
         }));
         admin.ready.store(true, Ordering::Release);
         tracing::info!(s3 = ?s3_addr, peer = ?peer_addr, admin = %admin_addr, root = %config.root.display(), auth = %config.auth.mode, "worker ready");
-        Ok(Self { s3_addr, peer_addr, admin_addr, shutdown, tasks })
+        Ok(Self { s3_addr, peer_addr, admin_addr, shutdown, tasks, cluster })
     }
 
     /// Stops accepting, lets in-flight requests finish (up to the grace period), and returns.
     pub async fn shutdown(mut self) {
+        if let Some(link) = &self.cluster {
+            link.leave().await;
+        }
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
     }

@@ -1,16 +1,12 @@
-//! etcd membership and the mount table store against a real etcd: each test starts its own server
-//! on free loopback ports (from `ETCD_BIN`, else /usr/bin/etcd; scripts/install-deps.sh installs it)
-//! and kills it when done.
+//! etcd membership and the mount table store of alcove-cluster against a real etcd: each test
+//! starts its own server (the harness's `EtcdServer`) and kills it when done.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alcove_cluster::{ClusterView, EtcdError, EtcdMembership, EtcdSettings, Member};
+use alcove_tests::{free_ports, EtcdServer};
 use bytes::Bytes;
 use tokio::sync::watch;
 
@@ -19,132 +15,15 @@ type MountTable = BTreeMap<String, Bytes>;
 const TTL: Duration = Duration::from_secs(2);
 const PREFIX: &str = "/alcove/test";
 
-/// One etcd server, killed (by its pid) when dropped.
-struct Etcd {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    data: PathBuf,
-    client_port: u16,
-    peer_port: u16,
-}
-
-impl Etcd {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data = dir.path().join("data");
-        let mut etcd = Self { child: None, data, dir, client_port: free_port(), peer_port: free_port() };
-        etcd.spawn();
-        etcd
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Kills the server and starts it again on the same ports; `keep_data` false starts it empty,
-    /// as a replacement of a server that lost its disk.
-    fn restart(&mut self, keep_data: bool) {
-        self.kill();
-        if !keep_data {
-            self.data = self.dir.path().join("data-new");
-        }
-        self.spawn();
-    }
-
-    fn spawn(&mut self) {
-        let bin = etcd_bin();
-        let client = self.endpoint();
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("etcd log file");
-        let child = Command::new(&bin)
-            .args(["--name", "test"])
-            .arg("--data-dir")
-            .arg(&self.data)
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("test={peer}")])
-            // A short election makes a fresh single-node server ready sooner.
-            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("etcd log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        self.child = Some(child);
-        self.wait_healthy();
-    }
-
-    fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("etcd exited with {status}; its log:\n{}", self.log());
-            }
-            if health(self.client_port) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("etcd did not become healthy within 20 s; its log:\n{}", self.log());
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("etcd.log")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn etcd_bin() -> PathBuf {
-    let bin: PathBuf = std::env::var_os("ETCD_BIN").map_or_else(|| "/usr/bin/etcd".into(), PathBuf::from);
-    assert!(
-        bin.is_file(),
-        "no etcd server at {} (ETCD_BIN, else /usr/bin/etcd): run scripts/install-deps.sh (Debian's etcd-server)",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
-/// etcd's own health endpoint on its client port answers `{"health":"true"}` once it has a leader.
-fn health(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    if stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    answer.contains(r#""health":"true""#)
-}
-
 fn member(id: &str) -> Member {
     Member { id: id.into(), s3: format!("http://{id}.test:29998"), peer: format!("{id}.test:29999") }
 }
 
-fn settings(etcd: &Etcd) -> EtcdSettings {
+fn settings(etcd: &EtcdServer) -> EtcdSettings {
     EtcdSettings { endpoints: vec![etcd.endpoint()], prefix: PREFIX.into(), lease_ttl: TTL }
 }
 
-async fn join(etcd: &Etcd, id: &str) -> (EtcdMembership, watch::Receiver<Arc<ClusterView>>) {
+async fn join(etcd: &EtcdServer, id: &str) -> (EtcdMembership, watch::Receiver<Arc<ClusterView>>) {
     EtcdMembership::join(settings(etcd), member(id)).await.unwrap_or_else(|e| panic!("{id} cannot join: {e}"))
 }
 
@@ -175,7 +54,7 @@ fn init_log() {
 #[tokio::test]
 async fn members_see_each_other_on_the_same_ring() {
     init_log();
-    let etcd = Etcd::start();
+    let etcd = EtcdServer::start();
     let (_w1, mut v1) = join(&etcd, "w1").await;
     let (_w2, mut v2) = join(&etcd, "w2").await;
     let (_w3, mut v3) = join(&etcd, "w3").await;
@@ -196,7 +75,7 @@ async fn members_see_each_other_on_the_same_ring() {
 #[tokio::test]
 async fn a_member_that_leaves_disappears_at_once() {
     init_log();
-    let etcd = Etcd::start();
+    let etcd = EtcdServer::start();
     let (_w1, mut v1) = join(&etcd, "w1").await;
     let (w2, _v2) = join(&etcd, "w2").await;
     until_live(&mut v1, &["w1", "w2"], Duration::from_secs(5)).await;
@@ -208,7 +87,7 @@ async fn a_member_that_leaves_disappears_at_once() {
 #[tokio::test]
 async fn a_member_that_stops_renewing_disappears_within_its_ttl() {
     init_log();
-    let etcd = Etcd::start();
+    let etcd = EtcdServer::start();
     let (_w1, mut v1) = join(&etcd, "w1").await;
     let (w2, v2) = join(&etcd, "w2").await;
     until_live(&mut v1, &["w1", "w2"], Duration::from_secs(5)).await;
@@ -222,7 +101,7 @@ async fn a_member_that_stops_renewing_disappears_within_its_ttl() {
 #[tokio::test]
 async fn mounts_are_created_once_deleted_and_watched_by_every_member() {
     init_log();
-    let etcd = Etcd::start();
+    let etcd = EtcdServer::start();
     let (w1, _v1) = join(&etcd, "w1").await;
     let entry = Bytes::from_static(br#"{"ufs":"file:///data/a"}"#);
     assert!(w1.put_mount_if_absent("a", entry.clone()).await.expect("put a"));
@@ -255,7 +134,7 @@ async fn mounts_are_created_once_deleted_and_watched_by_every_member() {
 #[tokio::test]
 async fn views_recover_after_etcd_restarts() {
     init_log();
-    let mut etcd = Etcd::start();
+    let mut etcd = EtcdServer::start();
     let (w1, mut v1) = join(&etcd, "w1").await;
     let (w2, mut v2) = join(&etcd, "w2").await;
     until_live(&mut v1, &["w1", "w2"], Duration::from_secs(5)).await;
@@ -286,7 +165,7 @@ async fn views_recover_after_etcd_restarts() {
 #[tokio::test]
 async fn members_register_again_when_etcd_lost_its_data() {
     init_log();
-    let mut etcd = Etcd::start();
+    let mut etcd = EtcdServer::start();
     let (w1, mut v1) = join(&etcd, "w1").await;
     let (_w2, mut v2) = join(&etcd, "w2").await;
     until_live(&mut v1, &["w1", "w2"], Duration::from_secs(5)).await;
@@ -307,7 +186,7 @@ async fn members_register_again_when_etcd_lost_its_data() {
 #[tokio::test]
 async fn a_duplicate_worker_id_is_refused() {
     init_log();
-    let etcd = Etcd::start();
+    let etcd = EtcdServer::start();
     let (_w1, mut v1) = join(&etcd, "w1").await;
     let impostor = Member { s3: "http://elsewhere:29998".into(), ..member("w1") };
     let (_w2, mut v2) = join(&etcd, "w2").await;
@@ -327,7 +206,7 @@ async fn a_duplicate_worker_id_is_refused() {
 #[tokio::test]
 async fn a_restarted_worker_takes_its_id_back_once_the_old_lease_expires() {
     init_log();
-    let etcd = Etcd::start();
+    let etcd = EtcdServer::start();
     let (_w1, mut v1) = join(&etcd, "w1").await;
     let (w2, _v2) = join(&etcd, "w2").await;
     w2.stop();
@@ -342,7 +221,7 @@ async fn a_restarted_worker_takes_its_id_back_once_the_old_lease_expires() {
 #[tokio::test]
 async fn garbage_under_the_workers_prefix_is_skipped() {
     init_log();
-    let etcd = Etcd::start();
+    let etcd = EtcdServer::start();
     let mut raw = etcdv3client::EtcdClient::new(vec![etcd.endpoint()], None).await.expect("raw client");
     raw.put(format!("{PREFIX}/workers/bad"), b"{not json".to_vec()).await.expect("put garbage");
     let impostor = serde_json::to_vec(&member("w9")).expect("json");
@@ -357,7 +236,7 @@ async fn garbage_under_the_workers_prefix_is_skipped() {
 
 #[tokio::test]
 async fn an_unreachable_etcd_is_named_in_the_error() {
-    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let endpoint = format!("http://127.0.0.1:{}", free_ports(1)[0]);
     let settings = EtcdSettings { endpoints: vec![endpoint.clone()], prefix: PREFIX.into(), lease_ttl: TTL };
     let error = EtcdMembership::join(settings, member("w1")).await.expect_err("nothing listens there");
     assert!(error.to_string().contains(&endpoint), "{error}");
