@@ -413,6 +413,17 @@ impl Server {
         raw_request_unframed(self.s3_addr, method, target, headers, body).await
     }
 
+    /// The sum of the worker's `/metrics` samples whose series starts with `series` (a name, or
+    /// a name with labels: `alcove_s3_cache_pages{tier="memory"}`; counters end in `_total`).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let url = format!("{}/metrics", self.admin_url());
+        let text = http_client().get(url).send().await.expect("GET /metrics").text().await.expect("metrics text");
+        text.lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum()
+    }
+
     /// Access log lines of the worker: lines that start with `access ` (or,
     /// leniently, carry an ` access ` record after a log-framework prefix).
     pub fn access_log_lines(&self) -> Vec<String> {

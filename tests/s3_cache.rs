@@ -57,15 +57,6 @@ async fn get_range(client: &alcove_tests::aws_sdk_s3::Client, key: &str, range: 
     out.body.collect().await.expect("ranged body").into_bytes().to_vec()
 }
 
-/// A value of the front's `/metrics`, e.g. `alcove_s3_cache_read_ahead_pages_total`.
-async fn metric(front: &Server, name: &str) -> f64 {
-    let text = http_client().get(format!("{}/metrics", front.admin_url())).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum()
-}
-
 /// The `/status` cache section.
 async fn cache_status(front: &Server) -> serde_json::Value {
     let text = http_client().get(format!("{}/status", front.admin_url())).send().await.unwrap().text().await.unwrap();
@@ -151,7 +142,7 @@ async fn concurrent_misses_read_each_page_once() {
         assert!(reader.await.unwrap() == data, "every reader gets the object");
     }
     assert_eq!(remote_gets(&remote, "hot"), 4, "16 readers, one remote read per page");
-    assert!(metric(&front, "alcove_s3_cache_single_flight_joins").await > 0.0);
+    assert!(front.metric("alcove_s3_cache_single_flight_joins").await > 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,7 +164,7 @@ async fn sequential_readers_get_pages_read_ahead() {
     }
     eventually("read-ahead kept going", async || remote_gets(&remote, "seq") >= 8).await;
     assert!(remote_gets(&remote, "seq") <= 8, "never past read_ahead pages beyond the reader");
-    assert!(metric(&front, "alcove_s3_cache_read_ahead_pages").await >= 3.0);
+    assert!(front.metric("alcove_s3_cache_read_ahead_pages").await >= 3.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +273,7 @@ async fn a_corrupted_cache_file_is_never_served() {
     front.restart().await;
     assert_eq!(get_bytes(&front.client(), NEAR, "fragile").await, data, "the right bytes, whatever the file says");
     assert_eq!(remote_gets(&remote, "fragile"), 4, "both damaged pages were read again");
-    assert!(metric(&front, "alcove_s3_cache_corrupt_pages").await >= 2.0);
+    assert!(front.metric("alcove_s3_cache_corrupt_pages").await >= 2.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,5 +293,5 @@ async fn cached_data_is_served_while_the_remote_is_down() {
     assert_eq!(range, &data[1_048_570..=1_048_580]);
     let r = client.get_object().bucket(NEAR).key("never-read").send().await;
     assert_sdk_status(r, 503);
-    assert!(metric(&front, "alcove_s3_cache_served_while_unavailable").await >= 1.0);
+    assert!(front.metric("alcove_s3_cache_served_while_unavailable").await >= 1.0);
 }

@@ -55,6 +55,15 @@ async fn every_worker_serves_every_key_from_its_one_owner(membership: Membership
     let members = status["members"].as_array().expect("members");
     assert_eq!(members.len(), 3);
     assert!(members.iter().all(|m| m["state"] == "live" && (m["share"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9));
+    let mut forwarded = 0.0;
+    for w in &cluster.workers {
+        assert_eq!(w.metric("alcove_s3_cluster_live_members").await, 3.0);
+        forwarded += w.metric("alcove_s3_cluster_forwarded_total").await;
+    }
+    assert!(
+        forwarded >= 120.0,
+        "of each key's 3 GETs and 3 HEADs, the 4 landing elsewhere than the owner are forwarded: {forwarded}"
+    );
     let out = cluster.worker(1).cli(&["status", "--admin", &cluster.worker(1).admin_url()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("{mode} membership, 3 of 3 live, this worker: w2")), "{text}");
@@ -235,6 +244,8 @@ async fn redirect_mode_sends_clients_to_the_owner() {
     };
     assert_eq!((served.status, served.body), (200, body(key, 1)));
     assert!(started.elapsed() < Duration::from_millis(1500), "served after {:?}", started.elapsed());
+    assert!(cluster.worker(0).metric("alcove_s3_cluster_redirects_total").await >= 12.0);
+    assert!(cluster.worker(0).metric("alcove_s3_cluster_served_for_down_owner_total").await >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -297,25 +297,10 @@ async fn object_gets(remote: &Server) -> usize {
     }
 }
 
-/// One series of the worker's `/metrics`, e.g. `alcove_s3_cache_pages{tier="memory"}`.
-async fn metric(server: &Server, series: &str) -> u64 {
-    let text = http_client()
-        .get(format!("{}/metrics", server.admin_url()))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let value = text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')));
-    let value = value.unwrap_or_else(|| panic!("no {series} in\n{text}"));
-    value.trim().parse().unwrap_or_else(|_| panic!("{series} is {value}"))
-}
-
 /// Pages the cache holds, over its tiers.
 async fn cached_pages(server: &Server) -> u64 {
-    metric(server, "alcove_s3_cache_pages{tier=\"memory\"}").await
-        + metric(server, "alcove_s3_cache_pages{tier=\"disk0\"}").await
+    (server.metric("alcove_s3_cache_pages{tier=\"memory\"}").await
+        + server.metric("alcove_s3_cache_pages{tier=\"disk0\"}").await) as u64
 }
 
 /// Runs `alcove ARGS --admin URL` against `server`: exit success, stdout, stderr.
@@ -362,9 +347,9 @@ async fn load_fills_the_cache_so_reads_skip_the_remote_and_free_empties_it() {
     assert!(out.contains("; 3.8 MiB read from the under-storage"), "{out}");
     assert!(out.contains("skipped 2 folder or empty objects (nothing to load)"), "{out}");
     assert!(!out.contains("not-this") && !out.contains("failed"), "{out}");
-    assert_eq!(metric(&front, "alcove_s3_cache_pages{tier=\"memory\"}").await, 6);
-    assert!(metric(&front, "alcove_s3_cache_used_bytes{tier=\"memory\"}").await >= total);
-    assert_eq!(metric(&front, "alcove_s3_cache_served_bytes_total{tier=\"ufs\"}").await, total);
+    assert_eq!(front.metric("alcove_s3_cache_pages{tier=\"memory\"}").await, 6.0);
+    assert!(front.metric("alcove_s3_cache_used_bytes{tier=\"memory\"}").await >= total as f64);
+    assert_eq!(front.metric("alcove_s3_cache_served_bytes_total{tier=\"ufs\"}").await, total as f64);
 
     // Every byte now comes from the cache: the remote sees no object read.
     let before = object_gets(&remote).await;
@@ -414,7 +399,7 @@ async fn a_failed_object_is_reported_and_the_load_goes_on() {
     assert!(out.contains("\nfailed: f/2: "), "reported as it happens:\n{out}");
     assert!(out.contains("loaded 2 objects (6 B)") && out.contains("1 object failed:\n  f/2: "), "{out}");
     assert!(err.contains("alcove: 1 object failed"), "{err}");
-    assert_eq!(metric(&front, "alcove_s3_cache_pages{tier=\"memory\"}").await, 2, "the two loaded objects' pages");
+    assert_eq!(front.metric("alcove_s3_cache_pages{tier=\"memory\"}").await, 2.0, "the two loaded objects' pages");
 
     // Free forgets what the front knew of each object too, so loading again reads the new version.
     let (ok, out, err) = cli_on(&front, &["free", "s3://near/f/"]);

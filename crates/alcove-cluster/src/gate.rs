@@ -7,6 +7,7 @@
 //! It may not look into a request beyond its path; what it forwards, it forwards whole.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,19 @@ pub enum Passage {
     Answered(Response<GateBody>),
 }
 
+/// What the gate did, counted since the worker started.
+#[derive(Debug, Default)]
+pub struct GateCounters {
+    /// Requests forwarded to their owner.
+    pub forwarded: AtomicU64,
+    /// Forwards that failed (the client got a 503).
+    pub forward_failures: AtomicU64,
+    /// Requests answered with a redirect to their owner.
+    pub redirected: AtomicU64,
+    /// Requests served here because their owner failed its health check.
+    pub served_for_a_down_owner: AtomicU64,
+}
+
 /// The ownership gate of one worker.
 pub struct Gate {
     view: watch::Receiver<Arc<ClusterView>>,
@@ -45,6 +59,7 @@ pub struct Gate {
     handoff: Handoff,
     health_check: bool,
     health: Mutex<HashMap<String, (Instant, bool)>>,
+    counters: GateCounters,
 }
 
 impl Gate {
@@ -54,7 +69,14 @@ impl Gate {
         handoff: Handoff,
         health_check: bool,
     ) -> Self {
-        Self { view, client, handoff, health_check, health: Mutex::new(HashMap::new()) }
+        Self {
+            view,
+            client,
+            handoff,
+            health_check,
+            health: Mutex::new(HashMap::new()),
+            counters: GateCounters::default(),
+        }
     }
 
     /// The cluster as this worker sees it now.
@@ -65,6 +87,10 @@ impl Gate {
     /// A receiver of every new view.
     pub fn watch(&self) -> watch::Receiver<Arc<ClusterView>> {
         self.view.clone()
+    }
+
+    pub fn counters(&self) -> &GateCounters {
+        &self.counters
     }
 
     pub fn client(&self) -> &PeerClient {
@@ -81,8 +107,10 @@ impl Gate {
             Route::Redirect { owner, location } => {
                 if self.health_check && !self.is_healthy(owner).await {
                     tracing::warn!(owner = %owner.id, "the owner does not answer its health check: serving here");
+                    self.counters.served_for_a_down_owner.fetch_add(1, Relaxed);
                     return Passage::Here(req);
                 }
+                self.counters.redirected.fetch_add(1, Relaxed);
                 Passage::Answered(redirect(&location, owner, req.method()))
             }
         }
@@ -91,9 +119,11 @@ impl Gate {
     async fn forward(&self, owner: &Member, req: Request<Incoming>) -> Response<GateBody> {
         let method = req.method().clone();
         let req = req.map(|body| body.map_err(Into::into).boxed());
+        self.counters.forwarded.fetch_add(1, Relaxed);
         match self.client.forward(owner, req).await {
             Ok(resp) => resp.map(Either::Left),
             Err(e) => {
+                self.counters.forward_failures.fetch_add(1, Relaxed);
                 tracing::warn!(owner = %owner.id, error = %e, "could not forward a request to its owner");
                 unavailable(&e, &method)
             }

@@ -80,7 +80,6 @@ impl Worker {
         let pages = PageStore::open(config.page_store()?).await?;
         let cache = CachedReads::new(pages, config.read_settings());
         let objects = Arc::new(ObjectService::new(Arc::clone(&mounts), Some(Arc::clone(&cache))));
-        let metrics = Arc::new(metrics::Metrics::default().with_cache(Arc::clone(&cache)));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let grace = Duration::from_secs(config.s3.shutdown_grace);
@@ -95,6 +94,11 @@ impl Worker {
             Some(settings) => Some(cluster::ClusterLink::start(settings).await?),
             None => None,
         };
+        let mut metrics = metrics::Metrics::default().with_cache(Arc::clone(&cache));
+        if let Some(link) = &cluster {
+            metrics = metrics.with_cluster(Arc::clone(link));
+        }
+        let metrics = Arc::new(metrics);
         if let Some(link) = &cluster {
             link.adopt_mounts(Arc::clone(&mounts), shutdown_rx.clone()).await;
             tasks.spawn(forget_metadata_on_ring_changes(link.watch(), cache, shutdown_rx.clone()));

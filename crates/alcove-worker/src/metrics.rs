@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use alcove_cache::CachedReads;
+
+use crate::cluster::ClusterLink;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -54,6 +56,12 @@ impl Metrics {
         self
     }
 
+    /// Adds the cluster's figures (members, and what the gate did), read at each scrape.
+    pub fn with_cluster(mut self, cluster: Arc<ClusterLink>) -> Self {
+        self.registry.register_collector(Box::new(ClusterCollector(cluster)));
+        self
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -61,6 +69,40 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// The cluster's figures, as `alcove_s3_cluster_*` metrics.
+struct ClusterCollector(Arc<ClusterLink>);
+
+impl std::fmt::Debug for ClusterCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterCollector")
+    }
+}
+
+impl Collector for ClusterCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let view = self.0.view();
+        let gate = self.0.gate.counters();
+        let count = |c: &std::sync::atomic::AtomicU64| ConstCounter::new(c.load(std::sync::atomic::Ordering::Relaxed));
+        let e = &mut encoder;
+        single(e, "cluster_members", "Workers this one knows of", ConstGauge::new(view.members.len() as i64))?;
+        single(e, "cluster_live_members", "Workers in the ring now", ConstGauge::new(view.live.len() as i64))?;
+        single(e, "cluster_forwarded", "Requests forwarded to their key's owner", count(&gate.forwarded))?;
+        single(
+            e,
+            "cluster_forward_failures",
+            "Forwards whose owner could not be reached (answered 503)",
+            count(&gate.forward_failures),
+        )?;
+        single(e, "cluster_redirects", "Requests redirected to their key's owner", count(&gate.redirected))?;
+        single(
+            e,
+            "cluster_served_for_down_owner",
+            "Requests served here because their owner failed its health check",
+            count(&gate.served_for_a_down_owner),
+        )
     }
 }
 
