@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alcove_tests::aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use alcove_tests::aws_sdk_s3::types::{CorsConfiguration, CorsRule, Delete, ObjectIdentifier, Tag, Tagging};
 use alcove_tests::aws_sdk_s3::Client;
 use alcove_tests::*;
 use hmac::{Hmac, Mac};
@@ -132,6 +132,22 @@ async fn multipart_uploads_and_mounts_span_the_cluster(membership: Membership) {
     let whole: Vec<u8> = (1..=3).flat_map(part).collect();
     for c in &clients {
         assert_eq!(md5_hex(&get_bytes(c, SHARED, key).await), md5_hex(&whole));
+    }
+
+    // Bucket settings changed through one worker hold on every worker.
+    let tags = Tagging::builder().tag_set(Tag::builder().key("team").value("lake").build().unwrap()).build().unwrap();
+    clients[0].put_bucket_tagging().bucket(SHARED).tagging(tags).send().await.or_panic("PutBucketTagging");
+    let rule = CorsRule::builder().allowed_methods("GET").allowed_origins("https://app.example").build().unwrap();
+    let cors = CorsConfiguration::builder().cors_rules(rule).build().unwrap();
+    clients[1].put_bucket_cors().bucket(SHARED).cors_configuration(cors).send().await.or_panic("PutBucketCors");
+    for c in &clients {
+        assert_eq!(bucket_tags(c, SHARED).await, [("team".to_owned(), "lake".to_owned())]);
+        let rules = c.get_bucket_cors().bucket(SHARED).send().await.or_panic("GetBucketCors");
+        assert_eq!(rules.cors_rules()[0].allowed_origins(), ["https://app.example"]);
+    }
+    clients[2].delete_bucket_tagging().bucket(SHARED).send().await.or_panic("DeleteBucketTagging");
+    for c in &clients {
+        assert_sdk_err(c.get_bucket_tagging().bucket(SHARED).send().await, 404, "NoSuchTagSet");
     }
 
     // A mount added on one worker is served by all; removed while a worker is down, it is gone

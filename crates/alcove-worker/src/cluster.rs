@@ -19,7 +19,7 @@ use alcove_cluster::{
     start_static, ClusterSecret, ClusterView, EtcdError, EtcdMembership, EtcdSettings, Gate, Handoff, Member, Owner,
     PeerClient, PeerError, HEALTH_PATH,
 };
-use alcove_ufs::{MountEntry, MountTable, UfsError, UploadInfo};
+use alcove_ufs::{CorsRule, MountEntry, MountTable, UfsError, UploadInfo};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -37,6 +37,7 @@ use crate::gateway::{delete_keys, error_parts};
 const MOUNTS_PATH: &str = "/_alcove/mounts";
 const UPLOADS_PATH: &str = "/_alcove/uploads";
 const DELETE_PATH: &str = "/_alcove/delete";
+const BUCKET_SETTING_PATH: &str = "/_alcove/bucket-setting";
 /// How long a worker's own call to a peer may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -70,6 +71,15 @@ struct PeerUpload {
 #[derive(Serialize, Deserialize)]
 struct DeleteRequest {
     keys: Vec<String>,
+}
+
+/// A bucket setting changed through one worker, which every worker applies: the settings of a
+/// remote mount's bucket live in each worker's own state folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BucketSetting {
+    Tags(Option<BTreeMap<String, String>>),
+    Cors(Option<Vec<CorsRule>>),
 }
 
 /// The outcome of deleting one key on its owner: `None` when it went, else the S3 error code
@@ -154,6 +164,14 @@ impl ClusterLink {
         let path = format!("{DELETE_PATH}?bucket={}", query_value(bucket));
         let body = serde_json::to_vec(&DeleteRequest { keys }).map(Bytes::from).unwrap_or_default();
         self.call_json(owner, Method::POST, &path, body).await
+    }
+
+    /// Tells every live worker of a bucket setting changed here (a worker that cannot be told
+    /// keeps its own until the setting is changed again).
+    pub async fn bucket_setting_changed(&self, bucket: &str, setting: &BucketSetting) {
+        let body = serde_json::to_vec(setting).map(Bytes::from).unwrap_or_default();
+        let path = format!("{BUCKET_SETTING_PATH}?bucket={}", query_value(bucket));
+        self.tell_peers(Method::PUT, path, body).await;
     }
 
     /// Shares a mount added here with the cluster: in etcd's table, or told to every live worker
@@ -313,6 +331,7 @@ impl PeerPort {
             (Method::DELETE, MOUNTS_PATH) => self.remove_mount(&req),
             (Method::GET, UPLOADS_PATH) => self.uploads(&req).await,
             (Method::POST, DELETE_PATH) => self.delete(req).await,
+            (Method::PUT, BUCKET_SETTING_PATH) => self.set_bucket_setting(req).await,
             (_, p) if p.starts_with("/_alcove/") => json_error(StatusCode::NOT_FOUND, "no such peer endpoint"),
             _ => return Arc::clone(&self.front).handle(req, remote).await.map(Either::Left),
         };
@@ -356,6 +375,28 @@ impl PeerPort {
                     uploads.into_iter().map(|info| PeerUpload { upload_id: info.upload_id.clone(), info }).collect();
                 json_response(StatusCode::OK, &json!(uploads))
             }
+            Err(e) => ufs_error(e),
+        }
+    }
+
+    async fn set_bucket_setting(&self, req: Request<Incoming>) -> AdminResponse {
+        let Some(name) = query_param(&req, "bucket") else {
+            return json_error(StatusCode::BAD_REQUEST, "missing ?bucket=");
+        };
+        let setting: BucketSetting = match read_json(req, r#"{"tags": …} or {"cors": …}"#).await {
+            Ok(s) => s,
+            Err(answer) => return answer,
+        };
+        let bucket = match self.objects.bucket(&name) {
+            Ok(b) => b,
+            Err(e) => return ufs_error(e),
+        };
+        let applied = match setting {
+            BucketSetting::Tags(tags) => bucket.set_bucket_tags(tags).await,
+            BucketSetting::Cors(rules) => bucket.set_bucket_cors(rules).await,
+        };
+        match applied {
+            Ok(()) => json_response(StatusCode::OK, &json!({"ok": true})),
             Err(e) => ufs_error(e),
         }
     }

@@ -8,6 +8,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::{ufs, Gateway};
+use crate::cluster::BucketSetting;
 
 pub async fn put_bucket_cors(
     gw: &Gateway,
@@ -15,7 +16,8 @@ pub async fn put_bucket_cors(
 ) -> S3Result<S3Response<PutBucketCorsOutput>> {
     let bucket = gw.bucket(&req.input.bucket)?;
     let rules = rules_from_config(req.input.cors_configuration)?;
-    ufs(bucket.set_bucket_cors(Some(rules)).await)?;
+    ufs(bucket.set_bucket_cors(Some(rules.clone())).await)?;
+    gw.share_bucket_setting(bucket.name(), BucketSetting::Cors(Some(rules))).await;
     Ok(S3Response::new(PutBucketCorsOutput::default()))
 }
 
@@ -36,5 +38,6 @@ pub async fn delete_bucket_cors(
 ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
     let bucket = gw.bucket(&req.input.bucket)?;
     ufs(bucket.set_bucket_cors(None).await)?;
+    gw.share_bucket_setting(bucket.name(), BucketSetting::Cors(None)).await;
     Ok(S3Response::new(DeleteBucketCorsOutput::default()))
 }

@@ -25,7 +25,7 @@ use s3s::dto::{ETag, Owner, Timestamp};
 use s3s::{S3Request, S3Response, S3Result, S3};
 use time::OffsetDateTime;
 
-use crate::cluster::ClusterLink;
+use crate::cluster::{BucketSetting, ClusterLink};
 
 pub use delete::{delete_keys, error_parts};
 
@@ -45,6 +45,13 @@ impl Gateway {
 
     fn bucket(&self, name: &str) -> S3Result<BucketObjects> {
         self.objects.bucket(name).map_err(s3_error_from)
+    }
+
+    /// Tells the other workers of a bucket setting changed here.
+    async fn share_bucket_setting(&self, bucket: &str, setting: BucketSetting) {
+        if let Some(cluster) = &self.cluster {
+            cluster.bucket_setting_changed(bucket, &setting).await;
+        }
     }
 
     /// The multipart uploads of `bucket` in progress on every worker, in the order S3 lists them.

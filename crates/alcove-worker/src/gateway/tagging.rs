@@ -7,6 +7,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::{object_key, ufs, Gateway};
+use crate::cluster::BucketSetting;
 
 fn pairs(tagging: Tagging) -> Vec<(String, String)> {
     tagging.tag_set.into_iter().map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default())).collect()
@@ -63,7 +64,8 @@ pub async fn put_bucket_tagging(
 ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
     let bucket = gw.bucket(&req.input.bucket)?;
     let tags = gw.limits.check_tags(&pairs(req.input.tagging), MAX_BUCKET_TAGS)?;
-    ufs(bucket.set_bucket_tags(Some(tags)).await)?;
+    ufs(bucket.set_bucket_tags(Some(tags.clone())).await)?;
+    gw.share_bucket_setting(bucket.name(), BucketSetting::Tags(Some(tags))).await;
     Ok(S3Response::new(PutBucketTaggingOutput::default()))
 }
 
@@ -73,5 +75,6 @@ pub async fn delete_bucket_tagging(
 ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
     let bucket = gw.bucket(&req.input.bucket)?;
     ufs(bucket.set_bucket_tags(None).await)?;
+    gw.share_bucket_setting(bucket.name(), BucketSetting::Tags(None)).await;
     Ok(S3Response::new(DeleteBucketTaggingOutput::default()))
 }
