@@ -3,7 +3,8 @@
 # ports with a temporary root, runs every workload briefly with tiny objects, and fails
 # unless each run reports zero errors and every operation verified. Then the cache scenario's
 # plumbing: a second worker as the remote of an S3 mount, reached through the link shaper, whose
-# repeated reads must stay off the link (the page cache).
+# repeated reads must stay off the link (the page cache). Then the cluster scenario's: the ring
+# figures, and keys owned by one worker of a 2-worker cluster read through the other.
 # Asserts no timings beyond lower bounds the link must impose (a round trip per request, the
 # rate). Needs neither nginx nor s3s-fs, nor root.
 #
@@ -30,6 +31,8 @@ WORK="$(mktemp -d /tmp/alcove-bench-smoke.XXXXXX)"
 ALCOVE_PID=""
 REMOTE_PID=""
 LINK_PID=""
+W1_PID=""
+W2_PID=""
 stop() {
     local pid="$1"
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
@@ -43,8 +46,10 @@ cleanup() {
     stop "$ALCOVE_PID"
     stop "$REMOTE_PID"
     stop "$LINK_PID"
+    stop "$W1_PID"
+    stop "$W2_PID"
     if [[ $rc -ne 0 ]]; then
-        for log in alcove remote link; do
+        for log in alcove remote link w1 w2; do
             [[ -f "$WORK/$log.log" ]] || continue
             echo "--- $log log (last 30 lines) ---" >&2
             tail -n 30 "$WORK/$log.log" >&2 || true
@@ -66,14 +71,16 @@ http_ok() {
 }
 
 read -r S3_PORT ADMIN_PORT PEER_PORT R_PORT R_ADMIN_PORT R_PEER_PORT LINK_PORT LINK_STATS_PORT \
-    <<<"$("$B" free-ports --objects 8)"
+    W1_PORT W1_ADMIN_PORT W1_PEER_PORT W2_PORT W2_ADMIN_PORT W2_PEER_PORT <<<"$("$B" free-ports --objects 14)"
 # The worker reads ALCOVE_* overrides from its environment; this run decides by flags.
 UNSET_ALCOVE=()
 for v in $(compgen -e); do [[ "$v" == ALCOVE_* ]] && UNSET_ALCOVE+=(-u "$v"); done
-# start_worker NAME ROOT S3 ADMIN PEER: a worker in the background, its pid in STARTED_PID.
+# start_worker NAME ROOT S3 ADMIN PEER [CONFIG]: a worker in the background, its pid in STARTED_PID.
 start_worker() {
     mkdir -p "$2"
-    env "${UNSET_ALCOVE[@]}" "$ALCOVE_BIN" serve --root "$2" \
+    local config=()
+    [[ -n "${6:-}" ]] && config=(--config "$6")
+    env "${UNSET_ALCOVE[@]}" "$ALCOVE_BIN" serve "${config[@]}" --root "$2" \
         --s3-addr "127.0.0.1:$3" --admin-addr "127.0.0.1:$4" --peer-addr "127.0.0.1:$5" >"$WORK/$1.log" 2>&1 &
     STARTED_PID=$!
     local ready=0
@@ -202,6 +209,56 @@ else
     echo "FAIL mount: expected 2 to 4 MiB over the link for 32 reads of 8 objects of 256 KiB, got ${before:-?} -> ${after:-?}" >&2
     failures=$((failures + 1))
 fi
+
+# The cluster scenario's plumbing. The ring's figures: balance and movement within bounds, no key
+# moved where it should not (exit status 0).
+line="$("$B" ring --workers 3 --objects 30000 2>"$WORK/bench.err")" || { echo "smoke: ring failed" >&2; cat "$WORK/bench.err" >&2; }
+if [[ "$(field errors "$line")" == 0 ]] && ! at_least "$(field balance "$line")" 1.05 \
+    && at_least "$(field leave_moved_fraction "$line")" 0.3 && ! at_least "$(field leave_moved_fraction "$line")" 0.37; then
+    echo "ok   ring: $line"
+else
+    echo "FAIL ring: $line" >&2
+    failures=$((failures + 1))
+fi
+# Two workers in one cluster over one folder; keys owned by w1, read through w1 and through w2
+# (forwarded to w1's peer port), each process's CPU reported.
+mkdir -p "$WORK/shared"
+"$B" fill-dir --dir "$WORK/shared" --bucket shared --prefix h/ --size 300KiB --objects 6 --owned-by w1 --members w1,w2 >/dev/null
+for id in w1 w2; do
+    cat >"$WORK/$id.toml" <<EOF
+[cluster]
+id = "$id"
+secret = "smoke-cluster-secret"
+membership = "static"
+[[cluster.workers]]
+id = "w1"
+s3 = "http://127.0.0.1:$W1_PORT"
+peer = "127.0.0.1:$W1_PEER_PORT"
+[[cluster.workers]]
+id = "w2"
+s3 = "http://127.0.0.1:$W2_PORT"
+peer = "127.0.0.1:$W2_PEER_PORT"
+[[mounts]]
+path = "/shared"
+ufs = "file://$WORK/shared"
+[mounts.options]
+cache = "on"
+EOF
+done
+start_worker w1 "$WORK/w1-root" "$W1_PORT" "$W1_ADMIN_PORT" "$W1_PEER_PORT" "$WORK/w1.toml"
+W1_PID=$STARTED_PID
+start_worker w2 "$WORK/w2-root" "$W2_PORT" "$W2_ADMIN_PORT" "$W2_PEER_PORT" "$WORK/w2.toml"
+W2_PID=$STARTED_PID
+for port in "$W1_PORT" "$W2_PORT"; do
+    line="$("$B" get --endpoint "http://127.0.0.1:$port" --bucket shared --prefix h/ --size 300KiB --objects 6 \
+        --owned-by w1 --members w1,w2 --no-prepare --http-get --ops 24 --concurrency 3 --duration 20 --timeout 20 \
+        --cpu-pid "$W2_PID" --cpu-pid "$W1_PID" 2>"$WORK/bench.err")" || true
+    check "cluster-get-via-$port" "$line"
+    if [[ -z "$(field server_cpu_s_1 "$line")" || -z "$(field server_cpu_s_2 "$line")" ]]; then
+        echo "FAIL cluster-get-via-$port: no per-process CPU figures: $line" >&2
+        failures=$((failures + 1))
+    fi
+done
 
 if [[ $failures -ne 0 ]]; then
     echo "smoke: $failures check(s) failed" >&2

@@ -11,6 +11,7 @@
 
 mod content;
 mod cpu;
+mod cluster;
 mod driver;
 mod http;
 mod s3;
@@ -50,6 +51,9 @@ enum Workload {
     /// Proxy TCP from --listen to --upstream like a slow link (--delay-ms each way, --rate-mb
     /// per second each way, shared by all connections) until SIGINT/SIGTERM.
     Shape,
+    /// The cluster ring's figures for --workers workers (w1..wN) over --objects keys: balance,
+    /// keys moved when one leaves and when one joins (no server involved).
+    Ring,
 }
 
 impl Workload {
@@ -63,6 +67,7 @@ impl Workload {
             Workload::FillDir => "fill-dir",
             Workload::FreePorts => "free-ports",
             Workload::Shape => "shape",
+            Workload::Ring => "ring",
         }
     }
 }
@@ -167,6 +172,17 @@ struct Args {
     /// shape: also answer HTTP requests on this address with the totals so far (JSON).
     #[arg(long)]
     stats_addr: Option<String>,
+    /// Only keys this cluster worker owns (with --members): the key set is the first --objects
+    /// keys PREFIX k00000000, k00000001, ... whose owner on the ring of --members is this id
+    /// (bucket --bucket, as the cluster's router hashes it). get, head, put, mixed, fill-dir.
+    #[arg(long, requires = "members")]
+    owned_by: Option<String>,
+    /// The cluster's worker ids, comma-separated (for --owned-by).
+    #[arg(long, value_delimiter = ',')]
+    members: Vec<String>,
+    /// ring: number of workers (ids w1..wN).
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
 }
 
 /// Parses `4096`, `4KiB`, `4k`, `1MiB`, `64M`, `1GiB`.
@@ -257,7 +273,7 @@ fn opt_ms(v: Option<f64>) -> Value {
     v.map(|x| json!(round3(x))).unwrap_or(Value::Null)
 }
 
-fn report(a: &Args, mut t: Totals, warmup: Option<&Totals>, extra: &[(&str, Value)]) -> ExitCode {
+fn report(a: &Args, mut t: Totals, warmup: Option<&Totals>, extra: &[(String, Value)]) -> ExitCode {
     let secs = t.elapsed.as_secs_f64().max(1e-9);
     let mut m = base_json(a);
     m.insert("ops".into(), json!(t.ops));
@@ -276,7 +292,7 @@ fn report(a: &Args, mut t: Totals, warmup: Option<&Totals>, extra: &[(&str, Valu
     m.insert("warmup_ops".into(), json!(warmup.map_or(0, |w| w.ops)));
     m.insert("warmup_errors".into(), json!(warmup.map_or(0, |w| w.errors)));
     for (k, v) in extra {
-        m.insert((*k).into(), v.clone());
+        m.insert(k.clone(), v.clone());
     }
     let mut first = t.first_errors.clone();
     if let Some(w) = warmup {
@@ -305,6 +321,7 @@ fn main() -> ExitCode {
     match args.workload {
         Workload::FreePorts => free_ports(&args),
         Workload::FillDir => fill_dir(&args),
+        Workload::Ring => cluster::ring_figures(&args.bucket, &args.prefix, args.workers, args.objects),
         Workload::Shape => {
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -354,8 +371,15 @@ fn validate(a: &Args) -> Result<(), String> {
             return Err("shape: --window must be below 4 GiB".into());
         }
     }
+    if a.owned_by.is_some() && matches!(a.workload, Workload::List | Workload::FreePorts | Workload::Shape | Workload::Ring)
+    {
+        return Err("--owned-by selects object keys: get, head, put, mixed and fill-dir only".into());
+    }
+    if a.workload == Workload::Ring && a.workers < 2 {
+        return Err("ring: --workers must be at least 2 (one leaves)".into());
+    }
     if !a.endpoint.starts_with("http://")
-        && !matches!(a.workload, Workload::FillDir | Workload::FreePorts | Workload::Shape)
+        && !matches!(a.workload, Workload::FillDir | Workload::FreePorts | Workload::Shape | Workload::Ring)
     {
         return Err("--endpoint must be a plain http:// URL".into());
     }
@@ -381,7 +405,10 @@ fn fill_dir(a: &Args) -> ExitCode {
         return fail("fill-dir needs --dir (the bucket's directory)");
     };
     let started = Instant::now();
-    let keys: Vec<String> = (0..a.objects).map(|i| key_for(&a.prefix, i)).collect();
+    let keys = match key_set(a) {
+        Ok(k) => k,
+        Err(e) => return fail(e),
+    };
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let per = keys.len().div_ceil(threads).max(1);
     let result: Result<(), String> = std::thread::scope(|s| {
@@ -419,6 +446,15 @@ fn fill_dir(a: &Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The workload's keys: PREFIX k00000000 ... (--objects of them), or with --owned-by the first
+/// --objects of those keys that the worker owns.
+fn key_set(a: &Args) -> Result<Vec<String>, String> {
+    match &a.owned_by {
+        None => Ok((0..a.objects).map(|i| key_for(&a.prefix, i)).collect()),
+        Some(id) => cluster::owned_keys(&a.members, id, &a.bucket, &a.prefix, a.objects),
+    }
+}
+
 fn limits(a: &Args, duration: f64, max_ops: Option<u64>) -> Limits {
     Limits { concurrency: a.concurrency, duration: secs(duration), max_ops, op_timeout: secs(a.timeout) }
 }
@@ -436,7 +472,10 @@ async fn run(a: Args) -> ExitCode {
         return run_list(&a, s3c).await;
     }
 
-    let keys: Vec<String> = (0..a.objects).map(|i| key_for(&a.prefix, i)).collect();
+    let keys = match key_set(&a) {
+        Ok(k) => k,
+        Err(e) => return fail(e),
+    };
     let needs_bodies = matches!(a.workload, Workload::Put | Workload::Mixed) || (!a.no_prepare && !a.http_get);
     let prep_started = Instant::now();
     let (bodies, expected) = if needs_bodies {
@@ -530,33 +569,50 @@ async fn run(a: Args) -> ExitCode {
     report(&a, totals, warmup.as_ref(), &extra)
 }
 
-/// The servers' CPU seconds so far (None without --cpu-pid or if one is gone).
-fn cpu_reading(a: &Args) -> Option<f64> {
+/// The servers' CPU seconds so far: all of them together (None without --cpu-pid or if one is
+/// gone) and, with several --cpu-pid, each one's tree alone.
+#[derive(Clone)]
+struct CpuReading {
+    total: Option<f64>,
+    each: Vec<Option<f64>>,
+}
+
+fn cpu_reading(a: &Args) -> CpuReading {
     if a.cpu_pid.is_empty() {
-        None
-    } else {
-        cpu::tree_seconds(&a.cpu_pid)
+        return CpuReading { total: None, each: Vec::new() };
     }
+    let each =
+        if a.cpu_pid.len() > 1 { a.cpu_pid.iter().map(|p| cpu::tree_seconds(&[*p])).collect() } else { Vec::new() };
+    CpuReading { total: cpu::tree_seconds(&a.cpu_pid), each }
 }
 
 /// server_cpu_s, server_cpu_ms_per_op and server_cpu_ms_per_mib of the measured run (null when
-/// a reading failed; per MiB only when the run moved payload).
-fn cpu_fields(a: &Args, before: Option<f64>, t: &Totals) -> Vec<(&'static str, Value)> {
+/// a reading failed; per MiB only when the run moved payload). With several --cpu-pid, the same
+/// three per process too, suffixed _1, _2, ... in the order of the --cpu-pid options.
+fn cpu_fields(a: &Args, before: CpuReading, t: &Totals) -> Vec<(String, Value)> {
     if a.cpu_pid.is_empty() {
         return Vec::new();
     }
-    let used = before.zip(cpu_reading(a)).map(|(b, e)| (e - b).max(0.0));
-    let per = |d: f64| match used {
-        Some(u) if d > 0.0 => json!((u * 1000.0 / d * 10_000.0).round() / 10_000.0),
-        _ => Value::Null,
-    };
+    let after = cpu_reading(a);
     let mib = t.bytes as f64 / (1024.0 * 1024.0);
-    vec![
-        ("server_cpu_pids", json!(a.cpu_pid)),
-        ("server_cpu_s", used.map(|u| json!(round3(u))).unwrap_or(Value::Null)),
-        ("server_cpu_ms_per_op", per(t.ops as f64)),
-        ("server_cpu_ms_per_mib", per(mib)),
-    ]
+    let figures = |b: Option<f64>, e: Option<f64>, suffix: &str| {
+        let used = b.zip(e).map(|(b, e)| (e - b).max(0.0));
+        let per = |d: f64| match used {
+            Some(u) if d > 0.0 => json!((u * 1000.0 / d * 10_000.0).round() / 10_000.0),
+            _ => Value::Null,
+        };
+        vec![
+            (format!("server_cpu_s{suffix}"), used.map(|u| json!(round3(u))).unwrap_or(Value::Null)),
+            (format!("server_cpu_ms_per_op{suffix}"), per(t.ops as f64)),
+            (format!("server_cpu_ms_per_mib{suffix}"), per(mib)),
+        ]
+    };
+    let mut out = vec![("server_cpu_pids".to_owned(), json!(a.cpu_pid))];
+    out.extend(figures(before.total, after.total, ""));
+    for (i, (b, e)) in before.each.iter().zip(&after.each).enumerate() {
+        out.extend(figures(*b, *e, &format!("_{}", i + 1)));
+    }
+    out
 }
 
 /// `shape`: the link proxy, until SIGINT or SIGTERM; then its totals as the JSON line.
@@ -633,7 +689,7 @@ fn make_op(a: &Args, ctx: Arc<Ctx>, s3c: aws_sdk_s3::Client) -> impl Fn(u64) -> 
                         s3::put(&s3c, &ctx.bucket, key, ctx.bodies[j].clone(), exp).await
                     }
                 }
-                Workload::List | Workload::FillDir | Workload::FreePorts | Workload::Shape => {
+                Workload::List | Workload::FillDir | Workload::FreePorts | Workload::Shape | Workload::Ring => {
                     Outcome::error("not an object workload")
                 }
             }
@@ -728,14 +784,14 @@ async fn run_list(a: &Args, s3c: aws_sdk_s3::Client) -> ExitCode {
     };
     let mut extra = cpu_fields(a, cpu_before, &page_totals);
     extra.extend([
-        ("concurrency", json!(list_limits.concurrency)),
-        ("listings", json!(t.ops)),
-        ("listings_ok", json!(t.verified)),
-        ("keys", json!(keys)),
-        ("folders", json!(folders_total.load(std::sync::atomic::Ordering::Relaxed))),
-        ("keys_per_s", json!(round3(keys as f64 / secs_total))),
-        ("total_s", json!(round3(secs_total))),
-        ("listing_s", json!(times.iter().map(|x| round3(*x)).collect::<Vec<_>>())),
+        ("concurrency".to_owned(), json!(list_limits.concurrency)),
+        ("listings".to_owned(), json!(t.ops)),
+        ("listings_ok".to_owned(), json!(t.verified)),
+        ("keys".to_owned(), json!(keys)),
+        ("folders".to_owned(), json!(folders_total.load(std::sync::atomic::Ordering::Relaxed))),
+        ("keys_per_s".to_owned(), json!(round3(keys as f64 / secs_total))),
+        ("total_s".to_owned(), json!(round3(secs_total))),
+        ("listing_s".to_owned(), json!(times.iter().map(|x| round3(*x)).collect::<Vec<_>>())),
     ]);
     report(a, page_totals, None, &extra)
 }
