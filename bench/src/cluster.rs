@@ -16,7 +16,13 @@ const SCAN_FACTOR: u64 = 1000;
 
 /// The first `objects` keys `PREFIX k00000000, k00000001, ...` that `id` owns on the ring of
 /// `members`, in bucket `bucket`.
-pub fn owned_keys(members: &[String], id: &str, bucket: &str, prefix: &str, objects: u64) -> Result<Vec<String>, String> {
+pub fn owned_keys(
+    members: &[String],
+    id: &str,
+    bucket: &str,
+    prefix: &str,
+    objects: u64,
+) -> Result<Vec<String>, String> {
     let members: Vec<&str> = members.iter().map(|m| m.trim()).filter(|m| !m.is_empty()).collect();
     if !members.contains(&id) {
         return Err(format!("--owned-by {id} is not one of --members {}", members.join(",")));

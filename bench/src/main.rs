@@ -9,9 +9,9 @@
 //! errors, 3 when it had some (the JSON line is printed either way), 2 when
 //! the run could not start (bad arguments, preparation failed).
 
+mod cluster;
 mod content;
 mod cpu;
-mod cluster;
 mod driver;
 mod http;
 mod s3;
@@ -371,7 +371,8 @@ fn validate(a: &Args) -> Result<(), String> {
             return Err("shape: --window must be below 4 GiB".into());
         }
     }
-    if a.owned_by.is_some() && matches!(a.workload, Workload::List | Workload::FreePorts | Workload::Shape | Workload::Ring)
+    if a.owned_by.is_some()
+        && matches!(a.workload, Workload::List | Workload::FreePorts | Workload::Shape | Workload::Ring)
     {
         return Err("--owned-by selects object keys: get, head, put, mixed and fill-dir only".into());
     }
