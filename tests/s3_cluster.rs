@@ -358,6 +358,12 @@ async fn a_killed_worker_loses_no_acknowledged_write_and_comes_back(membership: 
     alive.store(2, Ordering::SeqCst);
     cluster.workers[2].kill();
     let killed = Instant::now();
+    // Until the ring drops it, a request for a key of the dead worker gets a prompt 503.
+    let orphan = cluster.worker(0).raw("GET", &format!("/{SHARED}/{staged_key}"), &[], b"").await;
+    assert_eq!(orphan.status, 503, "{}", orphan.text());
+    assert_eq!(orphan.header("retry-after"), Some("1"));
+    assert_eq!(orphan.error_code().as_deref(), Some("ServiceUnavailable"));
+    assert!(killed.elapsed() < Duration::from_secs(1), "at once, not after a timeout");
     cluster.wait_live(0, 2).await;
     cluster.wait_live(1, 2).await;
     let noticed = killed.elapsed();
