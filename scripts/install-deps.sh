@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Install what the Python client test suite (tests/clients) needs:
 #   - Debian packages s3cmd and rclone (apt, only if missing)
+#   - Debian packages haproxy and nginx (nginx-light, or nginx where there is no light one), the
+#     load balancers test_cluster.py starts in front of a cluster with deploy/haproxy.cfg and
+#     deploy/nginx.conf (apt, only if missing; a temporary /usr/sbin/policy-rc.d keeps their
+#     post-install scripts from starting system services on ports 80/443)
 #   - a Python venv (default /var/tmp/alcove-venv, override with ALCOVE_VENV)
 #     with tests/clients/requirements.txt installed (skipped when a stamp with
 #     the requirements' hash says it is up to date).
@@ -73,6 +77,10 @@ command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The load balancers: the tests run them from /usr/sbin (not always on a user's PATH).
+lb_missing=()
+{ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; } || lb_missing+=(haproxy)
+{ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || lb_missing+=(nginx-light)
 # 2. A Python that can make venvs (python3-venv on Debian).
 if ! command -v "$python" >/dev/null 2>&1; then
     missing+=(python3 python3-venv)
@@ -84,6 +92,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 else
     log "s3cmd, rclone, node, npm and $python already present"
+fi
+if [ "${#lb_missing[@]}" -gt 0 ]; then
+    # Keep the packages' init scripts from starting a system haproxy or nginx (port 80): a
+    # policy-rc.d that refuses every start, put there for the install only (unless one exists).
+    policy_created=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+        $sudo chmod 755 /usr/sbin/policy-rc.d
+        policy_created=1
+    fi
+    lb_rc=0
+    # Newer Debian has no nginx-light: the full package then.
+    apt_install "${lb_missing[@]}" || apt_install "${lb_missing[@]/nginx-light/nginx}" || lb_rc=$?
+    [ "$policy_created" -eq 1 ] && $sudo rm -f /usr/sbin/policy-rc.d
+    [ "$lb_rc" -eq 0 ] || { log "could not install ${lb_missing[*]}"; exit "$lb_rc"; }
+else
+    log "haproxy and nginx already present"
 fi
 
 # 3. The venv with the pinned Python clients.
