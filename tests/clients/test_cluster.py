@@ -25,6 +25,7 @@ import filecmp
 import hashlib
 import http.client
 import io
+import json
 import os
 import re
 import shutil
@@ -128,7 +129,6 @@ class Cluster:
 
 
 def cluster_status(w: Worker) -> dict:
-    import json
     try:
         with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"{w.admin}/status", timeout=2) as r:
             return json.loads(r.read()).get("cluster") or {}
@@ -519,7 +519,6 @@ def cli_flow(cluster: Cluster, target, tmp_path: Path, tag: str):
     up = other.create_multipart_upload(Bucket=SHARED, Key=key)["UploadId"]
     try:
         out = aws(target, "s3api", "list-multipart-uploads", "--bucket", SHARED, "--prefix", f"{prefix}/").stdout
-        import json
         uploads = json.loads(out).get("Uploads", []) if out.strip() else []
         assert [(u["Key"], u["UploadId"]) for u in uploads] == [(key, up)], f"list-multipart-uploads:\n{out}"
     finally:
