@@ -3,6 +3,10 @@
 #   - Debian packages s3cmd and rclone (apt, only if missing)
 #   - etcd from Debian's etcd-server (apt, only if missing; the etcd membership tests start
 #     their own servers, so the package's system service is kept from starting)
+#   - Debian packages haproxy and nginx (nginx-light, or nginx where there is no light one), the
+#     load balancers test_cluster.py starts in front of a cluster with deploy/haproxy.cfg and
+#     deploy/nginx.conf (apt, only if missing; a temporary /usr/sbin/policy-rc.d keeps their
+#     post-install scripts from starting system services on ports 80/443)
 #   - a Python venv (default /var/tmp/alcove-venv, override with ALCOVE_VENV)
 #     with tests/clients/requirements.txt installed (skipped when a stamp with
 #     the requirements' hash says it is up to date).
@@ -71,7 +75,8 @@ apt_install() {
 
 apt_install_no_start() {
     # apt_install_no_start PKG...: like apt_install, for packages whose post-install script would
-    # start a system service (etcd on port 2379): a temporary policy-rc.d refuses the start.
+    # start a system service (etcd on port 2379, haproxy and nginx on port 80): a temporary
+    # policy-rc.d refuses the start.
     local created=0 rc=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
@@ -91,6 +96,10 @@ command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The load balancers: the tests run them from /usr/sbin (not always on a user's PATH).
+lb_missing=()
+{ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; } || lb_missing+=(haproxy)
+{ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || lb_missing+=(nginx-light)
 # 2. A Python that can make venvs (python3-venv on Debian).
 if ! command -v "$python" >/dev/null 2>&1; then
     missing+=(python3 python3-venv)
@@ -102,6 +111,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 else
     log "s3cmd, rclone, node, npm and $python already present"
+fi
+if [ "${#lb_missing[@]}" -gt 0 ]; then
+    # Newer Debian has no nginx-light: the full package then.
+    apt_install_no_start "${lb_missing[@]}" || apt_install_no_start "${lb_missing[@]/nginx-light/nginx}"
+else
+    log "haproxy and nginx already present"
 fi
 
 # 2b. etcd, where the etcd membership tests look for it (ETCD_BIN, else /usr/bin/etcd).

@@ -8,6 +8,10 @@
 # mounts of a second Alcove worker, read through the page cache, and once more with a page cache
 # far smaller than the data (ALCOVE_CLIENT_CACHE=small); tests/clients/test_remote_ufs.py mounts
 # moto, s3s-fs and Alcove remotes (S3), Azurite (azblob://) and gcp-storage-emulator (gs://).
+# tests/clients/test_cluster.py (three-worker clusters, directly and behind HAProxy and nginx run
+# from deploy/) runs in the first pass only: its tests use none of the `bucket` fixtures, and
+# conftest.py skips every such test when ALCOVE_CLIENT_UFS=s3, so the second and third passes
+# start no cluster (the file's clusters mount an S3 remote of their own in every pass anyway).
 #
 # Build output goes outside the clone (CARGO_TARGET_DIR, default /var/tmp/alcove-target) so
 # repeated runs are fast.
