@@ -65,6 +65,21 @@ def _http_ok(port: int, path: str = "/") -> bool:
         return False
 
 
+
+def terminate(proc: subprocess.Popen | None) -> None:
+    """Stops a process this suite started: SIGTERM, up to 10 s, then SIGKILL; reaps it."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
 class _Process:
     """A server process started on a free loopback port, its output in a log file."""
 
@@ -121,19 +136,7 @@ class _Process:
         raise RuntimeError(f"{self.name} did not start: {last}\n--- log tail ---\n{self.log_tail()}")
 
     def stop(self):
-        p = self.proc
-        if p is None:
-            return
-        if p.poll() is None:
-            try:
-                p.send_signal(signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+        terminate(self.proc)
         self.proc = None
 
     def kill(self):

@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -45,6 +44,7 @@ from minio.error import S3Error
 from alcove_helpers import (ACCESS_KEY, REGION, SECRET_KEY, Worker, free_ports, make_client, raw_http, sign_v4,
                             wait_until)
 from conftest import _ALL_WORKERS, SIGV4_CONFIG
+from remotes import terminate
 from test_awscli import aws
 
 SHARED = "shared"
@@ -325,17 +325,8 @@ class LoadBalancer:
         return True
 
     def stop(self):
-        p = self.proc
-        if p is None:
-            return
-        if p.poll() is None:
-            # SIGTERM: the fast stop of both (nginx's graceful SIGQUIT can wait on a half-sent upload)
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+        # SIGTERM: the fast stop of both (nginx's graceful SIGQUIT can wait on a half-sent upload)
+        terminate(self.proc)
         self.proc = None
 
     def logs(self) -> str:
