@@ -444,3 +444,18 @@ async fn a_killed_worker_loses_no_acknowledged_write_and_comes_back_static() {
 async fn a_killed_worker_loses_no_acknowledged_write_and_comes_back_etcd() {
     a_killed_worker_loses_no_acknowledged_write_and_comes_back(Membership::Etcd).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_alone_opens_no_peer_port_and_never_redirects() {
+    let alone = Server::start_with_config("[s3]\nredirect.enabled = true\n").await;
+    assert!(std::net::TcpStream::connect(alone.peer_addr).is_err(), "no [cluster]: no peer port");
+    alone.create_bucket("solo").await;
+    for i in 0..20 {
+        let key = format!("k{i}");
+        put_bytes(&alone.client(), "solo", &key, b"x").await;
+        let r = alone.raw("GET", &format!("/solo/{key}"), &[], b"").await;
+        assert_eq!(r.status, 200, "a cluster of one serves every key itself");
+    }
+    let status = cluster_status(&alone).await.expect("status");
+    assert!(status.is_null(), "no cluster section: {status}");
+}
