@@ -43,8 +43,13 @@ fn mount_remote(front: &Server, remote: &Server, options: &[&str]) {
 
 /// GETs the remote served for `key` (under the mount's prefix) so far.
 fn remote_gets(remote: &Server, key: &str) -> usize {
-    let key = format!("key=\"base/{key}\"");
-    remote.access_log_lines().iter().filter(|l| has_token(l, "method=GET") && l.contains(&key)).count()
+    remote_requests(remote, "GET", key)
+}
+
+/// Requests with `method` the remote served for `key` (under the mount's prefix) so far.
+fn remote_requests(remote: &Server, method: &str, key: &str) -> usize {
+    let (method, key) = (format!("method={method}"), format!("key=\"base/{key}\""));
+    remote.access_log_lines().iter().filter(|l| has_token(l, &method) && l.contains(&key)).count()
 }
 
 /// Writes `data` as `key` straight into the remote (behind the front's back).
@@ -184,6 +189,26 @@ async fn changed_objects_are_seen_after_the_sync_interval() {
     remote.client().delete_object().bucket(FAR).key("base/doc").send().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(!object_exists(&client, NEAR, "doc").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_read_often_are_rechecked_before_their_metadata_expires() {
+    let remote = remote().await;
+    let front = front(&remote, "metadata_sync_interval = \"1s\"", &[]).await;
+    let client = front.client();
+    put_on_remote(&remote, "hot", b"version one").await;
+    assert_eq!(get_bytes(&client, NEAR, "hot").await, b"version one");
+    let checks = remote_requests(&remote, "HEAD", "hot");
+    put_on_remote(&remote, "hot", b"version two!").await;
+    // In the interval's last quarter a read is answered as known and triggers a check of its own.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(get_bytes(&client, NEAR, "hot").await, b"version one", "still within the interval");
+    eventually("the background check", async || remote_requests(&remote, "HEAD", "hot") > checks).await;
+    // Past the first interval the reader finds what the background check learnt, without asking.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = remote_requests(&remote, "HEAD", "hot");
+    assert_eq!(get_bytes(&client, NEAR, "hot").await, b"version two!");
+    assert_eq!(remote_requests(&remote, "HEAD", "hot"), asked, "no check on the reader's time");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

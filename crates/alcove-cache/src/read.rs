@@ -10,9 +10,9 @@
 //!
 //! It may not parse S3 requests or know where the bytes come from beyond the store's interface.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,12 @@ impl MetadataSync {
             MetadataSync::Every(interval) => checked.elapsed() < interval,
             MetadataSync::Never => true,
         }
+    }
+
+    /// Whether metadata still fresh is old enough to be re-checked in the background, so that an
+    /// object read all the time never makes a reader wait for the check: its last quarter.
+    fn due_soon(self, checked: Instant) -> bool {
+        matches!(self, MetadataSync::Every(interval) if checked.elapsed() >= interval - interval / 4)
     }
 }
 
@@ -130,6 +136,10 @@ pub struct CachedReads {
     pages: PageStore,
     settings: ReadSettings,
     known: Mutex<HashMap<ObjectId, Known>>,
+    /// Objects whose metadata is being re-checked in the background.
+    refreshing: Mutex<HashSet<ObjectId>>,
+    /// Bumped whenever something is forgotten: a background check that began before is stale.
+    forgotten: AtomicU64,
     /// Where each recent reader's last read ended.
     positions: Mutex<HashMap<ObjectId, u64>>,
     counters: Counters,
@@ -141,6 +151,8 @@ impl CachedReads {
             pages,
             settings,
             known: Mutex::default(),
+            refreshing: Mutex::default(),
+            forgotten: AtomicU64::new(0),
             positions: Mutex::default(),
             counters: Counters::default(),
         })
@@ -169,10 +181,13 @@ impl CachedReads {
 
     /// The object's description: remembered while fresh, else asked of the under-storage. While
     /// the under-storage cannot be reached, what was known keeps being served.
-    pub async fn stat(&self, bucket: &Bucket, key: &ObjectKey) -> UfsResult<ObjectInfo> {
+    pub async fn stat(self: &Arc<Self>, bucket: &Bucket, key: &ObjectKey) -> UfsResult<ObjectInfo> {
         let id = object_id(bucket, key);
         let known = lock(&self.known).get(&id).cloned();
         if let Some(k) = known.as_ref().filter(|k| self.settings.metadata_sync.fresh(k.checked)) {
+            if self.settings.metadata_sync.due_soon(k.checked) {
+                self.recheck_in_background(bucket, key, id);
+            }
             return Ok(k.info.clone());
         }
         self.counters.metadata_refreshes.fetch_add(1, Relaxed);
@@ -197,6 +212,27 @@ impl CachedReads {
         }
     }
 
+    /// Asks the under-storage for `key`'s metadata while the known one is still served; what it
+    /// answers is remembered unless something was forgotten meanwhile (a write through Alcove).
+    /// A failed check changes nothing: the check at expiry decides.
+    fn recheck_in_background(self: &Arc<Self>, bucket: &Bucket, key: &ObjectKey, id: ObjectId) {
+        if !lock(&self.refreshing).insert(id.clone()) {
+            return;
+        }
+        let (reads, bucket, key) = (Arc::clone(self), bucket.clone(), key.clone());
+        let epoch = self.forgotten.load(SeqCst);
+        tokio::spawn(async move {
+            reads.counters.metadata_refreshes.fetch_add(1, Relaxed);
+            let checked = bucket.store.stat(&key).await;
+            lock(&reads.refreshing).remove(&id);
+            match checked {
+                Ok(info) if reads.forgotten.load(SeqCst) == epoch => reads.remember(id, &info),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "a background metadata check failed"),
+            }
+        });
+    }
+
     fn remember(&self, id: ObjectId, info: &ObjectInfo) {
         let mut known = lock(&self.known);
         if known.len() >= KNOWN_OBJECTS {
@@ -219,11 +255,13 @@ impl CachedReads {
     /// version). Called when this worker's share of the keys changes: objects it takes over may
     /// have been changed through the worker that owned them.
     pub fn forget_all_metadata(&self) {
+        self.forgotten.fetch_add(1, SeqCst);
         lock(&self.known).clear();
         lock(&self.positions).clear();
     }
 
     async fn drop_known(&self, id: &ObjectId) {
+        self.forgotten.fetch_add(1, SeqCst);
         let known = lock(&self.known).remove(id);
         lock(&self.positions).remove(id);
         if let Some(k) = known {
@@ -412,6 +450,7 @@ impl PageFetcher {
                 if matches!(e, UfsError::Changed | UfsError::NoSuchKey) {
                     // The object is another version now: what was known of it is stale.
                     let id = (inner.bucket.name.clone(), inner.key.to_string());
+                    inner.reads.forgotten.fetch_add(1, SeqCst);
                     lock(&inner.reads.known).remove(&id);
                 }
                 Err(Arc::new(e))
