@@ -248,11 +248,11 @@ async fn capacity_is_never_exceeded() {
     );
     let front = front(&remote, &config, &[]).await;
     let client = front.client();
-    let objects: Vec<Vec<u8>> = (0..8).map(|i| pseudo_random_bytes(10 + i, 6 * MIB)).collect();
+    let objects: Vec<Vec<u8>> = (0..8).map(|i| pseudo_random_bytes(10 + i, 8 * MIB)).collect();
     for (i, data) in objects.iter().enumerate() {
         put_on_remote(&remote, &format!("set/{i}"), data).await;
     }
-    // 48 MiB through a 16 MiB cache, twice: every byte right, every tier within its size.
+    // 64 MiB (4x the cache) through a 16 MiB cache, twice: every byte right, every tier within its size.
     for _ in 0..2 {
         for (i, data) in objects.iter().enumerate() {
             assert!(get_bytes(&client, NEAR, &format!("set/{i}")).await == *data, "object {i}");
