@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::client::{PeerClient, PeerError};
 use crate::membership::HEALTH_PATH;
-use crate::router::{route, Handoff, Route};
+use crate::router::{route, Handoff, Route, Target};
 use crate::view::{ClusterView, Member};
 
 /// The body of an answer the gate gives itself: the owner's, streamed, or a short document.
@@ -52,9 +52,13 @@ pub struct GateCounters {
     pub served_for_a_down_owner: AtomicU64,
 }
 
+/// Reads what a request names (bucket and key: the worker knows where its clients put them).
+pub type TargetOf = Box<dyn Fn(&Request<Incoming>) -> Target + Send + Sync>;
+
 /// The ownership gate of one worker.
 pub struct Gate {
     view: watch::Receiver<Arc<ClusterView>>,
+    target_of: TargetOf,
     client: PeerClient,
     handoff: Handoff,
     health_check: bool,
@@ -65,18 +69,13 @@ pub struct Gate {
 impl Gate {
     pub fn new(
         view: watch::Receiver<Arc<ClusterView>>,
+        target_of: TargetOf,
         client: PeerClient,
         handoff: Handoff,
         health_check: bool,
     ) -> Self {
-        Self {
-            view,
-            client,
-            handoff,
-            health_check,
-            health: Mutex::new(HashMap::new()),
-            counters: GateCounters::default(),
-        }
+        let (health, counters) = (Mutex::new(HashMap::new()), GateCounters::default());
+        Self { view, target_of, client, handoff, health_check, health, counters }
     }
 
     /// The cluster as this worker sees it now.
@@ -101,7 +100,8 @@ impl Gate {
     pub async fn pass(&self, req: Request<Incoming>) -> Passage {
         let view = self.view();
         let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        match route(&view, self.handoff, &path_and_query) {
+        let target = (self.target_of)(&req);
+        match route(&view, self.handoff, &target, &path_and_query) {
             Route::Local => Passage::Here(req),
             Route::Forward(owner) => Passage::Answered(self.forward(owner, req).await),
             Route::Redirect { owner, location } => {

@@ -17,9 +17,9 @@ pub mod view;
 
 pub use client::{PeerBody, PeerClient, PeerError, FORWARDED_BY_HEADER};
 pub use etcd::{EtcdError, EtcdMembership, EtcdSettings};
-pub use gate::{Gate, GateBody, GateCounters, Passage};
+pub use gate::{Gate, GateBody, GateCounters, Passage, TargetOf};
 pub use membership::{start_static, HEALTH_PATH};
 pub use peer_auth::{ClusterSecret, PeerAuthError, PEER_HEADER};
 pub use ring::Ring;
-pub use router::{route, Handoff, Route};
+pub use router::{route, Handoff, Route, Target};
 pub use view::{ClusterView, Member, Owner};

@@ -10,6 +10,7 @@ pub mod checksum;
 pub mod chunked;
 pub mod cors;
 pub mod error;
+pub mod host;
 pub mod integrity;
 pub mod limits;
 pub mod signing_time;
@@ -17,6 +18,7 @@ pub mod urlencode;
 
 pub use auth::{AuthMode, AuthSettings, RequestUser};
 pub use error::{decorate_error_body, s3_error_from};
+pub use host::{Addressed, Addressing};
 
 /// Why a request body could not be accepted.
 #[derive(Debug, thiserror::Error)]

@@ -17,8 +17,9 @@ use std::time::Duration;
 use alcove_cache::ObjectService;
 use alcove_cluster::{
     start_static, ClusterSecret, ClusterView, EtcdError, EtcdMembership, EtcdSettings, Gate, Handoff, Member, Owner,
-    PeerClient, PeerError, HEALTH_PATH,
+    PeerClient, PeerError, Target, TargetOf, HEALTH_PATH,
 };
+use alcove_s3::{Addressed, Addressing};
 use alcove_ufs::{CorsRule, MountEntry, MountTable, UfsError, UploadInfo};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -88,7 +89,7 @@ pub type DeleteOutcome = Option<(String, String)>;
 
 impl ClusterLink {
     /// Starts membership and waits for its first view.
-    pub async fn start(settings: &ClusterSettings) -> Result<Arc<Self>, EtcdError> {
+    pub async fn start(settings: &ClusterSettings, addressing: Addressing) -> Result<Arc<Self>, EtcdError> {
         let client = PeerClient::new(ClusterSecret::new(settings.secret.clone()), &settings.me.id);
         let (view, etcd) = match settings.mode {
             MembershipMode::Static => {
@@ -106,7 +107,11 @@ impl ClusterLink {
             }
         };
         let handoff = if settings.redirect { Handoff::Redirect } else { Handoff::Proxy };
-        let gate = Gate::new(view, client, handoff, settings.health_check);
+        let target_of: TargetOf = Box::new(move |req| {
+            let Addressed { bucket, key, in_host } = addressing.target(req);
+            Target { bucket, key, in_host }
+        });
+        let gate = Gate::new(view, target_of, client, handoff, settings.health_check);
         Ok(Arc::new(Self { gate, me: settings.me.clone(), mode: settings.mode, etcd }))
     }
 

@@ -277,6 +277,8 @@ pub struct S3Config {
     /// a mount's `folder_objects` option overrides it.
     pub folder_objects: bool,
     pub redirect: RedirectConfig,
+    /// Base domains of virtual-hosted-style requests: `bucket.<domain>/key` beside path style.
+    pub domains: Vec<String>,
 }
 
 /// `[s3.redirect]`: how a worker hands on a request for a key another worker owns.
@@ -383,6 +385,7 @@ impl Default for S3Config {
             tagging_restrictions: true,
             folder_objects: false,
             redirect: RedirectConfig::default(),
+            domains: Vec::new(),
         }
     }
 }
@@ -452,7 +455,13 @@ impl Config {
         config.mount_defaults()?;
         config.page_store()?;
         config.cluster_settings()?;
+        config.addressing()?;
         Ok(config)
+    }
+
+    /// How requests name buckets: in the path, and in the Host under `s3.domains`.
+    pub fn addressing(&self) -> Result<alcove_s3::Addressing, ConfigError> {
+        alcove_s3::Addressing::new(&self.s3.domains).map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 
     /// The cluster this worker belongs to, checked; `None` for a worker alone.

@@ -36,6 +36,8 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 /// Everything the front end needs, shared by all connections.
 pub struct S3Front {
     pub service: S3Service,
+    /// Where requests name their bucket (path, or Host under `s3.domains`).
+    pub addressing: alcove_s3::Addressing,
     pub auth: AuthSettings,
     pub access_log_all: bool,
     pub metrics: Arc<Metrics>,
@@ -59,7 +61,7 @@ impl S3Front {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Response<LoggedBody> {
         let started = Instant::now();
         let request_id = new_request_id();
-        let (bucket, key) = bucket_and_key(req.uri().path());
+        let alcove_s3::Addressed { bucket, key, .. } = self.addressing.target(&req);
         let method = req.method().clone();
         let bytes_in = content_length(req.headers());
         let close_on_error = announces_body(req.headers());
@@ -75,7 +77,7 @@ impl S3Front {
             (String::from("-"), self.cors.preflight(&bucket, req.headers()).await)
         } else {
             match check_signing_times(&mut req).and_then(|()| self.authenticate(&mut req)) {
-                Ok(user) => (user.0.clone(), self.call(req, user).await),
+                Ok(user) => (user.0.clone(), self.call(req, user, !bucket.is_empty() && !key.is_empty()).await),
                 Err(e) => (String::from("-"), Err(e)),
             }
         };
@@ -122,8 +124,13 @@ impl S3Front {
         }
     }
 
-    async fn call(&self, mut req: Request<s3s::Body>, user: RequestUser) -> Result<Response<s3s::Body>, S3Error> {
-        check_body_framing(&req)?;
+    async fn call(
+        &self,
+        mut req: Request<s3s::Body>,
+        user: RequestUser,
+        names_a_key: bool,
+    ) -> Result<Response<s3s::Body>, S3Error> {
+        check_body_framing(&req, names_a_key)?;
         check_content_md5_given(req.headers())?;
         // Reads never take a body; anything else may (even an empty one can fail its hash).
         let reads = req.method() == Method::GET || req.method() == Method::HEAD;
@@ -157,9 +164,8 @@ impl S3Front {
 
 /// An object upload must say how long its body is: with `Content-Length` or chunked framing.
 /// Without either, HTTP reads no body at all, and the object would silently be empty.
-fn check_body_framing<B>(req: &Request<B>) -> Result<(), S3Error> {
-    let (bucket, key) = bucket_and_key(req.uri().path());
-    let object_write = req.method() == Method::PUT && !bucket.is_empty() && !key.is_empty();
+fn check_body_framing<B>(req: &Request<B>, names_a_key: bool) -> Result<(), S3Error> {
+    let object_write = req.method() == Method::PUT && names_a_key;
     let headers = req.headers();
     let framed = headers.contains_key(CONTENT_LENGTH) || headers.contains_key(TRANSFER_ENCODING);
     if object_write && !framed && !headers.contains_key("x-amz-copy-source") {
@@ -215,16 +221,6 @@ fn new_request_id() -> String {
 fn content_length(headers: &http::HeaderMap) -> u64 {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     header("x-amz-decoded-content-length").or_else(|| header(CONTENT_LENGTH.as_str())).unwrap_or(0)
-}
-
-/// Bucket and key of a path-style request, percent-decoded, for the log and error documents.
-fn bucket_and_key(path: &str) -> (String, String) {
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    let trimmed = decoded.strip_prefix('/').unwrap_or(&decoded);
-    match trimmed.split_once('/') {
-        Some((b, k)) => (b.to_owned(), k.to_owned()),
-        None => (trimmed.to_owned(), String::new()),
-    }
 }
 
 /// The `Resource` of an error document; control characters (a NUL in a key, say) cannot appear
@@ -353,10 +349,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_split_into_bucket_and_key() {
-        assert_eq!(bucket_and_key("/b/a%20b/c"), ("b".into(), "a b/c".into()));
-        assert_eq!(bucket_and_key("/b"), ("b".into(), String::new()));
-        assert_eq!(bucket_and_key("/"), (String::new(), String::new()));
+    fn resources_name_bucket_and_key() {
         assert_eq!(resource_of("b", "k"), "/b/k");
         assert_eq!(resource_of("", ""), "/");
         assert_eq!(resource_of("b", "a\0b"), "/b/a%00b");

@@ -91,7 +91,7 @@ impl Worker {
             None => None,
         };
         let cluster = match &cluster_settings {
-            Some(settings) => Some(cluster::ClusterLink::start(settings).await?),
+            Some(settings) => Some(cluster::ClusterLink::start(settings, config.addressing()?).await?),
             None => None,
         };
         let mut metrics = metrics::Metrics::default().with_cache(Arc::clone(&cache));
@@ -109,12 +109,17 @@ impl Worker {
         if config.s3.enabled {
             let mut builder =
                 S3ServiceBuilder::new(gateway::Gateway::new(Arc::clone(&objects), config.limits(), cluster.clone()));
+            let addressing = config.addressing()?;
+            if addressing.is_virtual_host_enabled() {
+                builder.set_host(addressing.clone());
+            }
             if auth.mode == AuthMode::Sigv4 {
                 builder.set_auth(CredentialStore(auth.credentials.clone()));
                 builder.set_access(AnonymousPolicy { allow_anonymous: auth.allow_anonymous });
             }
             let front = Arc::new(front::S3Front {
                 service: builder.build(),
+                addressing,
                 auth: auth.clone(),
                 access_log_all: config.s3.access_log,
                 metrics: Arc::clone(&metrics),
