@@ -1,10 +1,11 @@
 //! The `alcove` command line: `serve` runs a worker; `mount`, `status`, `load` and `free` talk
-//! to a running worker's admin port. It holds no logic of its own beyond argument handling and
-//! printing.
+//! to a running worker's admin port; `presign` prints a presigned URL for its S3 port. It holds
+//! no logic of its own beyond argument handling and printing.
 
 mod admin_client;
 mod human;
 mod preload;
+mod presign;
 mod progress;
 mod status;
 
@@ -44,6 +45,35 @@ enum Command {
     Load(CacheJobArgs),
     /// Drop every cached page of the objects under s3://BUCKET/PREFIX.
     Free(CacheJobArgs),
+    /// Print a presigned URL (SigV4 query authentication) for s3://BUCKET/KEY.
+    Presign(PresignArgs),
+}
+
+#[derive(clap::Args)]
+struct PresignArgs {
+    /// s3://BUCKET/KEY: the object the URL is for.
+    uri: String,
+    /// The worker's S3 endpoint [default: the --config worker's s3.addr, else http://127.0.0.1:29998]
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// How long the URL works: 30s, 15m, 1h, 7d or plain seconds; at most 7d.
+    #[arg(long, default_value = "1h", value_parser = presign::parse_expires)]
+    expires: std::time::Duration,
+    /// The request the URL allows.
+    #[arg(long, value_enum, ignore_case = true, default_value = "GET")]
+    method: presign::Method,
+    /// The region in the signature.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Access key to sign with [default: $AWS_ACCESS_KEY_ID, else the config's first credential]
+    #[arg(long, requires = "secret_key")]
+    access_key: Option<String>,
+    /// Secret key to sign with [default: $AWS_SECRET_ACCESS_KEY, else the config's first credential]
+    #[arg(long, requires = "access_key")]
+    secret_key: Option<String>,
+    /// The worker's TOML config: its first [[auth.credentials]] and its S3 address.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -129,6 +159,7 @@ fn main() -> ExitCode {
             Command::Status { admin, json } => admin_client::status(&admin, json).await,
             Command::Load(job) => cache_job(Action::Load, job).await,
             Command::Free(job) => cache_job(Action::Free, job).await,
+            Command::Presign(args) => presign_url(args),
         }
     });
     match result {
@@ -181,6 +212,23 @@ async fn wait_for_signal(mut terminate: tokio::signal::unix::Signal, mut interru
         _ = terminate.recv() => {}
         _ = interrupt.recv() => {}
     }
+}
+
+fn presign_url(args: PresignArgs) -> Result<(), String> {
+    let request = presign::Request {
+        uri: &args.uri,
+        endpoint: args.endpoint.as_deref(),
+        expires: args.expires,
+        method: args.method,
+        region: &args.region,
+        access_key: args.access_key.as_deref(),
+        secret_key: args.secret_key.as_deref(),
+        config: args.config.as_deref(),
+    };
+    let url = presign::presign(&request, |name| std::env::var(name).ok(), std::time::SystemTime::now())
+        .map_err(|e| e.to_string())?;
+    println!("{url}");
+    Ok(())
 }
 
 async fn cache_job(action: Action, job: CacheJobArgs) -> Result<(), String> {
