@@ -13,18 +13,11 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from alcove_helpers import ACCESS_KEY, SECRET_KEY, Worker, make_client, raw_http
+from alcove_helpers import Worker, make_client, raw_http
+from conftest import SIGV4_CONFIG
 
 DOMAIN = "s3.alcove.test"
-SIGV4 = f"""[s3]
-domains = ["{DOMAIN}"]
-[auth]
-mode = "sigv4"
-allow_anonymous = false
-[[auth.credentials]]
-access_key = "{ACCESS_KEY}"
-secret_key = "{SECRET_KEY}"
-"""
+SIGV4 = f'[s3]\ndomains = ["{DOMAIN}"]\n' + SIGV4_CONFIG
 
 
 def virtual_client(worker, **cfg):

@@ -67,10 +67,6 @@ impl ClusterView {
     pub fn live_peers(&self) -> impl Iterator<Item = &Member> {
         self.live.iter().filter(|id| **id != self.me).filter_map(|id| self.members.get(id))
     }
-
-    pub fn is_clustered(&self) -> bool {
-        self.members.len() > 1
-    }
 }
 
 /// Logs the members that joined or left the ring between two views; `left_because` says how this
@@ -113,6 +109,5 @@ mod tests {
         assert_eq!(without_w2.live_peers().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["w3"]);
         let single = ClusterView::single(member("solo"));
         assert_eq!(single.owner("b", "k"), Owner::Me);
-        assert!(!single.is_clustered());
     }
 }
