@@ -101,7 +101,19 @@ pub struct Server {
     pub admin_addr: SocketAddr,
     /// Peer (cluster) address.
     pub peer_addr: SocketAddr,
+    /// Bind the admin port on every address (`0.0.0.0`), not loopback; `admin_addr` stays the
+    /// loopback address the tests reach it at.
+    admin_wide: bool,
     child: Option<Child>,
+}
+
+/// A `[ufs]` section allowing `file://` mounts of `dirs` (TOML, for a worker's config file).
+pub fn local_roots_config(dirs: &[&Path]) -> String {
+    let quoted: Vec<String> = dirs
+        .iter()
+        .map(|d| format!("\"{}\"", d.display().to_string().replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("[ufs]\nlocal_roots = [{}]\n", quoted.join(", "))
 }
 
 impl Server {
@@ -129,7 +141,16 @@ impl Server {
         server
     }
 
+    /// Starts a worker with the given config whose admin port listens on `0.0.0.0`.
+    pub async fn start_admin_wide(toml: &str) -> Server {
+        Self::start_full(Some(toml), None, true).await
+    }
+
     async fn start_inner(toml: Option<&str>, ports: Option<[u16; 3]>) -> Server {
+        Self::start_full(toml, ports, false).await
+    }
+
+    async fn start_full(toml: Option<&str>, ports: Option<[u16; 3]>, admin_wide: bool) -> Server {
         let bin = alcove_bin();
         assert!(
             bin.is_file(),
@@ -155,6 +176,7 @@ impl Server {
             s3_addr: addr(ports[0]),
             admin_addr: addr(ports[1]),
             peer_addr: addr(ports[2]),
+            admin_wide,
             child: None,
         };
         server.spawn().await;
@@ -176,7 +198,11 @@ impl Server {
             .arg("--s3-addr")
             .arg(self.s3_addr.to_string())
             .arg("--admin-addr")
-            .arg(self.admin_addr.to_string())
+            .arg(if self.admin_wide {
+                SocketAddr::from(([0, 0, 0, 0], self.admin_addr.port())).to_string()
+            } else {
+                self.admin_addr.to_string()
+            })
             .arg("--peer-addr")
             .arg(self.peer_addr.to_string());
         if let Some(cfg) = &self.config_path {

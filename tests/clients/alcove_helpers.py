@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import http.client
 import os
+import tempfile
 import shutil
 import signal
 import socket
@@ -111,6 +112,8 @@ class Worker:
             logf.flush()
             env = dict(os.environ)
             env.setdefault("RUST_BACKTRACE", "1")
+            # file:// mounts of the tests' temp folders (pytest's tmp_path) besides the root.
+            env.setdefault("ALCOVE_UFS_LOCAL_ROOTS", f"{self.root}:{tempfile.gettempdir()}")
             self.proc = subprocess.Popen(
                 cmd, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL, env=env,
             )

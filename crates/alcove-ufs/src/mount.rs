@@ -76,12 +76,16 @@ pub struct MountDefaults {
     /// `s3.folder_objects`: list implicit folders as `dir/` objects (the seed system's listings)
     /// instead of AWS's (only objects that were written).
     pub folder_objects: bool,
+    /// The folders `file://` mounts may name (or lie under); `None`: the local root only.
+    pub local_roots: Option<Vec<PathBuf>>,
 }
 
 /// The mount table and the embedded local root.
 #[derive(Debug)]
 pub struct MountTable {
     root: PathBuf,
+    /// `defaults.local_roots` resolved (or the root): where `file://` mounts may point.
+    local_roots: Vec<PathBuf>,
     defaults: MountDefaults,
     mounts: RwLock<BTreeMap<String, Mounted>>,
 }
@@ -93,7 +97,18 @@ impl MountTable {
         fs::create_dir_all(root.join(STATE_DIR))
             .map_err(|e| UfsError::io(format!("creating the local root {}", root.display()), e))?;
         let root = root.canonicalize().map_err(|e| UfsError::io("resolving the local root", e))?;
-        let table = Self { root, defaults, mounts: RwLock::new(BTreeMap::new()) };
+        let local_roots = match &defaults.local_roots {
+            None => vec![root.clone()],
+            Some(dirs) => dirs
+                .iter()
+                .map(|d| {
+                    d.canonicalize().map_err(|e| {
+                        UfsError::InvalidRequest(format!("the local root {} cannot be resolved: {e}", d.display()))
+                    })
+                })
+                .collect::<UfsResult<_>>()?,
+        };
+        let table = Self { root, local_roots, defaults, mounts: RwLock::new(BTreeMap::new()) };
         let mut mounts = BTreeMap::new();
         for entry in read_persisted(&table.root)? {
             let name = bucket_of(&entry.path)?.to_owned();
@@ -111,7 +126,10 @@ impl MountTable {
     /// Checks a mount entry and builds its backend (no request is sent to a remote).
     fn mounted(&self, entry: MountEntry) -> UfsResult<Mounted> {
         let name = bucket_of(&entry.path)?;
-        let spec = MountSpec::parse(&entry.ufs, &entry.options)?;
+        let mut spec = MountSpec::parse(&entry.ufs, &entry.options)?;
+        if let UfsUri::Local(dir) = &spec.ufs {
+            spec.ufs = UfsUri::Local(self.allowed_local_dir(&entry.ufs, dir)?);
+        }
         let folder_objects = spec.options.folder_objects.unwrap_or(self.defaults.folder_objects);
         let cached = spec.options.cache.unwrap_or(matches!(spec.ufs, UfsUri::Remote(_)));
         let staging = self.root.join(STATE_DIR).join(REMOTE_STAGING_DIR).join(name);
@@ -121,6 +139,39 @@ impl MountTable {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The folders `file://` mounts may name, resolved.
+    pub fn local_roots(&self) -> &[PathBuf] {
+        &self.local_roots
+    }
+
+    /// A `file://` mount's folder resolved (`..` and symbolic links followed), if it is one of the
+    /// local roots or lies under one, and is not inside one of the worker's state folders.
+    fn allowed_local_dir(&self, uri: &str, dir: &Path) -> UfsResult<PathBuf> {
+        let resolved = dir.canonicalize().map_err(|_| {
+            UfsError::InvalidRequest(format!(
+                "the UFS directory {} does not exist or is not a directory",
+                dir.display()
+            ))
+        })?;
+        if !resolved.is_dir() {
+            return Err(UfsError::InvalidRequest(format!("the UFS path {} is not a directory", dir.display())));
+        }
+        if resolved.components().any(|c| c.as_os_str() == STATE_DIR) {
+            return Err(UfsError::InvalidRequest(format!(
+                "{uri} is inside a {STATE_DIR} folder (the worker's own state); it cannot be mounted"
+            )));
+        }
+        if !self.local_roots.iter().any(|r| resolved.starts_with(r)) {
+            let roots: Vec<String> = self.local_roots.iter().map(|r| r.display().to_string()).collect();
+            return Err(UfsError::InvalidRequest(format!(
+                "{uri} resolves to {}, which is outside the allowed local roots ({}); add a folder to ufs.local_roots to allow it",
+                resolved.display(),
+                roots.join(", ")
+            )));
+        }
+        Ok(resolved)
     }
 
     /// The mounts, with secret option values redacted.
@@ -396,7 +447,8 @@ mod tests {
     fn mounts_persist_and_root_folders_are_buckets() {
         let root = tempfile::tempdir().unwrap();
         let ufs = tempfile::tempdir().unwrap();
-        let table = MountTable::open(root.path(), vec![], MountDefaults::default()).unwrap();
+        let defaults = MountDefaults { local_roots: Some(vec![ufs.path().to_owned()]), ..MountDefaults::default() };
+        let table = MountTable::open(root.path(), vec![], defaults.clone()).unwrap();
         table.create_bucket("local").unwrap();
         assert!(matches!(table.create_bucket("local"), Err(UfsError::BucketExists(_))));
         let uri = format!("file://{}", ufs.path().display());
@@ -408,10 +460,10 @@ mod tests {
         assert!(table.resolve("photos").unwrap().is_mount);
         assert!(matches!(table.resolve("nope"), Err(UfsError::NoSuchBucket(_))));
 
-        let reopened = MountTable::open(root.path(), vec![], MountDefaults::default()).unwrap();
+        let reopened = MountTable::open(root.path(), vec![], defaults.clone()).unwrap();
         assert_eq!(reopened.list().len(), 1);
         reopened.remove("/photos").unwrap();
-        assert!(MountTable::open(root.path(), vec![], MountDefaults::default()).unwrap().list().is_empty());
+        assert!(MountTable::open(root.path(), vec![], defaults).unwrap().list().is_empty());
         reopened.delete_bucket("local").unwrap();
         assert!(matches!(reopened.resolve("local"), Err(UfsError::NoSuchBucket(_))));
     }
@@ -450,5 +502,57 @@ mod tests {
         };
         assert!(matches!(table.add(entry("ftp://nn/x")), Err(UfsError::Unsupported(_))));
         assert!(matches!(table.add(entry("file://relative")), Err(UfsError::InvalidRequest(_))));
+    }
+
+    fn local(path: &str, dir: &Path) -> MountEntry {
+        MountEntry {
+            path: path.into(),
+            ufs: format!("file://{}", dir.display()),
+            options: BTreeMap::new(),
+            from_config: false,
+        }
+    }
+
+    #[test]
+    fn file_mounts_stay_inside_the_local_roots() {
+        let root = tempfile::tempdir().unwrap();
+        let allowed = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir(allowed.path().join("inner")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), allowed.path().join("link-out")).unwrap();
+        let defaults = MountDefaults { local_roots: Some(vec![allowed.path().to_owned()]), ..MountDefaults::default() };
+        let table = MountTable::open(root.path(), vec![], defaults).unwrap();
+        let refused = |entry: MountEntry| match table.add(entry) {
+            Err(UfsError::InvalidRequest(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert!(refused(local("/out", outside.path())).contains("outside the allowed local roots"));
+        assert!(refused(local("/dots", &allowed.path().join("inner/../..").join(outside.path().file_name().unwrap())))
+            .contains("outside"));
+        assert!(refused(local("/link", &allowed.path().join("link-out"))).contains("outside"));
+        // Not even the worker's own root is allowed when the roots are set.
+        assert!(refused(local("/rooted", root.path())).contains("outside"));
+        table.add(local("/whole", allowed.path())).unwrap();
+        table.add(local("/inner", &allowed.path().join("inner/../inner"))).unwrap();
+        assert_eq!(table.list().len(), 2);
+    }
+
+    #[test]
+    fn the_default_local_root_is_the_workers_root_without_its_state() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir(root.path().join("data")).unwrap();
+        let table = MountTable::open(root.path(), vec![], MountDefaults::default()).unwrap();
+        assert!(table.add(local("/out", outside.path())).is_err());
+        let state = table.add(local("/state", &root.path().join(STATE_DIR))).unwrap_err().to_string();
+        assert!(state.contains("state"), "{state}");
+        table.add(local("/data", &root.path().join("data"))).unwrap();
+        // A config-file mount outside the roots stops the table from opening.
+        let config = vec![local("/cfg", outside.path())];
+        let error = MountTable::open(root.path(), config, MountDefaults::default()).unwrap_err().to_string();
+        assert!(error.contains("outside the allowed local roots"), "{error}");
+        // A local root that does not exist is an error too.
+        let missing = MountDefaults { local_roots: Some(vec![root.path().join("nope")]), ..MountDefaults::default() };
+        assert!(MountTable::open(root.path(), vec![], missing).is_err());
     }
 }

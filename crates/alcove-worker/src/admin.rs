@@ -1,7 +1,13 @@
 //! The admin port: `/healthz`, `/readyz`, `/metrics`, `/status`, the mount API used by
 //! `alcove mount` (`GET|POST|DELETE /api/v1/mounts`) and the cache API used by `alcove load` and
 //! `alcove free` (`POST /api/v1/cache/load|free`, answered as a stream of JSON lines). It binds to
-//! loopback by default and has no authentication of its own: expose it only to operators.
+//! loopback by default.
+//!
+//! With a token (`admin.token`, required when the port listens beyond loopback) every endpoint
+//! but `/healthz`, `/readyz` and `/metrics` asks for `Authorization: Bearer <token>`: the
+//! mutations, and also `/status` and the mount list, which tell local paths, endpoints and the
+//! cluster's layout. A missing token is answered 401 (with `WWW-Authenticate: Bearer`), a wrong
+//! one 403.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,7 +18,7 @@ use std::time::Instant;
 use alcove_cache::{CacheStats, ObjectService, TierStats};
 use alcove_ufs::{MountEntry, MountTable, UfsError};
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
@@ -41,6 +47,18 @@ pub struct Admin {
     pub s3_addr: Option<SocketAddr>,
     pub auth_mode: String,
     pub cluster: Option<Arc<ClusterLink>>,
+    /// The bearer token asked of every request but the health and metrics probes; `None`: an
+    /// open port (loopback only, checked at start-up).
+    pub token: Option<String>,
+}
+
+/// Why a request was refused before it reached its endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum Denied {
+    #[error("this admin endpoint needs a token: send Authorization: Bearer <token> (alcove --admin-token or ALCOVE_ADMIN_TOKEN)")]
+    Missing,
+    #[error("the admin token is not valid")]
+    Wrong,
 }
 
 #[derive(Deserialize)]
@@ -65,8 +83,15 @@ struct CacheJobRequest {
 pub(crate) type AdminResponse = Response<UnsyncBoxBody<Bytes, Infallible>>;
 
 impl Admin {
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, _remote: SocketAddr) -> AdminResponse {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> AdminResponse {
         let path = req.uri().path().to_owned();
+        let open = req.method() == Method::GET && matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
+        if !open {
+            if let Err(denied) = self.authorize(&req) {
+                tracing::warn!(%remote, method = %req.method(), path = %path, reason = %denied, "admin request refused");
+                return denied_response(denied);
+            }
+        }
         match (req.method().clone(), path.as_str()) {
             (Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
             (Method::GET, "/readyz") if self.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
@@ -87,6 +112,12 @@ impl Admin {
             (Method::POST, "/api/v1/cache/free") => self.cache_job(req, Action::Free).await,
             _ => json_error(StatusCode::NOT_FOUND, "no such admin endpoint"),
         }
+    }
+
+    /// Checks the request's bearer token, when the port has one.
+    fn authorize<B>(&self, req: &Request<B>) -> Result<(), Denied> {
+        let Some(expected) = &self.token else { return Ok(()) };
+        check_bearer(req.headers().get(AUTHORIZATION), expected)
     }
 
     fn mount_list(&self) -> Vec<serde_json::Value> {
@@ -192,6 +223,49 @@ impl Admin {
         let job = CacheJob { action, bucket, prefix: ask.prefix, parallel, cache: self.objects.cache().cloned() };
         tokio::spawn(job.run(events));
         json_lines(received)
+    }
+}
+
+/// `Authorization: Bearer <token>` against the expected token, compared in constant time.
+fn check_bearer(header: Option<&HeaderValue>, expected: &str) -> Result<(), Denied> {
+    let Some(value) = header else { return Err(Denied::Missing) };
+    let value = value.as_bytes();
+    let Some(scheme_end) = value.iter().position(|&b| b == b' ') else { return Err(Denied::Missing) };
+    let (scheme, token) = value.split_at(scheme_end);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err(Denied::Missing);
+    }
+    let token = token.trim_ascii();
+    if token.is_empty() {
+        return Err(Denied::Missing);
+    }
+    if constant_time_eq(token, expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Denied::Wrong)
+    }
+}
+
+/// Equal bytes, in a time that depends on the lengths only (never on where they differ).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u64::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= u64::from(x ^ y);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// 401 with `WWW-Authenticate: Bearer` for a missing token, 403 for a wrong one.
+fn denied_response(denied: Denied) -> AdminResponse {
+    match denied {
+        Denied::Missing => {
+            let mut r = json_error(StatusCode::UNAUTHORIZED, &denied.to_string());
+            r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"alcove-admin\""));
+            r
+        }
+        Denied::Wrong => json_error(StatusCode::FORBIDDEN, &denied.to_string()),
     }
 }
 
@@ -324,4 +398,37 @@ pub(crate) fn json_response(status: StatusCode, value: &serde_json::Value) -> Ad
 
 pub(crate) fn json_error(status: StatusCode, message: &str) -> AdminResponse {
     json_response(status, &json!({"error": message}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens() {
+        let expected = "0123456789abcdef";
+        let h = |v: &str| HeaderValue::from_str(v).unwrap();
+        assert_eq!(check_bearer(None, expected), Err(Denied::Missing));
+        assert_eq!(check_bearer(Some(&h("Basic abc")), expected), Err(Denied::Missing));
+        assert_eq!(check_bearer(Some(&h("Bearer ")), expected), Err(Denied::Missing));
+        assert_eq!(check_bearer(Some(&h("Bearer")), expected), Err(Denied::Missing));
+        assert_eq!(check_bearer(Some(&h("Bearer 0123456789abcdeF")), expected), Err(Denied::Wrong));
+        assert_eq!(check_bearer(Some(&h("Bearer 0123456789abcde")), expected), Err(Denied::Wrong));
+        assert_eq!(check_bearer(Some(&h("Bearer 0123456789abcdef0")), expected), Err(Denied::Wrong));
+        assert_eq!(check_bearer(Some(&h("Bearer 0123456789abcdef")), expected), Ok(()));
+        assert_eq!(check_bearer(Some(&h("bearer  0123456789abcdef ")), expected), Ok(()));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"a", b""));
+    }
+
+    #[test]
+    fn refusals_are_json_with_a_challenge() {
+        let missing = denied_response(Denied::Missing);
+        assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+        assert!(missing.headers()[WWW_AUTHENTICATE].to_str().unwrap().starts_with("Bearer"));
+        assert_eq!(missing.headers()[CONTENT_TYPE], "application/json");
+        let wrong = denied_response(Denied::Wrong);
+        assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+        assert!(!wrong.headers().contains_key(WWW_AUTHENTICATE));
+    }
 }

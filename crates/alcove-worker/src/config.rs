@@ -246,6 +246,33 @@ pub struct UfsConfig {
     /// Bytes per part of a remote write (at least 5 MiB, S3's smallest part).
     pub part_size: usize,
     pub s3: UfsS3Config,
+    /// The folders `file://` mounts may name (or lie under); default: the worker's root. Written
+    /// as a list, or (`ALCOVE_UFS_LOCAL_ROOTS`) as folders separated by `:`.
+    pub local_roots: Option<LocalRoots>,
+}
+
+/// `ufs.local_roots`: a list of folders, or one string of folders separated by `:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalRoots(pub Vec<PathBuf>);
+
+impl<'de> Deserialize<'de> for LocalRoots {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            List(Vec<PathBuf>),
+            Joined(String),
+        }
+        let dirs = match Written::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "ufs.local_roots must be a list of folders (or one string of folders joined by ':')",
+            )
+        })? {
+            Written::List(dirs) => dirs,
+            Written::Joined(text) => text.split(':').filter(|p| !p.trim().is_empty()).map(PathBuf::from).collect(),
+        };
+        Ok(LocalRoots(dirs))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -308,7 +335,14 @@ pub struct PeerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub addr: SocketAddr,
+    /// The bearer token the admin API asks for (all but `/healthz`, `/readyz` and `/metrics`);
+    /// required when `addr` is not a loopback address. `ALCOVE_ADMIN_TOKEN` sets it without
+    /// writing it in the file.
+    pub token: Option<String>,
 }
+
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -392,7 +426,7 @@ impl Default for S3Config {
 
 impl Default for UfsConfig {
     fn default() -> Self {
-        Self { multipart_async: true, part_size: 8 << 20, s3: UfsS3Config::default() }
+        Self { multipart_async: true, part_size: 8 << 20, s3: UfsS3Config::default(), local_roots: None }
     }
 }
 
@@ -410,7 +444,7 @@ impl Default for PeerConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { addr: SocketAddr::from(([127, 0, 0, 1], 30000)) }
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 30000)), token: None }
     }
 }
 
@@ -453,6 +487,13 @@ impl Config {
             toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         config.auth_settings()?;
         config.mount_defaults()?;
+        if let Some(token) = &config.admin.token {
+            if !token.trim().is_empty() && token.trim().chars().count() < MIN_ADMIN_TOKEN_LEN {
+                return Err(ConfigError::Invalid(format!(
+                    "admin.token (or ALCOVE_ADMIN_TOKEN) must be at least {MIN_ADMIN_TOKEN_LEN} characters"
+                )));
+            }
+        }
         config.page_store()?;
         config.cluster_settings()?;
         config.addressing()?;
@@ -529,7 +570,41 @@ impl Config {
 
     /// What mounts get unless their own options say otherwise.
     pub fn mount_defaults(&self) -> Result<alcove_ufs::MountDefaults, ConfigError> {
-        Ok(alcove_ufs::MountDefaults { remote: self.remote_tuning()?, folder_objects: self.s3.folder_objects })
+        let local_roots = match &self.ufs.local_roots {
+            None => None,
+            Some(LocalRoots(dirs)) if dirs.is_empty() => {
+                return Err(ConfigError::Invalid(
+                    "ufs.local_roots is empty; leave it out to allow the root only, or name at least one folder".into(),
+                ))
+            }
+            Some(LocalRoots(dirs)) => Some(dirs.clone()),
+        };
+        Ok(alcove_ufs::MountDefaults {
+            remote: self.remote_tuning()?,
+            folder_objects: self.s3.folder_objects,
+            local_roots,
+        })
+    }
+
+    /// The admin API's token, checked: at least [`MIN_ADMIN_TOKEN_LEN`] characters, and set
+    /// whenever the admin port listens beyond loopback. `None`: an open admin port on loopback.
+    pub fn admin_token(&self) -> Result<Option<String>, ConfigError> {
+        let token = self.admin.token.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        match token {
+            Some(t) if t.chars().count() < MIN_ADMIN_TOKEN_LEN => Err(ConfigError::Invalid(format!(
+                "admin.token (or ALCOVE_ADMIN_TOKEN) must be at least {MIN_ADMIN_TOKEN_LEN} characters"
+            ))),
+            Some(t) if !t.chars().all(|c| c.is_ascii_graphic()) => Err(ConfigError::Invalid(
+                "admin.token (or ALCOVE_ADMIN_TOKEN) must be printable ASCII without spaces".into(),
+            )),
+            Some(t) => Ok(Some(t.to_owned())),
+            None if !is_loopback(self.admin.addr) => Err(ConfigError::Invalid(format!(
+                "the admin port listens on {}, beyond loopback, but no admin token is set: set admin.token \
+                 (or ALCOVE_ADMIN_TOKEN), or listen on 127.0.0.1",
+                self.admin.addr
+            ))),
+            None => Ok(None),
+        }
     }
 
     /// How writes to remote mounts are cut and parallelised.
@@ -657,6 +732,11 @@ fn check_endpoint(id: &str, s3: &str, peer: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// 127.0.0.0/8 or ::1 (an IPv4-mapped loopback address too); `0.0.0.0` and `::` are not.
+pub fn is_loopback(addr: SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
+}
+
 /// The host name, the default worker id.
 fn host_name() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
@@ -680,7 +760,11 @@ fn default_memory_tier() -> u64 {
 fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), ConfigError> {
     let Some(rest) = name.strip_prefix("ALCOVE_") else { return Ok(()) };
     let rest = rest.to_ascii_lowercase();
-    let parsed = parse_env_value(value);
+    // Secrets stay strings: a token of digits must not become a number.
+    let parsed = match rest.as_str() {
+        "admin_token" | "cluster_secret" => toml::Value::String(value.to_owned()),
+        _ => parse_env_value(value),
+    };
     if rest == "root" {
         table.insert(rest, parsed);
         return Ok(());
@@ -836,5 +920,50 @@ mod tests {
         assert!(refused(format!("[cluster]\nid = \"w1\"\n{bad_peer}"), env().into()).contains("host:port"));
         let twice = workers.replace("\"w2\"", "\"w1\"");
         assert!(refused(format!("[cluster]\nid = \"w1\"\n{twice}"), env().into()).contains("twice"));
+    }
+
+    #[test]
+    fn admin_token_and_loopback() {
+        let load = |file: &str, env: &[(&str, &str)]| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("alcove.toml");
+            std::fs::write(&path, file).unwrap();
+            Config::load(Some(&path), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        };
+        let open = load("", &[]).unwrap();
+        assert_eq!(open.admin_token().unwrap(), None, "loopback without a token stays open");
+        let wide = load("[admin]\naddr = \"0.0.0.0:30000\"\n", &[]).unwrap();
+        let refused = wide.admin_token().unwrap_err().to_string();
+        assert!(refused.contains("beyond loopback") && refused.contains("ALCOVE_ADMIN_TOKEN"), "{refused}");
+        let digits = "1234567890123456789";
+        let from_env = load("[admin]\naddr = \"[::]:30000\"\n", &[("ALCOVE_ADMIN_TOKEN", digits)]).unwrap();
+        assert_eq!(from_env.admin_token().unwrap().as_deref(), Some(digits), "a token of digits stays a string");
+        assert!(load("[admin]\ntoken = \"short\"\n", &[]).is_err());
+        for (addr, loopback) in
+            [("127.0.0.1:1", true), ("127.5.0.1:1", true), ("[::1]:1", true), ("[::ffff:127.0.0.1]:1", true)]
+                .into_iter()
+                .chain([("0.0.0.0:1", false), ("[::]:1", false), ("10.0.0.5:1", false)])
+        {
+            assert_eq!(is_loopback(addr.parse().unwrap()), loopback, "{addr}");
+        }
+    }
+
+    #[test]
+    fn local_roots_from_file_and_env() {
+        let c = Config::load(None, []).unwrap();
+        assert_eq!(c.mount_defaults().unwrap().local_roots, None);
+        let env = [("ALCOVE_UFS_LOCAL_ROOTS".to_owned(), "/srv/a:/srv/b".to_owned())];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(
+            c.mount_defaults().unwrap().local_roots,
+            Some(vec![PathBuf::from("/srv/a"), PathBuf::from("/srv/b")])
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alcove.toml");
+        std::fs::write(&path, "[ufs]\nlocal_roots = [\"/srv/photos\"]\n").unwrap();
+        let c = Config::load(Some(&path), []).unwrap();
+        assert_eq!(c.mount_defaults().unwrap().local_roots, Some(vec![PathBuf::from("/srv/photos")]));
+        std::fs::write(&path, "[ufs]\nlocal_roots = []\n").unwrap();
+        assert!(Config::load(Some(&path), []).is_err());
     }
 }

@@ -67,6 +67,7 @@ impl Worker {
     /// Opens storage, binds the ports and starts serving.
     pub async fn start(config: Config) -> Result<Self, WorkerError> {
         let auth = config.auth_settings()?;
+        let admin_token = config.admin_token()?;
         let mounts = Arc::new(MountTable::open(&config.root, config.mount_entries(), config.mount_defaults()?)?);
         for store in mounts.all_stores() {
             match store.clean_temp_files() {
@@ -167,6 +168,7 @@ impl Worker {
             s3_addr,
             auth_mode: config.auth.mode.to_ascii_lowercase(),
             cluster: cluster.clone(),
+            token: admin_token,
         });
         let listener = bind("admin", config.admin.addr).await?;
         let admin_addr = listener.local_addr().map_err(|source| WorkerError::Bind {
@@ -184,7 +186,8 @@ impl Worker {
             Arc::clone(&handler_admin).handle(req, remote)
         }));
         admin.ready.store(true, Ordering::Release);
-        tracing::info!(s3 = ?s3_addr, peer = ?peer_addr, admin = %admin_addr, root = %config.root.display(), auth = %config.auth.mode, "worker ready");
+        let admin_locked = admin.token.is_some();
+        tracing::info!(s3 = ?s3_addr, peer = ?peer_addr, admin = %admin_addr, admin_token = admin_locked, root = %config.root.display(), auth = %config.auth.mode, "worker ready");
         Ok(Self { s3_addr, peer_addr, admin_addr, shutdown, tasks, cluster })
     }
 

@@ -16,29 +16,35 @@ use crate::status;
 /// Longest line accepted in a streamed answer.
 const MAX_LINE: usize = 1 << 20;
 
+/// A worker's admin port: its URL and the token to send, if any.
+#[derive(Debug, Clone)]
+pub struct AdminPort {
+    pub url: String,
+    pub token: Option<String>,
+}
+
 /// Sends one request; the answer's head, or why the worker could not be reached.
 async fn send(
-    admin: &str,
+    admin: &AdminPort,
     method: Method,
     path_and_query: &str,
     body: Option<Value>,
 ) -> Result<Response<Incoming>, String> {
-    let url = format!("{}{}", admin.trim_end_matches('/'), path_and_query);
+    let url = format!("{}{}", admin.url.trim_end_matches('/'), path_and_query);
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    let req = Request::builder()
-        .method(method)
-        .uri(&url)
-        .header("content-type", "application/json")
-        .body(Full::new(body))
-        .map_err(|e| format!("bad admin URL {url}: {e}"))?;
+    let mut req = Request::builder().method(method).uri(&url).header("content-type", "application/json");
+    if let Some(token) = admin.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let req = req.body(Full::new(body)).map_err(|e| format!("bad admin URL {url}: {e}"))?;
     client
         .request(req)
         .await
-        .map_err(|e| format!("cannot reach the worker's admin port at {admin} ({e}); is `alcove serve` running?"))
+        .map_err(|e| format!("cannot reach the worker's admin port at {} ({e}); is `alcove serve` running?", admin.url))
 }
 
-async fn call(admin: &str, method: Method, path_and_query: &str, body: Option<Value>) -> Result<Value, String> {
+async fn call(admin: &AdminPort, method: Method, path_and_query: &str, body: Option<Value>) -> Result<Value, String> {
     let resp = send(admin, method, path_and_query, body).await?;
     let status = resp.status();
     let raw = resp.into_body().collect().await.map_err(|e| format!("reading the answer failed: {e}"))?.to_bytes();
@@ -52,6 +58,15 @@ async fn call(admin: &str, method: Method, path_and_query: &str, body: Option<Va
 
 /// The error message of a refused request.
 fn refusal(status: StatusCode, path: &str, answer: &Value) -> String {
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            return "the worker's admin port needs a token: pass --admin-token or set ALCOVE_ADMIN_TOKEN".into()
+        }
+        StatusCode::FORBIDDEN if answer.get("error").and_then(Value::as_str) == Some("the admin token is not valid") => {
+            return "the worker refused the admin token (--admin-token or ALCOVE_ADMIN_TOKEN): it is not the worker's admin.token".into()
+        }
+        _ => {}
+    }
     match answer.get("error").and_then(Value::as_str) {
         Some(message) => message.to_owned(),
         None if status == StatusCode::NOT_FOUND => format!("{path}: not found (is the worker older than this CLI?)"),
@@ -61,7 +76,12 @@ fn refusal(status: StatusCode, path: &str, answer: &Value) -> String {
 
 /// POSTs `body` to an endpoint that answers a stream of lines, and hands each line to `on_line`
 /// as it arrives (not waiting for the end of the answer).
-pub async fn post_lines(admin: &str, path: &str, body: Value, mut on_line: impl FnMut(&[u8])) -> Result<(), String> {
+pub async fn post_lines(
+    admin: &AdminPort,
+    path: &str,
+    body: Value,
+    mut on_line: impl FnMut(&[u8]),
+) -> Result<(), String> {
     let resp = send(admin, Method::POST, path, Some(body)).await?;
     let status = resp.status();
     let mut body = resp.into_body();
@@ -111,18 +131,23 @@ impl Lines {
     }
 }
 
-pub async fn add_mount(admin: &str, path: &str, ufs: &str, options: BTreeMap<String, String>) -> Result<(), String> {
+pub async fn add_mount(
+    admin: &AdminPort,
+    path: &str,
+    ufs: &str,
+    options: BTreeMap<String, String>,
+) -> Result<(), String> {
     call(admin, Method::POST, "/api/v1/mounts", Some(json!({"path": path, "ufs": ufs, "options": options}))).await?;
     Ok(())
 }
 
-pub async fn remove_mount(admin: &str, path: &str) -> Result<(), String> {
+pub async fn remove_mount(admin: &AdminPort, path: &str) -> Result<(), String> {
     let encoded = percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC);
     call(admin, Method::DELETE, &format!("/api/v1/mounts?path={encoded}"), None).await?;
     Ok(())
 }
 
-pub async fn list_mounts(admin: &str) -> Result<(), String> {
+pub async fn list_mounts(admin: &AdminPort) -> Result<(), String> {
     let mounts = call(admin, Method::GET, "/api/v1/mounts", None).await?;
     for m in mounts.as_array().into_iter().flatten() {
         println!("{}", status::mount_line(m));
@@ -131,7 +156,7 @@ pub async fn list_mounts(admin: &str) -> Result<(), String> {
 }
 
 /// Prints `/status`: as text, or as the worker's JSON with `json`.
-pub async fn status(admin: &str, json: bool) -> Result<(), String> {
+pub async fn status(admin: &AdminPort, json: bool) -> Result<(), String> {
     let status = call(admin, Method::GET, "/status", None).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());

@@ -35,8 +35,8 @@ enum Command {
     },
     /// Show a running worker's status: buckets, mounts, and the page cache per tier.
     Status {
-        #[arg(long, default_value = "http://127.0.0.1:30000")]
-        admin: String,
+        #[command(flatten)]
+        admin: AdminArgs,
         /// Print the worker's /status JSON as it is.
         #[arg(long)]
         json: bool,
@@ -76,12 +76,29 @@ struct PresignArgs {
     config: Option<PathBuf>,
 }
 
+/// Where the worker's admin port is, and its token.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// URL of the worker's admin port.
+    #[arg(long, default_value = "http://127.0.0.1:30000")]
+    admin: String,
+    /// The worker's admin token (its admin.token), sent as a bearer token.
+    #[arg(long, env = "ALCOVE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+impl AdminArgs {
+    fn port(self) -> admin_client::AdminPort {
+        admin_client::AdminPort { url: self.admin, token: self.admin_token }
+    }
+}
+
 #[derive(clap::Args)]
 struct CacheJobArgs {
     /// s3://BUCKET[/PREFIX]: a key prefix as in S3 listings (end it with / for a folder).
     uri: String,
-    #[arg(long, default_value = "http://127.0.0.1:30000")]
-    admin: String,
+    #[command(flatten)]
+    admin: AdminArgs,
     /// Objects handled at once.
     #[arg(long, default_value_t = DEFAULT_PARALLEL as u64, value_parser = clap::value_parser!(u64).range(1..=MAX_PARALLEL as u64))]
     parallel: u64,
@@ -122,20 +139,20 @@ enum MountAction {
         /// A backend option, KEY=VALUE (repeatable).
         #[arg(long = "option", value_parser = parse_option)]
         options: Vec<(String, String)>,
-        #[arg(long, default_value = "http://127.0.0.1:30000")]
-        admin: String,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// List mounts.
     List {
-        #[arg(long, default_value = "http://127.0.0.1:30000")]
-        admin: String,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Remove a mount (its data stays in the under-storage).
     Remove {
         #[arg(long)]
         path: String,
-        #[arg(long, default_value = "http://127.0.0.1:30000")]
-        admin: String,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
 }
 
@@ -156,7 +173,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Mount { action } => mount(action).await,
-            Command::Status { admin, json } => admin_client::status(&admin, json).await,
+            Command::Status { admin, json } => admin_client::status(&admin.port(), json).await,
             Command::Load(job) => cache_job(Action::Load, job).await,
             Command::Free(job) => cache_job(Action::Free, job).await,
             Command::Presign(args) => presign_url(args),
@@ -232,19 +249,19 @@ fn presign_url(args: PresignArgs) -> Result<(), String> {
 }
 
 async fn cache_job(action: Action, job: CacheJobArgs) -> Result<(), String> {
-    preload::run(action, &job.uri, &job.admin, job.parallel).await.map_err(|e| e.to_string())
+    preload::run(action, &job.uri, &job.admin.port(), job.parallel).await.map_err(|e| e.to_string())
 }
 
 async fn mount(action: MountAction) -> Result<(), String> {
     match action {
         MountAction::Add { path, ufs_uri, options, admin } => {
-            admin_client::add_mount(&admin, &path, &ufs_uri, options.into_iter().collect()).await?;
+            admin_client::add_mount(&admin.port(), &path, &ufs_uri, options.into_iter().collect()).await?;
             println!("mounted {ufs_uri} at {path}");
             Ok(())
         }
-        MountAction::List { admin } => admin_client::list_mounts(&admin).await,
+        MountAction::List { admin } => admin_client::list_mounts(&admin.port()).await,
         MountAction::Remove { path, admin } => {
-            admin_client::remove_mount(&admin, &path).await?;
+            admin_client::remove_mount(&admin.port(), &path).await?;
             println!("removed the mount {path}");
             Ok(())
         }

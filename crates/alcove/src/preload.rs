@@ -76,7 +76,7 @@ pub enum JobError {
 }
 
 /// Runs `alcove load|free URI` against the admin API at `admin`.
-pub async fn run(action: Action, uri: &str, admin: &str, parallel: u64) -> Result<(), JobError> {
+pub async fn run(action: Action, uri: &str, admin: &admin_client::AdminPort, parallel: u64) -> Result<(), JobError> {
     let target = Target::parse(uri)?;
     let shown = target.to_string();
     let mut reporter = Reporter::new(action, &shown, std::io::stderr().is_terminal());
