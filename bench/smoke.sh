@@ -238,6 +238,8 @@ peer = "127.0.0.1:$W1_PEER_PORT"
 id = "w2"
 s3 = "http://127.0.0.1:$W2_PORT"
 peer = "127.0.0.1:$W2_PEER_PORT"
+[ufs]
+local_roots = ["$WORK/shared"]
 [[mounts]]
 path = "/shared"
 ufs = "file://$WORK/shared"
