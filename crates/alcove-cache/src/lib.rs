@@ -13,7 +13,6 @@
 mod disk;
 mod error;
 mod key;
-mod memory;
 pub mod objects;
 mod policy;
 pub mod read;
