@@ -194,6 +194,29 @@ class Worker:
         return r
 
 
+class patched_env:
+    """Sets (or, with None, removes) variables of os.environ for the block; Worker.start passes
+    os.environ on to the worker."""
+
+    def __init__(self, values: dict[str, str | None]):
+        self.values, self.saved = values, {}
+
+    def __enter__(self):
+        for name, value in self.values.items():
+            self.saved[name] = os.environ.get(name)
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def __exit__(self, *exc):
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class _EarlyExit(Exception):
     pass
 

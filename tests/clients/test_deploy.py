@@ -18,13 +18,10 @@ No test here uses the `bucket` fixtures, so they run once, in the first pass of 
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -34,7 +31,7 @@ import pytest
 import tomllib
 import yaml
 
-from alcove_helpers import Worker, free_ports, wait_until
+from alcove_helpers import Worker, free_ports, patched_env, wait_until
 from remotes import terminate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -236,25 +233,6 @@ def test_the_statefulset_worker_runs_from_the_configmap_and_secret(alcove_bin, t
         for worker in workers:
             worker.stop()
         etcd.stop()
-
-
-class patched_env:
-    """Sets variables of os.environ for the block (Worker.start passes os.environ on)."""
-
-    def __init__(self, values: dict[str, str]):
-        self.values, self.saved = values, {}
-
-    def __enter__(self):
-        for name, value in self.values.items():
-            self.saved[name] = os.environ.get(name)
-            os.environ[name] = value
-
-    def __exit__(self, *exc):
-        for name, value in self.saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def test_the_systemd_unit_starts_a_worker(alcove_bin, tmp_path):

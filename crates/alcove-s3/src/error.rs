@@ -221,7 +221,11 @@ pub fn decorate_error_body(
     }
     if !text.contains("<Message>") {
         let code = text.split("<Code>").nth(1).and_then(|r| r.split("</Code>").next()).unwrap_or_default();
-        extra.push_str(&format!("<Message>{}</Message>", xml_escape(default_message(code))));
+        let message = match code {
+            "InvalidBucketName" => bucket_name_problem(resource).unwrap_or_else(|| default_message(code).to_owned()),
+            _ => default_message(code).to_owned(),
+        };
+        extra.push_str(&format!("<Message>{}</Message>", xml_escape(&message)));
     }
     if !text.contains("<Resource>") {
         extra.push_str(&format!("<Resource>{}</Resource>", xml_escape(resource)));
@@ -230,6 +234,18 @@ pub fn decorate_error_body(
         extra.push_str(&format!("<RequestId>{}</RequestId>", xml_escape(request_id)));
     }
     Some(format!("{}{}{}", &text[..end], extra, &text[end..]).into_bytes())
+}
+
+/// Why the bucket of a path-style `resource` is not a valid name, when s3s refused it unexplained.
+fn bucket_name_problem(resource: &str) -> Option<String> {
+    let bucket = resource.strip_prefix('/')?.split('/').next()?;
+    match alcove_ufs::mount::validate_bucket_name(bucket) {
+        Err(UfsError::InvalidBucketName(why)) => {
+            let mut chars = why.chars();
+            chars.next().map(|first| first.to_uppercase().chain(chars).collect())
+        }
+        _ => None,
+    }
 }
 
 /// AWS's wording for errors that s3s raises without a message.

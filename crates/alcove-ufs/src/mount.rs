@@ -141,6 +141,13 @@ impl MountTable {
         &self.root
     }
 
+    /// The folder of the local root that a mount at `path` would hide (the bucket of the same
+    /// name), if there is one.
+    pub fn local_folder_under(&self, path: &str) -> Option<PathBuf> {
+        let folder = self.root.join(bucket_of(path).ok()?);
+        folder.is_dir().then_some(folder)
+    }
+
     /// The folders `file://` mounts may name, resolved.
     pub fn local_roots(&self) -> &[PathBuf] {
         &self.local_roots

@@ -67,6 +67,9 @@ struct AddMount {
     ufs: String,
     #[serde(default)]
     options: std::collections::BTreeMap<String, String>,
+    /// Mount even over a folder of the local root, hiding its objects while the mount exists.
+    #[serde(default)]
+    force: bool,
 }
 
 /// `POST /api/v1/cache/load|free`: a prefix of a cached bucket.
@@ -85,6 +88,10 @@ pub(crate) type AdminResponse = Response<UnsyncBoxBody<Bytes, Infallible>>;
 impl Admin {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> AdminResponse {
         let path = req.uri().path().to_owned();
+        if looks_like_s3(&req) {
+            tracing::info!(%remote, method = %req.method(), path = %path, "an S3 request reached the admin port");
+            return self.wrong_port(&path);
+        }
         let open = req.method() == Method::GET && matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
         if !open {
             if let Err(denied) = self.authorize(&req) {
@@ -112,6 +119,29 @@ impl Admin {
             (Method::POST, "/api/v1/cache/free") => self.cache_job(req, Action::Free).await,
             _ => json_error(StatusCode::NOT_FOUND, "no such admin endpoint"),
         }
+    }
+
+    /// An S3 client pointed at this port by mistake gets an S3 error it can show, naming the S3
+    /// port, rather than a JSON body its XML parser reports as a server fault.
+    fn wrong_port(&self, path: &str) -> AdminResponse {
+        let target = match self.s3_addr {
+            Some(addr) => format!("its S3 port, http://{addr}"),
+            None => "its S3 port (s3.addr; the S3 API is disabled on this worker)".to_owned(),
+        };
+        let message = format!(
+            "This is an Alcove worker's admin port (/healthz, /readyz, /metrics, /status, /api/v1); \
+             send S3 requests to {target}."
+        );
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidRequest</Code><Message>{}</Message>\
+             <Resource>{}</Resource></Error>",
+            xml_escape(&message),
+            xml_escape(path)
+        );
+        let mut r = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+        r
     }
 
     /// Checks the request's bearer token, when the port has one.
@@ -152,6 +182,20 @@ impl Admin {
             Err(answer) => return answer,
         };
         let entry = MountEntry { path: add.path, ufs: add.ufs, options: add.options, from_config: false };
+        if let Some(folder) = self.mounts.local_folder_under(&entry.path) {
+            if !add.force {
+                return json_error(
+                    StatusCode::CONFLICT,
+                    &format!(
+                        "the local root already has a folder '{}', served as a bucket; a mount at {} would hide \
+                         its objects until the mount is removed. Rename or remove the folder, or mount with --force",
+                        folder.display(),
+                        entry.path
+                    ),
+                );
+            }
+            tracing::warn!(path = %entry.path, folder = %folder.display(), "mounted over a folder of the local root (force): its objects are hidden while the mount exists");
+        }
         if let Err(e) = self.mounts.add(entry.clone()) {
             return ufs_error(e);
         }
@@ -380,6 +424,24 @@ pub(crate) fn ufs_error(e: UfsError) -> AdminResponse {
         other => other.to_string(),
     };
     json_error(status, &message)
+}
+
+/// An AWS signature (header or query) or an `x-amz-` header: no admin client sends those.
+fn looks_like_s3<B>(req: &Request<B>) -> bool {
+    let signed = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256") || v.starts_with("AWS "));
+    let presigned = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("X-Amz-Signature=") || p.starts_with("Signature=")));
+    signed || presigned || req.headers().keys().any(|name| name.as_str().starts_with("x-amz-"))
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 fn text(status: StatusCode, body: &str) -> AdminResponse {

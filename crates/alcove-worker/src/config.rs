@@ -692,7 +692,7 @@ impl Config {
             mode,
             allow_anonymous: self.auth.allow_anonymous,
             credentials: self.auth.credentials.iter().map(|c| (c.access_key.clone(), c.secret_key.clone())).collect(),
-            anonymous_user: std::env::var("USER").unwrap_or_else(|_| "alcove".into()),
+            anonymous_user: process_user(),
         })
     }
 }
@@ -735,6 +735,27 @@ fn check_endpoint(id: &str, s3: &str, peer: &str) -> Result<(), ConfigError> {
 /// 127.0.0.0/8 or ::1 (an IPv4-mapped loopback address too); `0.0.0.0` and `::` are not.
 pub fn is_loopback(addr: SocketAddr) -> bool {
     addr.ip().to_canonical().is_loopback()
+}
+
+/// The name of the user the worker runs as: what requests without credentials run as. Read from
+/// /proc and /etc/passwd (a few lines, rather than a crate for one lookup); users known only to
+/// NSS services such as LDAP fall back to `$USER`, then to `uid-N`.
+fn process_user() -> String {
+    let uid = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+        line.split_whitespace().next().map(str::to_owned)
+    });
+    let named = uid.as_deref().and_then(|uid| {
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|entry| {
+            let mut fields = entry.split(':');
+            let name = fields.next()?;
+            (fields.nth(1)? == uid).then(|| name.to_owned())
+        })
+    });
+    named
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| format!("uid-{}", uid.as_deref().unwrap_or("unknown")))
 }
 
 /// The host name, the default worker id.
@@ -799,6 +820,19 @@ fn parse_env_value(value: &str) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anonymous_requests_run_as_the_process_user() {
+        // This test runs as some user of /etc/passwd, whatever $USER says.
+        let user = process_user();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap().split_whitespace().next().unwrap();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+        assert!(
+            passwd.lines().any(|l| l.starts_with(&format!("{user}:")) && l.split(':').nth(2) == Some(uid)),
+            "{user}"
+        );
+    }
 
     #[test]
     fn defaults_need_no_file() {

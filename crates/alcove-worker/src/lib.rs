@@ -187,7 +187,8 @@ impl Worker {
         }));
         admin.ready.store(true, Ordering::Release);
         let admin_locked = admin.token.is_some();
-        tracing::info!(s3 = ?s3_addr, peer = ?peer_addr, admin = %admin_addr, admin_token = admin_locked, root = %config.root.display(), auth = %config.auth.mode, "worker ready");
+        let shown = |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
+        tracing::info!(s3 = %shown(s3_addr), peer = %shown(peer_addr), admin = %admin_addr, admin_token = admin_locked, root = %config.root.display(), auth = %config.auth.mode, "worker ready");
         Ok(Self { s3_addr, peer_addr, admin_addr, shutdown, tasks, cluster })
     }
 

@@ -136,8 +136,10 @@ pub async fn add_mount(
     path: &str,
     ufs: &str,
     options: BTreeMap<String, String>,
+    force: bool,
 ) -> Result<(), String> {
-    call(admin, Method::POST, "/api/v1/mounts", Some(json!({"path": path, "ufs": ufs, "options": options}))).await?;
+    let body = json!({"path": path, "ufs": ufs, "options": options, "force": force});
+    call(admin, Method::POST, "/api/v1/mounts", Some(body)).await?;
     Ok(())
 }
 
@@ -149,6 +151,10 @@ pub async fn remove_mount(admin: &AdminPort, path: &str) -> Result<(), String> {
 
 pub async fn list_mounts(admin: &AdminPort) -> Result<(), String> {
     let mounts = call(admin, Method::GET, "/api/v1/mounts", None).await?;
+    if mounts.as_array().is_none_or(|m| m.is_empty()) {
+        // On standard error, so that the list itself (standard output) stays empty for scripts.
+        eprintln!("no mounts: the buckets are the folders of the worker's local root");
+    }
     for m in mounts.as_array().into_iter().flatten() {
         println!("{}", status::mount_line(m));
     }

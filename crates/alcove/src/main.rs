@@ -139,6 +139,10 @@ enum MountAction {
         /// A backend option, KEY=VALUE (repeatable).
         #[arg(long = "option", value_parser = parse_option)]
         options: Vec<(String, String)>,
+        /// Mount even where the local root has a folder of that name (its objects stay hidden
+        /// until the mount is removed).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -254,8 +258,8 @@ async fn cache_job(action: Action, job: CacheJobArgs) -> Result<(), String> {
 
 async fn mount(action: MountAction) -> Result<(), String> {
     match action {
-        MountAction::Add { path, ufs_uri, options, admin } => {
-            admin_client::add_mount(&admin.port(), &path, &ufs_uri, options.into_iter().collect()).await?;
+        MountAction::Add { path, ufs_uri, options, force, admin } => {
+            admin_client::add_mount(&admin.port(), &path, &ufs_uri, options.into_iter().collect(), force).await?;
             println!("mounted {ufs_uri} at {path}");
             Ok(())
         }
