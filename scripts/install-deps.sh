@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the test suites need (the Python client suite in tests/clients, the etcd tests):
-#   - Debian packages s3cmd and rclone (apt, only if missing)
+#   - Debian packages s3cmd, rclone and chromium (headless, for the status page test) (apt, only if missing)
 #   - etcd from Debian's etcd-server (apt, only if missing; the etcd membership tests start
 #     their own servers, so the package's system service is kept from starting)
 #   - Debian packages haproxy and nginx (nginx-light, or nginx where there is no light one), the
@@ -96,6 +96,8 @@ command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# Headless Chromium renders the admin port's status page (tests/clients/test_status_page.py).
+{ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } || missing+=(chromium)
 # The load balancers: the tests run them from /usr/sbin (not always on a user's PATH).
 lb_missing=()
 { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; } || lb_missing+=(haproxy)
@@ -110,7 +112,7 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 else
-    log "s3cmd, rclone, node, npm and $python already present"
+    log "s3cmd, rclone, node, npm, chromium and $python already present"
 fi
 if [ "${#lb_missing[@]}" -gt 0 ]; then
     # Newer Debian has no nginx-light: the full package then.

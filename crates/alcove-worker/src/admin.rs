@@ -32,6 +32,7 @@ use crate::cluster::{ClusterLink, MountShareError};
 use crate::config::MembershipMode;
 use crate::metrics::Metrics;
 use crate::preload::{Action, CacheJob, Event, DEFAULT_PARALLEL, MAX_PARALLEL};
+use crate::status_page;
 
 /// Largest admin request body.
 const MAX_ADMIN_BODY: usize = 64 << 10;
@@ -111,7 +112,8 @@ impl Admin {
                 );
                 r
             }
-            (Method::GET, "/status" | "/") => self.status(),
+            (Method::GET, "/status") => json_response(StatusCode::OK, &self.status()),
+            (Method::GET, "/") => html(StatusCode::OK, status_page::render(&self.status())),
             (Method::GET, "/api/v1/mounts") => json_response(StatusCode::OK, &json!(self.mount_list())),
             (Method::POST, "/api/v1/mounts") => self.add_mount(req).await,
             (Method::DELETE, "/api/v1/mounts") => self.remove_mount(&req).await,
@@ -158,11 +160,11 @@ impl Admin {
             .collect()
     }
 
-    fn status(&self) -> AdminResponse {
+    /// The `/status` document: what `alcove status` prints and the status page renders.
+    fn status(&self) -> serde_json::Value {
         let buckets: Vec<String> = self.mounts.buckets().unwrap_or_default().into_iter().map(|b| b.name).collect();
-        json_response(
-            StatusCode::OK,
-            &json!({
+        let recent = &self.metrics.recent;
+        json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "s3_addr": self.s3_addr.map(|a| a.to_string()),
                 "auth_mode": self.auth_mode,
@@ -172,8 +174,14 @@ impl Admin {
                 "mounts": self.mount_list(),
                 "cache": self.objects.cache().map(|c| cache_status(&c.stats())),
                 "cluster": self.cluster.as_ref().map(|c| cluster_status(c)),
-            }),
-        )
+                "requests": {
+                    "total": recent.total(),
+                    "per_second_10s": recent.rate(10),
+                    "per_second_60s": recent.rate(60),
+                    "per_second_300s": recent.rate(300),
+                    "recent_errors": recent.failures(),
+                },
+        })
     }
 
     async fn add_mount(&self, req: Request<Incoming>) -> AdminResponse {
@@ -271,15 +279,27 @@ impl Admin {
 }
 
 /// `Authorization: Bearer <token>` against the expected token, compared in constant time.
+/// `Bearer <token>` (the CLI, scripts), or `Basic` with the token as the password (any user name),
+/// which is what a browser can send for the status page.
 fn check_bearer(header: Option<&HeaderValue>, expected: &str) -> Result<(), Denied> {
     let Some(value) = header else { return Err(Denied::Missing) };
     let value = value.as_bytes();
     let Some(scheme_end) = value.iter().position(|&b| b == b' ') else { return Err(Denied::Missing) };
     let (scheme, token) = value.split_at(scheme_end);
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return Err(Denied::Missing);
-    }
     let token = token.trim_ascii();
+    let basic_password;
+    let token = if scheme.eq_ignore_ascii_case(b"bearer") {
+        token
+    } else if scheme.eq_ignore_ascii_case(b"basic") {
+        let Ok(decoded) = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, token) else {
+            return Err(Denied::Wrong);
+        };
+        let Some(colon) = decoded.iter().position(|&b| b == b':') else { return Err(Denied::Wrong) };
+        basic_password = decoded[colon + 1..].to_vec();
+        &basic_password
+    } else {
+        return Err(Denied::Missing);
+    };
     if token.is_empty() {
         return Err(Denied::Missing);
     }
@@ -307,6 +327,8 @@ fn denied_response(denied: Denied) -> AdminResponse {
         Denied::Missing => {
             let mut r = json_error(StatusCode::UNAUTHORIZED, &denied.to_string());
             r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"alcove-admin\""));
+            // Browsers ask for a password on Basic: the status page takes the token as one.
+            r.headers_mut().append(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"alcove-admin\""));
             r
         }
         Denied::Wrong => json_error(StatusCode::FORBIDDEN, &denied.to_string()),
@@ -444,6 +466,17 @@ fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+fn html(status: StatusCode, page: String) -> AdminResponse {
+    let mut r = Response::new(Full::new(Bytes::from(page)).boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r.headers_mut().insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    r
+}
+
 fn text(status: StatusCode, body: &str) -> AdminResponse {
     let mut r = Response::new(Full::new(Bytes::from(body.to_owned())).boxed_unsync());
     *r.status_mut() = status;
@@ -471,7 +504,11 @@ mod tests {
         let expected = "0123456789abcdef";
         let h = |v: &str| HeaderValue::from_str(v).unwrap();
         assert_eq!(check_bearer(None, expected), Err(Denied::Missing));
-        assert_eq!(check_bearer(Some(&h("Basic abc")), expected), Err(Denied::Missing));
+        assert_eq!(check_bearer(Some(&h("Digest abc")), expected), Err(Denied::Missing));
+        assert_eq!(check_bearer(Some(&h("Basic !!")), expected), Err(Denied::Wrong));
+        // Basic: any user name, the token as the password (base64 of "ops:0123456789abcdef").
+        assert_eq!(check_bearer(Some(&h("Basic b3BzOjAxMjM0NTY3ODlhYmNkZWY=")), expected), Ok(()));
+        assert_eq!(check_bearer(Some(&h("Basic b3BzOjAxMjM0NTY3ODlhYmNkZWc=")), expected), Err(Denied::Wrong));
         assert_eq!(check_bearer(Some(&h("Bearer ")), expected), Err(Denied::Missing));
         assert_eq!(check_bearer(Some(&h("Bearer")), expected), Err(Denied::Missing));
         assert_eq!(check_bearer(Some(&h("Bearer 0123456789abcdeF")), expected), Err(Denied::Wrong));

@@ -27,6 +27,7 @@ use s3s::{S3Error, S3ErrorCode};
 use crate::attributes_etag::{is_get_object_attributes, unquote_etag};
 use crate::cors::FrontCors;
 use crate::metrics::{Metrics, RequestLabels};
+use crate::recent::FailedRequest;
 
 /// Largest DeleteObjects body read for its integrity check (1000 keys of 1 KiB, plus XML).
 const MAX_DELETE_BODY: usize = 4 << 20;
@@ -290,6 +291,14 @@ impl LoggedBody {
         self.metrics.bytes_sent.inc_by(self.sent);
         self.metrics.bytes_received.inc_by(r.bytes_in);
         self.metrics.duration.observe(elapsed.as_secs_f64());
+        self.metrics.recent.record(r.status.as_u16(), |at| FailedRequest {
+            at,
+            request_id: r.request_id.clone(),
+            method: r.method.to_string(),
+            resource: resource_of(&r.bucket, &r.key),
+            status: r.status.as_u16(),
+            user: r.user.clone(),
+        });
         if self.log {
             // A plain line on stderr, so log shippers can match `^access ` without parsing
             // the tracing prefix.

@@ -13,7 +13,9 @@ pub mod front;
 pub mod gateway;
 pub mod metrics;
 pub mod preload;
+pub mod recent;
 pub mod server;
+pub mod status_page;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

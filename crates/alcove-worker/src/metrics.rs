@@ -5,6 +5,7 @@ use std::sync::Arc;
 use alcove_cache::CachedReads;
 
 use crate::cluster::ClusterLink;
+use crate::recent::RecentRequests;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -28,6 +29,8 @@ pub struct Metrics {
     pub bytes_sent: Counter,
     pub bytes_received: Counter,
     pub duration: Histogram,
+    /// Rates and failures of the last minutes, for the status page.
+    pub recent: RecentRequests,
 }
 
 impl Default for Metrics {
@@ -45,7 +48,7 @@ impl Default for Metrics {
             "Time from request to the end of the response body",
             duration.clone(),
         );
-        Self { registry, requests, bytes_sent, bytes_received, duration }
+        Self { registry, requests, bytes_sent, bytes_received, duration, recent: RecentRequests::default() }
     }
 }
 
