@@ -714,3 +714,122 @@ def test_lb_pattern_b_keeps_sigv4_valid(sigv4_lbs, sigv4_cluster, kind):
     moved = raw_http(lb.proxy.s3_port, "GET", target, h)
     assert (moved.status, moved.code) == (403, "SignatureDoesNotMatch"), \
         f"a Host other than the signed one must be refused: {moved}"
+
+
+# --------------------------------------------------------------------------
+# rolling restart
+# --------------------------------------------------------------------------
+
+# How long a stopping worker serves on after leaving the ring: more than HAProxy's `inter 1s
+# fall 2` needs to take it out of rotation.
+ROLLING_DRAIN = "3s"
+
+
+class Load:
+    """boto3 readers and writers through one endpoint, with retries off so that every failed
+    request counts. Writers put fresh keys, and overwrite hot keys of their own with rising
+    versions; readers check that a fresh key reads back as written, and that a hot key is never
+    older than the version acknowledged before the read began."""
+
+    HOT = 4
+
+    def __init__(self, endpoint: str, prefix: str):
+        import threading
+        self.prefix = prefix
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.written: dict[str, bytes] = {}
+        self.hot_acked: dict[str, int] = {}
+        self.failures: list[str] = []
+        self.ops = 0
+        self.threads = [threading.Thread(target=self._run, args=(endpoint, role, n), daemon=True)
+                        for n, role in enumerate(["write", "write", "read", "read"])]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def _run(self, endpoint: str, role: str, n: int):
+        import random
+        s3 = make_client(endpoint, retries={"total_max_attempts": 1}, read_timeout=30)
+        rng = random.Random(n)
+        i = 0
+        while not self.stop.is_set():
+            i += 1
+            try:
+                if role == "write":
+                    self._write(s3, n, i)
+                else:
+                    self._read(s3, rng)
+                with self.lock:
+                    self.ops += 1
+            except Exception as e:  # every failure counts, whatever its kind
+                with self.lock:
+                    self.failures.append(f"{role} #{i}: {e!r}")
+
+    def _write(self, s3, n: int, i: int):
+        key = f"{self.prefix}/fresh/{n}-{i}"
+        body = f"{key} {uuid.uuid4()}".encode() * 50
+        s3.put_object(Bucket=SHARED, Key=key, Body=body)
+        with self.lock:
+            self.written[key] = body
+        hot = f"{self.prefix}/hot/{n}-{i % self.HOT}"
+        s3.put_object(Bucket=SHARED, Key=hot, Body=str(i).encode())
+        with self.lock:
+            self.hot_acked[hot] = i
+
+    def _read(self, s3, rng):
+        with self.lock:
+            fresh = rng.choice(list(self.written)) if self.written else None
+            hot = rng.choice(list(self.hot_acked)) if self.hot_acked else None
+            hot_before = self.hot_acked.get(hot, 0)
+        if fresh is None or hot is None:
+            time.sleep(0.01)
+            return
+        got = s3.get_object(Bucket=SHARED, Key=fresh)["Body"].read()
+        if got != self.written[fresh]:
+            raise AssertionError(f"{fresh} read back {len(got)} bytes that differ from what was acknowledged")
+        answer = s3.get_object(Bucket=SHARED, Key=hot)
+        version = int(answer["Body"].read())
+        if version < hot_before:
+            raise AssertionError(f"{hot} read version {version}, older than the acknowledged {hot_before} "
+                                 f"(request {answer['ResponseMetadata']['RequestId']})")
+
+
+def test_rolling_restart_fails_no_request_and_loses_no_write(alcove_bin, tmp_path_factory, cluster_remote):
+    """Each worker of three is restarted in turn (SIGTERM, then started again) behind HAProxy
+    while boto3 readers and writers run with retries off: no request fails, and every
+    acknowledged write reads back afterwards, through every worker."""
+    cluster = _cluster(alcove_bin, tmp_path_factory, cluster_remote, "rolling-cluster",
+                       s3=f'shutdown_drain = "{ROLLING_DRAIN}"')
+    cluster.start()
+    balancer = LoadBalancer("haproxy", tmp_path_factory.mktemp("rolling-haproxy"), cluster, cluster)
+    try:
+        balancer.start()
+        with Load(balancer.proxy.endpoint, "rolling") as load:
+            time.sleep(1)
+            for i, w in enumerate(cluster.workers):
+                w.stop()
+                assert "draining" in w.log_text() and "leaving the ring" in w.log_text(), w.log_tail()
+                w.start(keep_ports=True)
+                assert wait_until(lambda: all(cluster_status(x).get("live") == SIZE for x in cluster.workers),
+                                  timeout=15, interval=0.1), f"w{i + 1} did not rejoin"
+                time.sleep(3)  # HAProxy's `rise 2` puts it back in rotation
+            time.sleep(1)
+        assert load.failures == [], f"{len(load.failures)} of {load.ops} requests failed:\n" + \
+            "\n".join(load.failures[:20])
+        assert load.ops > 100 and len(load.written) > 30, (load.ops, len(load.written))
+        for w in cluster.workers:
+            s3 = w.client()
+            for key, body in load.written.items():
+                assert s3.get_object(Bucket=SHARED, Key=key)["Body"].read() == body, f"{key} via {w.base.name}"
+        print(f"rolling restart: {load.ops} requests, {len(load.written)} acknowledged writes, 0 failed, 0 lost")
+    finally:
+        balancer.stop()
+        cluster.stop()

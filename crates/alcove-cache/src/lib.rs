@@ -22,7 +22,7 @@ mod store;
 
 pub use error::PageStoreError;
 pub use key::{ObjectVersion, PageKey, DEFAULT_PAGE_SIZE};
-pub use objects::{BucketObjects, ObjectService};
+pub use objects::{BucketObjects, ChangeObserver, ObjectService};
 pub use read::{CacheStats, CachedReads, MetadataSync, ReadSettings};
 
 pub use stats::{PageStoreStats, TierStats};

@@ -16,27 +16,52 @@ use alcove_ufs::{
 use std::future::Future;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::Stream;
 
 use crate::read::CachedReads;
+
+/// Told of every change made through this worker to an object of a cached bucket, after the
+/// worker's own cache forgot it: a cluster tells the key's owner, whose cache may hold the object
+/// while the ring is changing.
+pub trait ChangeObserver: Send + Sync {
+    fn changed<'a>(&'a self, bucket: &'a str, key: &'a str) -> BoxFuture<'a, ()>;
+}
 
 /// The objects of every bucket, read through the cache where a bucket is cached.
 pub struct ObjectService {
     mounts: Arc<MountTable>,
     cache: Option<Arc<CachedReads>>,
+    observer: Option<Arc<dyn ChangeObserver>>,
 }
 
 impl ObjectService {
     /// The service over `mounts`; without a cache every read goes to the stores.
     pub fn new(mounts: Arc<MountTable>, cache: Option<Arc<CachedReads>>) -> Self {
-        Self { mounts, cache }
+        Self { mounts, cache, observer: None }
+    }
+
+    /// The service, telling `observer` of every change to an object of a cached bucket.
+    pub fn with_observer(mut self, observer: Arc<dyn ChangeObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The objects of the bucket `name`, or `NoSuchBucket`.
     pub fn bucket(&self, name: &str) -> UfsResult<BucketObjects> {
         let bucket = self.mounts.resolve(name)?;
         let cache = self.cache.clone().filter(|_| bucket.cached);
-        Ok(BucketObjects { bucket, cache })
+        let observer = self.observer.clone().filter(|_| cache.is_some());
+        Ok(BucketObjects { bucket, cache, observer })
+    }
+
+    /// Forgets what the cache knows of `bucket/key`: another worker changed it.
+    pub async fn forget(&self, bucket: &str, key: &ObjectKey) -> UfsResult<()> {
+        let bucket = self.mounts.resolve(bucket)?;
+        if let Some(cache) = self.cache.as_ref().filter(|_| bucket.cached) {
+            cache.forget(&bucket, key).await;
+        }
+        Ok(())
     }
 
     /// The cache, if the worker has one.
@@ -64,6 +89,7 @@ impl ObjectService {
 pub struct BucketObjects {
     bucket: Bucket,
     cache: Option<Arc<CachedReads>>,
+    observer: Option<Arc<dyn ChangeObserver>>,
 }
 
 impl BucketObjects {
@@ -116,10 +142,17 @@ impl BucketObjects {
     /// failed write may still have replaced the object on a remote).
     async fn changing<T>(&self, key: &ObjectKey, change: impl Future<Output = UfsResult<T>>) -> UfsResult<T> {
         let result = change.await;
+        self.forget_changed(key).await;
+        result
+    }
+
+    async fn forget_changed(&self, key: &ObjectKey) {
         if let Some(cache) = &self.cache {
             cache.forget(&self.bucket, key).await;
         }
-        result
+        if let Some(observer) = &self.observer {
+            observer.changed(&self.bucket.name, &key.to_string()).await;
+        }
     }
 
     pub async fn put<S, E, M>(&self, key: &ObjectKey, body: S, meta: M, checks: PutChecks) -> UfsResult<ObjectInfo>
@@ -147,9 +180,7 @@ impl BucketObjects {
         to: &ObjectKey,
     ) -> Option<UfsResult<ObjectInfo>> {
         let copied = self.store().copy_within(source.store(), from, to).await;
-        if let Some(cache) = &self.cache {
-            cache.forget(&self.bucket, to).await;
-        }
+        self.forget_changed(to).await;
         copied
     }
 

@@ -131,6 +131,45 @@ struct Known {
 /// Object identity in the maps below: bucket and key.
 type ObjectId = (String, String);
 
+/// Stripes of forgetting generations (a power of two).
+const GENERATION_STRIPES: usize = 256;
+
+/// How often objects were forgotten, per stripe of objects: a metadata answer is remembered only
+/// if its object's stripe did not move while it was asked for. Striped so that writes to other
+/// objects rarely stop an answer from being remembered; one counter per object would grow
+/// without bound.
+struct Generations {
+    stripes: Box<[AtomicU64]>,
+}
+
+impl Default for Generations {
+    fn default() -> Self {
+        Self { stripes: (0..GENERATION_STRIPES).map(|_| AtomicU64::new(0)).collect() }
+    }
+}
+
+impl Generations {
+    fn stripe(&self, id: &ObjectId) -> &AtomicU64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(id, &mut hasher);
+        &self.stripes[std::hash::Hasher::finish(&hasher) as usize % GENERATION_STRIPES]
+    }
+
+    fn of(&self, id: &ObjectId) -> u64 {
+        self.stripe(id).load(SeqCst)
+    }
+
+    fn bump(&self, id: &ObjectId) {
+        self.stripe(id).fetch_add(1, SeqCst);
+    }
+
+    fn bump_all(&self) {
+        for stripe in self.stripes.iter() {
+            stripe.fetch_add(1, SeqCst);
+        }
+    }
+}
+
 /// The cached reads of every cached bucket of a worker.
 pub struct CachedReads {
     pages: PageStore,
@@ -138,8 +177,12 @@ pub struct CachedReads {
     known: Mutex<HashMap<ObjectId, Known>>,
     /// Objects whose metadata is being re-checked in the background.
     refreshing: Mutex<HashSet<ObjectId>>,
-    /// Bumped whenever something is forgotten: a background check that began before is stale.
-    forgotten: AtomicU64,
+    /// Bumped whenever an object is forgotten: metadata asked for before is stale.
+    forgotten: Generations,
+    /// Until then, metadata answers are not remembered: the cluster's ring changed, and until
+    /// every worker routes by the new ring a key may be written through a worker that is not its
+    /// owner here.
+    settling_until: Mutex<Option<Instant>>,
     /// Where each recent reader's last read ended.
     positions: Mutex<HashMap<ObjectId, u64>>,
     counters: Counters,
@@ -152,7 +195,8 @@ impl CachedReads {
             settings,
             known: Mutex::default(),
             refreshing: Mutex::default(),
-            forgotten: AtomicU64::new(0),
+            forgotten: Generations::default(),
+            settling_until: Mutex::default(),
             positions: Mutex::default(),
             counters: Counters::default(),
         })
@@ -191,9 +235,10 @@ impl CachedReads {
             return Ok(k.info.clone());
         }
         self.counters.metadata_refreshes.fetch_add(1, Relaxed);
+        let generation = self.forgotten.of(&id);
         match bucket.store.stat(key).await {
             Ok(info) => {
-                self.remember(id, &info);
+                self.remember(id, &info, generation);
                 Ok(info)
             }
             Err(e @ (UfsError::Unavailable { .. } | UfsError::SlowDown { .. })) => match known {
@@ -220,21 +265,28 @@ impl CachedReads {
             return;
         }
         let (reads, bucket, key) = (Arc::clone(self), bucket.clone(), key.clone());
-        let epoch = self.forgotten.load(SeqCst);
+        let generation = self.forgotten.of(&id);
         tokio::spawn(async move {
             reads.counters.metadata_refreshes.fetch_add(1, Relaxed);
             let checked = bucket.store.stat(&key).await;
             lock(&reads.refreshing).remove(&id);
             match checked {
-                Ok(info) if reads.forgotten.load(SeqCst) == epoch => reads.remember(id, &info),
-                Ok(_) => {}
+                Ok(info) => reads.remember(id, &info, generation),
                 Err(e) => tracing::debug!(error = %e, "a background metadata check failed"),
             }
         });
     }
 
-    fn remember(&self, id: ObjectId, info: &ObjectInfo) {
+    /// Remembers `info`, asked of the under-storage when the object's generation was
+    /// `generation`, unless the object was forgotten since: then the answer may predate a write
+    /// through Alcove, and remembering it would serve the old version until the next check.
+    fn remember(&self, id: ObjectId, info: &ObjectInfo, generation: u64) {
         let mut known = lock(&self.known);
+        // Checked under the lock that `drop_known` removes under, after its bump: either this
+        // sees the bump, or the removal comes after this insert.
+        if self.forgotten.of(&id) != generation || self.settling() {
+            return;
+        }
         if known.len() >= KNOWN_OBJECTS {
             let drop: Vec<ObjectId> = known.keys().take(KNOWN_OBJECTS / 2).cloned().collect();
             for id in drop {
@@ -242,6 +294,10 @@ impl CachedReads {
             }
         }
         known.insert(id, Known { info: info.clone(), checked: Instant::now() });
+    }
+
+    fn settling(&self) -> bool {
+        lock(&self.settling_until).is_some_and(|until| Instant::now() < until)
     }
 
     /// Forgets what is known of `key` and drops the pages of the version it had: it was changed
@@ -255,13 +311,24 @@ impl CachedReads {
     /// version). Called when this worker's share of the keys changes: objects it takes over may
     /// have been changed through the worker that owned them.
     pub fn forget_all_metadata(&self) {
-        self.forgotten.fetch_add(1, SeqCst);
+        self.forget_all_metadata_settling(Duration::ZERO);
+    }
+
+    /// Forgets what is known of every object, and remembers nothing new for `settle`: the time
+    /// the other workers of a cluster may take to route by the same ring as this one.
+    pub fn forget_all_metadata_settling(&self, settle: Duration) {
+        if !settle.is_zero() {
+            let until = Instant::now() + settle;
+            let mut settling = lock(&self.settling_until);
+            *settling = Some(settling.map_or(until, |t| t.max(until)));
+        }
+        self.forgotten.bump_all();
         lock(&self.known).clear();
         lock(&self.positions).clear();
     }
 
     async fn drop_known(&self, id: &ObjectId) {
-        self.forgotten.fetch_add(1, SeqCst);
+        self.forgotten.bump(id);
         let known = lock(&self.known).remove(id);
         lock(&self.positions).remove(id);
         if let Some(k) = known {
@@ -450,7 +517,7 @@ impl PageFetcher {
                 if matches!(e, UfsError::Changed | UfsError::NoSuchKey) {
                     // The object is another version now: what was known of it is stale.
                     let id = (inner.bucket.name.clone(), inner.key.to_string());
-                    inner.reads.forgotten.fetch_add(1, SeqCst);
+                    inner.reads.forgotten.bump(&id);
                     lock(&inner.reads.known).remove(&id);
                 }
                 Err(Arc::new(e))
@@ -473,5 +540,75 @@ fn version_of(info: &ObjectInfo) -> ObjectVersion {
         ObjectVersion::SizeMtime { size: info.size, mtime_ns: info.last_modified.unix_timestamp_nanos() }
     } else {
         ObjectVersion::ETag(info.etag.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PageStoreConfig;
+
+    fn info(etag: &str) -> ObjectInfo {
+        ObjectInfo {
+            size: 1,
+            last_modified: time::OffsetDateTime::UNIX_EPOCH,
+            etag: etag.into(),
+            meta: Default::default(),
+        }
+    }
+
+    async fn reads() -> Arc<CachedReads> {
+        let config = PageStoreConfig { memory_size: 1 << 20, ..Default::default() };
+        let pages = PageStore::open(config).await.unwrap();
+        CachedReads::new(pages, ReadSettings { read_ahead: 0, metadata_sync: MetadataSync::Never })
+    }
+
+    fn known_etag(reads: &CachedReads, id: &ObjectId) -> Option<String> {
+        lock(&reads.known).get(id).map(|k| k.info.etag.clone())
+    }
+
+    #[tokio::test]
+    async fn an_answer_asked_before_a_write_is_not_remembered() {
+        let reads = reads().await;
+        let id: ObjectId = ("b".into(), "k".into());
+        // A reader asks the under-storage (generation taken), a write through Alcove forgets the
+        // object meanwhile, then the reader's (old) answer arrives: it must not be kept.
+        let asked = reads.forgotten.of(&id);
+        reads.drop_known(&id).await;
+        reads.remember(id.clone(), &info("old"), asked);
+        assert_eq!(known_etag(&reads, &id), None);
+        // An answer asked after the write is kept.
+        reads.remember(id.clone(), &info("new"), reads.forgotten.of(&id));
+        assert_eq!(known_etag(&reads, &id).as_deref(), Some("new"));
+    }
+
+    #[tokio::test]
+    async fn forgetting_one_object_does_not_spoil_answers_about_others() {
+        let reads = reads().await;
+        let (a, b): (ObjectId, ObjectId) = (("b".into(), "a".into()), ("b".into(), "b".into()));
+        let asked = reads.forgotten.of(&b);
+        // Unless they share a stripe (1 in 256), a write to `a` leaves `b`'s answer good.
+        if !std::ptr::eq(reads.forgotten.stripe(&a), reads.forgotten.stripe(&b)) {
+            reads.drop_known(&a).await;
+        }
+        reads.remember(b.clone(), &info("b1"), asked);
+        assert_eq!(known_etag(&reads, &b).as_deref(), Some("b1"));
+        // Forgetting everything (the ring changed) spoils every answer in flight.
+        let asked = reads.forgotten.of(&b);
+        reads.forget_all_metadata();
+        reads.remember(b.clone(), &info("b2"), asked);
+        assert_eq!(known_etag(&reads, &b), None);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_remembered_while_the_ring_settles() {
+        let reads = reads().await;
+        let id: ObjectId = ("b".into(), "k".into());
+        reads.forget_all_metadata_settling(Duration::from_millis(300));
+        reads.remember(id.clone(), &info("during"), reads.forgotten.of(&id));
+        assert_eq!(known_etag(&reads, &id), None);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        reads.remember(id.clone(), &info("after"), reads.forgotten.of(&id));
+        assert_eq!(known_etag(&reads, &id).as_deref(), Some("after"));
     }
 }

@@ -22,4 +22,4 @@ pub use membership::{start_static, HEALTH_PATH};
 pub use peer_auth::{ClusterSecret, PeerAuthError, PEER_HEADER};
 pub use ring::Ring;
 pub use router::{route, Handoff, Route, Target};
-pub use view::{ClusterView, Member, Owner};
+pub use view::{leaving_aware, ClusterView, Member, Owner};

@@ -1,6 +1,7 @@
 //! Static membership: the workers listed in the config file, each probed on its peer port; a
 //! worker that has not answered for `failure_timeout` leaves the ring, and joins it again when it
-//! answers. Every worker probes on its own, so the live sets agree within a probe or two.
+//! answers. A worker that answers that it is leaving (it is shutting down) leaves the ring at
+//! once. Every worker probes on its own, so the live sets agree within a probe or two.
 //!
 //! It publishes views; it may not route requests or look into them.
 
@@ -45,7 +46,7 @@ pub async fn start_static(
             tokio::time::sleep(interval).await;
             let next = prober.round().await;
             if next.live != publish.borrow().live {
-                log_change(&publish.borrow(), &next, "no answer");
+                log_change(&publish.borrow(), &next, "no answer, or leaving");
                 if publish.send(Arc::new(next)).is_err() {
                     return;
                 }
@@ -73,9 +74,15 @@ impl Prober {
     /// Probes every peer at once and says who is live now.
     async fn round(&mut self) -> ClusterView {
         let probes = self.peers.iter().map(|peer| probe(&self.client, peer, self.probe_timeout));
-        for (peer, alive) in self.peers.iter().zip(futures::future::join_all(probes).await) {
-            if alive {
-                self.last_answer.insert(peer.id.clone(), Instant::now());
+        for (peer, answer) in self.peers.iter().zip(futures::future::join_all(probes).await) {
+            match answer {
+                Answer::Live => {
+                    self.last_answer.insert(peer.id.clone(), Instant::now());
+                }
+                Answer::Leaving => {
+                    self.last_answer.remove(&peer.id);
+                }
+                Answer::Silent => {}
             }
         }
         let live = self
@@ -87,22 +94,35 @@ impl Prober {
     }
 }
 
-/// True when `peer` answered a probe as the member it is configured as.
-async fn probe(client: &PeerClient, peer: &Member, timeout: Duration) -> bool {
+/// What a probe learnt of a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// It answered as the member it is configured as.
+    Live,
+    /// It answered that it is shutting down: it leaves the ring now.
+    Leaving,
+    /// No answer, or not the expected member's.
+    Silent,
+}
+
+async fn probe(client: &PeerClient, peer: &Member, timeout: Duration) -> Answer {
     match client.call(peer, Method::GET, HEALTH_PATH, Bytes::new(), timeout).await {
         Ok(body) => {
-            let id = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["id"].as_str().map(str::to_owned));
-            if id.as_deref() != Some(peer.id.as_str()) {
+            let health = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+            let id = health["id"].as_str();
+            if id != Some(peer.id.as_str()) {
                 tracing::warn!(peer = %peer.id, answered = ?id, "a peer port answers as another worker; check cluster.workers");
-                return false;
+                return Answer::Silent;
             }
-            true
+            if health["leaving"].as_bool() == Some(true) {
+                Answer::Leaving
+            } else {
+                Answer::Live
+            }
         }
         Err(e) => {
             tracing::debug!(peer = %peer.id, error = %e, "probe failed");
-            false
+            Answer::Silent
         }
     }
 }

@@ -5,6 +5,9 @@
 //! take the latest with a cheap clone of an `Arc`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tokio::sync::watch;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +21,41 @@ pub struct Member {
     pub s3: String,
     /// The peer port, `host:port`.
     pub peer: String,
+}
+
+/// Relays `views` to the receiver it returns, each one [`ClusterView::without_me`] once `leaving`
+/// turns true: what a worker routes by while it shuts down. The relay ends with its source.
+pub fn leaving_aware(
+    mut views: watch::Receiver<Arc<ClusterView>>,
+    mut leaving: watch::Receiver<bool>,
+) -> watch::Receiver<Arc<ClusterView>> {
+    let current = |views: &watch::Receiver<Arc<ClusterView>>, leaving: &watch::Receiver<bool>| {
+        let view = Arc::clone(&views.borrow());
+        if *leaving.borrow() {
+            Arc::new(view.without_me())
+        } else {
+            view
+        }
+    };
+    let (publish, relayed) = watch::channel(current(&views, &leaving));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = views.changed() => if changed.is_err() { return },
+                changed = leaving.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    tracing::info!("leaving the ring: the other workers serve every key from now on");
+                }
+                _ = publish.closed() => return,
+            }
+            if publish.send(current(&views, &leaving)).is_err() {
+                return;
+            }
+        }
+    });
+    relayed
 }
 
 /// Who serves a key.
@@ -34,7 +72,7 @@ pub struct ClusterView {
     pub me: String,
     /// Every member known, live or not (this worker included).
     pub members: BTreeMap<String, Member>,
-    /// The ids of the live members (this worker always).
+    /// The ids of the live members (this worker too, unless it is leaving).
     pub live: BTreeSet<String>,
     /// The ring of the live members.
     pub ring: Ring,
@@ -47,6 +85,17 @@ impl ClusterView {
         live.insert(me.to_owned());
         let ring = Ring::new(live.iter().cloned());
         Self { me: me.to_owned(), members, live, ring }
+    }
+
+    /// This view as a leaving worker routes by: every key goes to the other live members (with
+    /// none left, the worker keeps serving everything itself).
+    pub fn without_me(&self) -> Self {
+        let live: BTreeSet<String> = self.live.iter().filter(|id| **id != self.me).cloned().collect();
+        if live.is_empty() {
+            return self.clone();
+        }
+        let ring = Ring::new(live.iter().cloned());
+        Self { me: self.me.clone(), members: self.members.clone(), live, ring }
     }
 
     /// A cluster of one: this worker owns everything.

@@ -44,6 +44,8 @@ pub struct Admin {
     pub objects: Arc<ObjectService>,
     pub metrics: Arc<Metrics>,
     pub ready: AtomicBool,
+    /// Set on SIGTERM: `/readyz` answers 503 so that load balancers stop sending.
+    pub draining: AtomicBool,
     pub started: Instant,
     pub s3_addr: Option<SocketAddr>,
     pub auth_mode: String,
@@ -102,6 +104,9 @@ impl Admin {
         }
         match (req.method().clone(), path.as_str()) {
             (Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+            (Method::GET, "/readyz") if self.draining.load(Ordering::Acquire) => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            }
             (Method::GET, "/readyz") if self.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
             (Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
             (Method::GET, "/metrics") => {

@@ -14,14 +14,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alcove_cache::ObjectService;
+use alcove_cache::{ChangeObserver, ObjectService};
 use alcove_cluster::{
-    start_static, ClusterSecret, ClusterView, EtcdError, EtcdMembership, EtcdSettings, Gate, Handoff, Member, Owner,
-    PeerClient, PeerError, Target, TargetOf, HEALTH_PATH,
+    leaving_aware, start_static, ClusterSecret, ClusterView, EtcdError, EtcdMembership, EtcdSettings, Gate, Handoff,
+    Member, Owner, PeerClient, PeerError, Target, TargetOf, HEALTH_PATH,
 };
 use alcove_s3::{Addressed, Addressing};
-use alcove_ufs::{CorsRule, MountEntry, MountTable, UfsError, UploadInfo};
+use alcove_ufs::{CorsRule, MountEntry, MountTable, ObjectKey, UfsError, UploadInfo};
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::Either;
@@ -39,6 +40,9 @@ const MOUNTS_PATH: &str = "/_alcove/mounts";
 const UPLOADS_PATH: &str = "/_alcove/uploads";
 const DELETE_PATH: &str = "/_alcove/delete";
 const BUCKET_SETTING_PATH: &str = "/_alcove/bucket-setting";
+const FORGET_PATH: &str = "/_alcove/forget";
+/// How long a key's owner gets to forget a changed object before the change is answered anyway.
+const FORGET_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a worker's own call to a peer may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -49,6 +53,9 @@ pub struct ClusterLink {
     pub mode: MembershipMode,
     /// etcd membership: the registration, and the store of the mount table.
     etcd: Option<EtcdMembership>,
+    /// True once the worker shuts down: its health answer says so and it routes every key to
+    /// the others.
+    leaving: watch::Sender<bool>,
 }
 
 /// Why a mount change could not be shared with the cluster (it is then undone here).
@@ -111,16 +118,23 @@ impl ClusterLink {
             let Addressed { bucket, key, in_host } = addressing.target(req);
             Target { bucket, key, in_host }
         });
-        let gate = Gate::new(view, target_of, client, handoff, settings.health_check);
-        Ok(Arc::new(Self { gate, me: settings.me.clone(), mode: settings.mode, etcd }))
+        let (leaving, leaving_seen) = watch::channel(false);
+        let gate = Gate::new(leaving_aware(view, leaving_seen), target_of, client, handoff, settings.health_check);
+        Ok(Arc::new(Self { gate, me: settings.me.clone(), mode: settings.mode, etcd, leaving }))
     }
 
-    /// Leaves the cluster on shutdown: with etcd the others drop this worker at once (static
-    /// membership notices within its failure timeout).
+    /// Leaves the cluster on shutdown, while still serving: from now on this worker forwards every
+    /// request to the key's next owner and answers health probes as leaving, so the others drop
+    /// it at their next probe (static) or at once (etcd, where its registration is deleted).
     pub async fn leave(&self) {
+        self.leaving.send_replace(true);
         if let Some(etcd) = &self.etcd {
             etcd.leave().await;
         }
+    }
+
+    pub fn is_leaving(&self) -> bool {
+        *self.leaving.borrow()
     }
 
     pub fn view(&self) -> Arc<ClusterView> {
@@ -169,6 +183,18 @@ impl ClusterLink {
         let path = format!("{DELETE_PATH}?bucket={}", query_value(bucket));
         let body = serde_json::to_vec(&DeleteRequest { keys }).map(Bytes::from).unwrap_or_default();
         self.call_json(owner, Method::POST, &path, body).await
+    }
+
+    /// Tells the owner of `bucket/key`, when it is another worker, to forget what its cache knows
+    /// of the object: it was changed here. That happens while the ring changes (this worker and
+    /// the client's entry point disagreed on the owner, or this one is leaving), and without it
+    /// the owner could serve the old version until its next metadata check.
+    async fn tell_owner_of_change(&self, bucket: &str, key: &str) {
+        let Some(owner) = self.owner_elsewhere(bucket, key) else { return };
+        let path = format!("{FORGET_PATH}?bucket={}&key={}", query_value(bucket), query_value(key));
+        if let Err(e) = self.gate.client().call(&owner, Method::POST, &path, Bytes::new(), FORGET_TIMEOUT).await {
+            tracing::warn!(owner = %owner.id, bucket, key, error = %e, "could not tell the owner of a key that it changed here");
+        }
     }
 
     /// Tells every live worker of a bucket setting changed here (a worker that cannot be told
@@ -270,6 +296,12 @@ impl ClusterLink {
     }
 }
 
+impl ChangeObserver for ClusterLink {
+    fn changed<'a>(&'a self, bucket: &'a str, key: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(self.tell_owner_of_change(bucket, key))
+    }
+}
+
 /// Makes the local mount table etcd's (entries that are not mount entries are skipped).
 fn apply_mount_table(mounts: &MountTable, table: &BTreeMap<String, Bytes>) {
     let entries = table
@@ -330,12 +362,15 @@ impl PeerPort {
         }
         let path = req.uri().path().to_owned();
         let answer = match (req.method().clone(), path.as_str()) {
-            (Method::GET, HEALTH_PATH) => json_response(StatusCode::OK, &json!({"id": self.link.me.id})),
+            (Method::GET, HEALTH_PATH) => {
+                json_response(StatusCode::OK, &json!({"id": self.link.me.id, "leaving": self.link.is_leaving()}))
+            }
             (Method::GET, MOUNTS_PATH) => json_response(StatusCode::OK, &json!(self.mounts.shared_entries())),
             (Method::POST, MOUNTS_PATH) => self.add_mount(req).await,
             (Method::DELETE, MOUNTS_PATH) => self.remove_mount(&req),
             (Method::GET, UPLOADS_PATH) => self.uploads(&req).await,
             (Method::POST, DELETE_PATH) => self.delete(req).await,
+            (Method::POST, FORGET_PATH) => self.forget(&req).await,
             (Method::PUT, BUCKET_SETTING_PATH) => self.set_bucket_setting(req).await,
             (_, p) if p.starts_with("/_alcove/") => json_error(StatusCode::NOT_FOUND, "no such peer endpoint"),
             _ => return Arc::clone(&self.front).handle(req, remote).await.map(Either::Left),
@@ -421,6 +456,21 @@ impl PeerPort {
         let outcomes: Vec<DeleteOutcome> =
             delete_keys(&bucket, &ask.keys).await.into_iter().map(|r| r.err().map(error_parts)).collect();
         json_response(StatusCode::OK, &json!(outcomes))
+    }
+
+    /// `POST /_alcove/forget?bucket=…&key=…`: another worker changed an object this one owns.
+    async fn forget(&self, req: &Request<Incoming>) -> AdminResponse {
+        let (Some(bucket), Some(key)) = (query_param(req, "bucket"), query_param(req, "key")) else {
+            return json_error(StatusCode::BAD_REQUEST, "missing ?bucket=&key=");
+        };
+        let key = match ObjectKey::parse(&key) {
+            Ok(k) => k,
+            Err(e) => return ufs_error(e),
+        };
+        match self.objects.forget(&bucket, &key).await {
+            Ok(()) => json_response(StatusCode::OK, &json!({"ok": true})),
+            Err(e) => ufs_error(e),
+        }
     }
 }
 

@@ -296,6 +296,10 @@ pub struct S3Config {
     pub access_log: bool,
     /// Seconds in-flight requests get to finish on SIGTERM.
     pub shutdown_grace: u64,
+    /// On SIGTERM, how long the worker keeps serving after it left the ring and `/readyz`
+    /// turned 503, before it stops accepting: long enough for load balancers to notice
+    /// ("3s"; default none, for a worker no load balancer sends to).
+    pub shutdown_drain: Option<Seconds>,
     /// Largest total size of `x-amz-meta-*` names and values, in bytes.
     pub metadata_max_size: usize,
     /// Enforce AWS's limits on tag counts and lengths.
@@ -415,6 +419,7 @@ impl Default for S3Config {
             idle_timeout: 0,
             access_log: false,
             shutdown_grace: 30,
+            shutdown_drain: None,
             metadata_max_size: 2048,
             tagging_restrictions: true,
             folder_objects: false,

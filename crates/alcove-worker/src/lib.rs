@@ -59,6 +59,8 @@ pub struct Worker {
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     cluster: Option<Arc<cluster::ClusterLink>>,
+    admin: Arc<admin::Admin>,
+    drain: Duration,
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, WorkerError> {
@@ -82,7 +84,6 @@ impl Worker {
         }
         let pages = PageStore::open(config.page_store()?).await?;
         let cache = CachedReads::new(pages, config.read_settings());
-        let objects = Arc::new(ObjectService::new(Arc::clone(&mounts), Some(Arc::clone(&cache))));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let grace = Duration::from_secs(config.s3.shutdown_grace);
@@ -97,6 +98,11 @@ impl Worker {
             Some(settings) => Some(cluster::ClusterLink::start(settings, config.addressing()?).await?),
             None => None,
         };
+        let mut objects = ObjectService::new(Arc::clone(&mounts), Some(Arc::clone(&cache)));
+        if let Some(link) = &cluster {
+            objects = objects.with_observer(Arc::clone(link) as Arc<dyn alcove_cache::ChangeObserver>);
+        }
+        let objects = Arc::new(objects);
         let mut metrics = metrics::Metrics::default().with_cache(Arc::clone(&cache));
         if let Some(link) = &cluster {
             metrics = metrics.with_cluster(Arc::clone(link));
@@ -104,7 +110,10 @@ impl Worker {
         let metrics = Arc::new(metrics);
         if let Some(link) = &cluster {
             link.adopt_mounts(Arc::clone(&mounts), shutdown_rx.clone()).await;
-            tasks.spawn(forget_metadata_on_ring_changes(link.watch(), cache, shutdown_rx.clone()));
+            let settle = cluster_settings.as_ref().map_or(Duration::ZERO, |c| c.failure_timeout);
+            // A worker that (re)joins settles too: the others learn of it within a probe or two.
+            cache.forget_all_metadata_settling(settle);
+            tasks.spawn(forget_metadata_on_ring_changes(link.watch(), cache, settle, shutdown_rx.clone()));
         }
 
         let mut s3_addr = None;
@@ -166,6 +175,7 @@ impl Worker {
             objects,
             metrics,
             ready: Default::default(),
+            draining: Default::default(),
             started: Instant::now(),
             s3_addr,
             auth_mode: config.auth.mode.to_ascii_lowercase(),
@@ -191,13 +201,21 @@ impl Worker {
         let admin_locked = admin.token.is_some();
         let shown = |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
         tracing::info!(s3 = %shown(s3_addr), peer = %shown(peer_addr), admin = %admin_addr, admin_token = admin_locked, root = %config.root.display(), auth = %config.auth.mode, "worker ready");
-        Ok(Self { s3_addr, peer_addr, admin_addr, shutdown, tasks, cluster })
+        let drain = config.s3.shutdown_drain.map_or(Duration::ZERO, |d| d.0);
+        Ok(Self { s3_addr, peer_addr, admin_addr, shutdown, tasks, cluster, admin, drain })
     }
 
-    /// Stops accepting, lets in-flight requests finish (up to the grace period), and returns.
+    /// Leaves the ring and turns `/readyz` to 503 while still serving, keeps serving for the drain
+    /// period (`s3.shutdown_drain`) so that load balancers and peers stop sending, then stops
+    /// accepting, lets in-flight requests finish (up to the grace period), and returns.
     pub async fn shutdown(mut self) {
+        self.admin.draining.store(true, Ordering::Release);
         if let Some(link) = &self.cluster {
             link.leave().await;
+        }
+        if !self.drain.is_zero() {
+            tracing::info!(drain = ?self.drain, "draining: serving on while load balancers and peers stop sending");
+            tokio::time::sleep(self.drain).await;
         }
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
@@ -205,10 +223,13 @@ impl Worker {
 }
 
 /// When this worker's share of the keys changes, what it remembers of objects may be stale: a
-/// key it takes over may have been written through its previous owner.
+/// key it takes over may have been written through its previous owner. Until every worker routes
+/// by the new ring (`settle`: the failure timeout bounds how long the others take to notice),
+/// a key may still be written through another worker, so nothing is remembered meanwhile.
 async fn forget_metadata_on_ring_changes(
     mut view: watch::Receiver<Arc<alcove_cluster::ClusterView>>,
     cache: Arc<CachedReads>,
+    settle: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -217,7 +238,7 @@ async fn forget_metadata_on_ring_changes(
                 if changed.is_err() {
                     return;
                 }
-                cache.forget_all_metadata();
+                cache.forget_all_metadata_settling(settle);
             }
             _ = shutdown.changed() => return,
         }

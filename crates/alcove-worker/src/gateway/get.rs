@@ -162,11 +162,21 @@ pub async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Resul
     let input = &req.input;
     let key = object_key(&input.key)?;
     let bucket = gw.bucket(&input.bucket)?;
-    let opened = ufs(bucket.open(&key).await)?;
-    let info = opened.info.clone();
-    conditions_of!(input).check(&info)?;
-    let span = requested_span(input.range.as_ref(), input.part_number, &info)?;
-    let stream = ufs(opened.into_stream(span.clone()).await)?;
+    // A GET racing a replacement of its object (described as one version, its first bytes
+    // already another) starts over once, as the new version: S3 serves some whole version of an
+    // object being replaced, not an error.
+    let mut retried = false;
+    let (info, span, stream) = loop {
+        let opened = ufs(bucket.open(&key).await)?;
+        let info = opened.info.clone();
+        conditions_of!(input).check(&info)?;
+        let span = requested_span(input.range.as_ref(), input.part_number, &info)?;
+        match opened.into_stream(span.clone()).await {
+            Ok(stream) => break (info, span, stream),
+            Err(alcove_ufs::UfsError::Changed) if !retried => retried = true,
+            Err(e) => return ufs(Err(e)),
+        }
+    };
     let body = StreamingBlob::wrap(sync_wrapper::SyncStream::new(stream));
     let mut output = GetObjectOutput { body: Some(body), ..Default::default() };
     fill_object_headers!(output, &info, &span, input.part_number, input.checksum_mode.as_ref());
