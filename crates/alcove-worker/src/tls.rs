@@ -213,11 +213,11 @@ pub fn peer_client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>
             }
         }
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+    // No ALPN here: the peer client's connector offers HTTP/1.1 itself.
+    let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
