@@ -17,6 +17,8 @@
 //! - `checksums`: the five S3 checksum algorithms;
 //! - `cluster`: several workers forming one cluster over a shared remote;
 //! - `etcd`: a real etcd server on loopback ports;
+//! - `tls`: a CA and server certificates made at test time, HTTPS clients trusting them, and
+//!   raw TLS connections (the certificate a port presents, a kept-alive connection);
 //! - `data`: hashes, deterministic test bytes, folder snapshots, HTTP dates
 //!   and URL encodings.
 //!
@@ -49,6 +51,8 @@ mod raw;
 mod sdk;
 #[path = "harness/sigv4.rs"]
 mod sigv4;
+#[path = "harness/tls.rs"]
+mod tls;
 
 pub use checksums::*;
 pub use cluster::*;
@@ -57,6 +61,7 @@ pub use etcd::*;
 pub use raw::*;
 pub use sdk::*;
 pub use sigv4::*;
+pub use tls::*;
 
 /// Credentials configured by the sigv4 tests (they write them into the config file).
 pub const ACCESS_KEY: &str = "AKIDALCOVETEST";
@@ -101,6 +106,8 @@ pub struct Server {
     pub admin_addr: SocketAddr,
     /// Peer (cluster) address.
     pub peer_addr: SocketAddr,
+    /// The HTTPS port (`--https-addr`), for workers started with a certificate.
+    pub https_addr: Option<SocketAddr>,
     /// Bind the admin port on every address (`0.0.0.0`), not loopback; `admin_addr` stays the
     /// loopback address the tests reach it at.
     admin_wide: bool,
@@ -143,14 +150,25 @@ impl Server {
 
     /// Starts a worker with the given config whose admin port listens on `0.0.0.0`.
     pub async fn start_admin_wide(toml: &str) -> Server {
-        Self::start_full(Some(toml), None, true).await
+        Self::start_full(Some(toml), None, false, true).await
+    }
+
+    /// Starts a worker with the given config (which holds a `[tls]` section) and an HTTPS port of
+    /// its own (`--https-addr`), besides the HTTP one.
+    pub async fn start_https(toml: &str) -> Server {
+        Self::start_full(Some(toml), None, true, false).await
+    }
+
+    /// [`Self::start_at`] with an HTTPS port of its own as well.
+    pub async fn start_at_https(toml: &str, ports: [u16; 3]) -> Server {
+        Self::start_full(Some(toml), Some(ports), true, false).await
     }
 
     async fn start_inner(toml: Option<&str>, ports: Option<[u16; 3]>) -> Server {
-        Self::start_full(toml, ports, false).await
+        Self::start_full(toml, ports, false, false).await
     }
 
-    async fn start_full(toml: Option<&str>, ports: Option<[u16; 3]>, admin_wide: bool) -> Server {
+    async fn start_full(toml: Option<&str>, ports: Option<[u16; 3]>, https: bool, admin_wide: bool) -> Server {
         let bin = alcove_bin();
         assert!(
             bin.is_file(),
@@ -176,6 +194,7 @@ impl Server {
             s3_addr: addr(ports[0]),
             admin_addr: addr(ports[1]),
             peer_addr: addr(ports[2]),
+            https_addr: https.then(|| addr(free_ports(1)[0])),
             admin_wide,
             child: None,
         };
@@ -205,6 +224,9 @@ impl Server {
             })
             .arg("--peer-addr")
             .arg(self.peer_addr.to_string());
+        if let Some(addr) = self.https_addr {
+            cmd.arg("--https-addr").arg(addr.to_string());
+        }
         if let Some(cfg) = &self.config_path {
             cmd.arg("--config").arg(cfg);
         }
@@ -291,10 +313,15 @@ impl Server {
 
     /// Sends SIGTERM without waiting.
     pub fn sigterm(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to the worker.
+    pub fn signal(&self, signal: libc::c_int) {
         let pid = self.pid() as libc::pid_t;
         // SAFETY: plain kill(2) on the pid of a child we spawned and have not reaped.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill(SIGTERM) failed");
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({signal}) failed");
     }
 
     /// Waits up to `timeout` for the worker to exit by itself.
@@ -373,6 +400,29 @@ impl Server {
     /// `http://127.0.0.1:PORT` of the S3 API.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.s3_addr)
+    }
+
+    /// `https://127.0.0.1:PORT` of the S3 API's HTTPS port.
+    pub fn https_endpoint(&self) -> String {
+        format!("https://{}", self.https_addr.expect("a worker started with an HTTPS port"))
+    }
+
+    /// An S3 client of the HTTPS port trusting `pki`'s CA, with the given credentials (SDK
+    /// defaults otherwise: over HTTPS, uploads are aws-chunked with an unsigned checksum trailer).
+    pub fn https_client_with(&self, pki: &TestPki, access_key: &str, secret_key: &str) -> Client {
+        Client::from_conf(self.https_config_builder(pki, access_key, secret_key).build())
+    }
+
+    /// [`Self::config_builder`] for the HTTPS port, trusting `pki`'s CA.
+    pub fn https_config_builder(
+        &self,
+        pki: &TestPki,
+        access_key: &str,
+        secret_key: &str,
+    ) -> aws_sdk_s3::config::Builder {
+        self.config_builder(access_key, secret_key)
+            .endpoint_url(self.https_endpoint())
+            .http_client(pki.sdk_http_client())
     }
 
     /// `http://127.0.0.1:PORT` of the admin API.

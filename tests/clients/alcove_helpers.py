@@ -59,10 +59,13 @@ def free_ports(n: int) -> list[int]:
 
 
 class Worker:
-    """One `alcove serve` process on free loopback ports."""
+    """One `alcove serve` process on free loopback ports (with `https=True` an HTTPS port of its own
+    too, `--https-addr`; the config must then name a certificate in its `[tls]` section)."""
 
-    def __init__(self, binary: str, base: Path, config: str | None = None, root: Path | None = None):
+    def __init__(self, binary: str, base: Path, config: str | None = None, root: Path | None = None,
+                 https: bool = False):
         self.binary = binary
+        self.https = https
         self.base = Path(base)
         self.base.mkdir(parents=True, exist_ok=True)
         self.root = Path(root) if root else self.base / "root"
@@ -73,12 +76,17 @@ class Worker:
             self.config_path.write_text(config)
         self.log = self.base / "alcove.log"
         self.proc: subprocess.Popen | None = None
-        self.s3_port = self.admin_port = self.peer_port = 0
+        self.s3_port = self.admin_port = self.peer_port = self.https_port = 0
 
     # -- addresses
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def https_endpoint(self) -> str:
+        assert self.https_port, "a worker started with https=True"
+        return f"https://127.0.0.1:{self.https_port}"
 
     @property
     def admin(self) -> str:
@@ -97,7 +105,9 @@ class Worker:
         last_err = None
         for attempt in range(3):
             if attempt > 0 or not (keep_ports and self.s3_port):
-                self.s3_port, self.admin_port, self.peer_port = free_ports(3)
+                ports = free_ports(4)
+                self.s3_port, self.admin_port, self.peer_port = ports[:3]
+                self.https_port = ports[3] if self.https else 0
             cmd = [
                 self.binary, "serve",
                 "--root", str(self.root),
@@ -105,6 +115,8 @@ class Worker:
                 "--admin-addr", f"127.0.0.1:{self.admin_port}",
                 "--peer-addr", f"127.0.0.1:{self.peer_port}",
             ]
+            if self.https:
+                cmd += ["--https-addr", f"127.0.0.1:{self.https_port}"]
             if self.config_path is not None:
                 cmd += ["--config", str(self.config_path)]
             logf = open(self.log, "ab")

@@ -31,6 +31,9 @@ pub struct ClusterSetup<'a> {
     pub s3: &'a str,
     /// Further sections of every member's config (e.g. `[auth]`).
     pub extra: &'a str,
+    /// Give every member an HTTPS port of its own (for configs with a `[tls]` certificate, whose
+    /// default HTTPS port the members could not share).
+    pub https: bool,
 }
 
 /// A running cluster and its remote.
@@ -77,7 +80,11 @@ impl TestCluster {
                 id = i + 1,
                 endpoint = remote.endpoint(),
             );
-            workers.push(Server::start_at(&config, port_set(i)).await);
+            workers.push(if setup.https {
+                Server::start_at_https(&config, port_set(i)).await
+            } else {
+                Server::start_at(&config, port_set(i)).await
+            });
         }
         let cluster = TestCluster { workers, remote, etcd };
         for i in 0..size {

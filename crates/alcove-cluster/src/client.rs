@@ -2,10 +2,12 @@
 //! connections, signed with the cluster secret. It forwards clients' requests verbatim (method,
 //! path, query, headers — `Host` and `Authorization` included, so the owner checks the client's
 //! own signature — and the body, streamed both ways), and makes the workers' own calls (health,
-//! mounts, uploads).
+//! mounts, uploads). With a TLS client configuration (`peer.tls`) it calls the peers' ports
+//! over TLS (`https://`), checking their certificates against that configuration's roots.
 //!
 //! It may not look into S3 requests: what it forwards, it forwards whole.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,8 +16,9 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 
 use crate::peer_auth::{unix_now, ClusterSecret, PEER_HEADER};
@@ -48,20 +51,55 @@ pub enum PeerError {
 /// Requests to the other workers.
 #[derive(Clone)]
 pub struct PeerClient {
-    http: Client<HttpConnector, PeerBody>,
+    http: Connections,
     secret: ClusterSecret,
     me: String,
 }
 
+/// The pooled connections to the peers: plain, or TLS with `peer.tls`.
+#[derive(Clone)]
+enum Connections {
+    Plain(Client<HttpConnector, PeerBody>),
+    Tls(Client<HttpsConnector<HttpConnector>, PeerBody>),
+}
+
+impl Connections {
+    fn request(&self, req: Request<PeerBody>) -> ResponseFuture {
+        match self {
+            Connections::Plain(client) => client.request(req),
+            Connections::Tls(client) => client.request(req),
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        match self {
+            Connections::Plain(_) => "http",
+            Connections::Tls(_) => "https",
+        }
+    }
+}
+
 impl PeerClient {
-    pub fn new(secret: ClusterSecret, me: &str) -> Self {
+    /// A client calling peers over plain HTTP, or over TLS with `tls`.
+    pub fn new(secret: ClusterSecret, me: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .build(connector);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_idle_timeout(Duration::from_secs(90)).pool_max_idle_per_host(64);
+        let http = match tls {
+            None => Connections::Plain(builder.build(connector)),
+            Some(config) => {
+                // The TLS connector is handed https:// URIs, which the plain one refuses by default.
+                connector.enforce_http(false);
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(Arc::unwrap_or_clone(config))
+                    .https_only()
+                    .enable_http1()
+                    .wrap_connector(connector);
+                Connections::Tls(builder.build(connector))
+            }
+        };
         Self { http, secret, me: me.to_owned() }
     }
 
@@ -74,7 +112,7 @@ impl PeerClient {
     pub async fn forward(&self, peer: &Member, req: Request<PeerBody>) -> Result<Response<Incoming>, PeerError> {
         let (mut parts, body) = req.into_parts();
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        parts.uri = peer_uri(peer, &path_and_query)?;
+        parts.uri = peer_uri(self.http.scheme(), peer, &path_and_query)?;
         strip_hop_by_hop(&mut parts.headers);
         // The client's `100 Continue` was answered here when its body was first read.
         parts.headers.remove(EXPECT);
@@ -97,7 +135,7 @@ impl PeerClient {
     ) -> Result<Bytes, PeerError> {
         let mut req = Request::new(Full::new(body).map_err(|never| match never {}).boxed());
         *req.method_mut() = method.clone();
-        *req.uri_mut() = peer_uri(peer, path_and_query)?;
+        *req.uri_mut() = peer_uri(self.http.scheme(), peer, path_and_query)?;
         if let Ok(host) = HeaderValue::from_str(&peer.peer) {
             req.headers_mut().insert(HOST, host);
         }
@@ -136,8 +174,8 @@ impl PeerClient {
     }
 }
 
-fn peer_uri(peer: &Member, path_and_query: &str) -> Result<Uri, PeerError> {
-    format!("http://{}{path_and_query}", peer.peer).parse().map_err(|_| PeerError::BadAddress(peer.peer.clone()))
+fn peer_uri(scheme: &str, peer: &Member, path_and_query: &str) -> Result<Uri, PeerError> {
+    format!("{scheme}://{}{path_and_query}", peer.peer).parse().map_err(|_| PeerError::BadAddress(peer.peer.clone()))
 }
 
 fn unreachable(peer: &Member, e: &hyper_util::client::legacy::Error) -> PeerError {

@@ -48,6 +48,9 @@ pub struct Admin {
     pub draining: AtomicBool,
     pub started: Instant,
     pub s3_addr: Option<SocketAddr>,
+    /// The S3 API's HTTPS port, and whether plain HTTP is refused.
+    pub https_addr: Option<SocketAddr>,
+    pub https_only: bool,
     pub auth_mode: String,
     pub cluster: Option<Arc<ClusterLink>>,
     /// The bearer token asked of every request but the health and metrics probes; `None`: an
@@ -172,6 +175,8 @@ impl Admin {
         json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "s3_addr": self.s3_addr.map(|a| a.to_string()),
+                "s3_https_addr": self.https_addr.map(|a| a.to_string()),
+                "https_only": self.https_only,
                 "auth_mode": self.auth_mode,
                 "uptime_seconds": self.started.elapsed().as_secs(),
                 "root": self.mounts.root().display().to_string(),

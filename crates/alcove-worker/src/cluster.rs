@@ -96,8 +96,13 @@ pub type DeleteOutcome = Option<(String, String)>;
 
 impl ClusterLink {
     /// Starts membership and waits for its first view.
-    pub async fn start(settings: &ClusterSettings, addressing: Addressing) -> Result<Arc<Self>, EtcdError> {
-        let client = PeerClient::new(ClusterSecret::new(settings.secret.clone()), &settings.me.id);
+    /// Peers are called over TLS with `peer_tls`.
+    pub async fn start(
+        settings: &ClusterSettings,
+        addressing: Addressing,
+        peer_tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Arc<Self>, EtcdError> {
+        let client = PeerClient::new(ClusterSecret::new(settings.secret.clone()), &settings.me.id, peer_tls);
         let (view, etcd) = match settings.mode {
             MembershipMode::Static => {
                 let members = settings.workers.clone();

@@ -33,7 +33,39 @@ pub struct Config {
     /// Several workers sharing one namespace; absent: a cluster of one that never opens the peer port.
     pub cluster: Option<ClusterConfig>,
     pub mounts: Vec<MountConfig>,
+    /// The certificate of the HTTPS port (and of the peer port with `peer.tls`).
+    pub tls: TlsConfig,
 }
+
+/// `[tls]`: PEM files, read at start and again on SIGHUP.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The certificate chain, the worker's own certificate first.
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// The CA certificates peers trust with `peer.tls` (default: the system's roots).
+    pub ca: Option<PathBuf>,
+}
+
+/// Where TLS is served and with what, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: Option<PathBuf>,
+    /// The HTTPS port of the S3 API.
+    pub https_addr: SocketAddr,
+    /// Plain-HTTP S3 requests are refused.
+    pub https_only: bool,
+    /// The peer port speaks TLS, and peers are called over TLS.
+    pub peer: bool,
+}
+
+/// The HTTPS port when a certificate is configured and `s3.https_addr` is not.
+pub const DEFAULT_HTTPS_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 29996);
 
 /// `[cluster]`: who this worker is among its peers and how it finds them.
 #[derive(Debug, Clone, Deserialize)]
@@ -52,7 +84,7 @@ pub struct ClusterConfig {
     pub workers: Vec<ClusterWorkerConfig>,
     pub etcd: EtcdConfig,
     /// etcd membership: the S3 endpoint other workers redirect clients to (default: `http://` and
-    /// `s3.addr`).
+    /// `s3.addr`; `https://` and `s3.https_addr` with `s3.https_only`).
     pub advertise_s3: Option<String>,
     /// etcd membership: the peer address other workers reach this one at (default: `peer.addr`).
     pub advertise_peer: Option<String>,
@@ -310,6 +342,11 @@ pub struct S3Config {
     pub redirect: RedirectConfig,
     /// Base domains of virtual-hosted-style requests: `bucket.<domain>/key` beside path style.
     pub domains: Vec<String>,
+    /// The HTTPS port (needs `[tls] cert` and `key`); default [`DEFAULT_HTTPS_ADDR`] when they
+    /// are set.
+    pub https_addr: Option<SocketAddr>,
+    /// Answer S3 requests on the plain-HTTP port with `403 AccessDenied` (use HTTPS).
+    pub https_only: bool,
 }
 
 /// `[s3.redirect]`: how a worker hands on a request for a key another worker owns.
@@ -333,6 +370,9 @@ impl Default for RedirectConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PeerConfig {
     pub addr: SocketAddr,
+    /// Serve the peer port over TLS with the `[tls]` certificate, and call peers over TLS
+    /// (trusting `tls.ca`); the same on every worker.
+    pub tls: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -406,6 +446,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             cluster: None,
             mounts: Vec::new(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -425,6 +466,8 @@ impl Default for S3Config {
             folder_objects: false,
             redirect: RedirectConfig::default(),
             domains: Vec::new(),
+            https_addr: None,
+            https_only: false,
         }
     }
 }
@@ -443,7 +486,7 @@ impl Default for UfsS3Config {
 
 impl Default for PeerConfig {
     fn default() -> Self {
-        Self { addr: SocketAddr::from(([127, 0, 0, 1], 29999)) }
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], 29999)), tls: false }
     }
 }
 
@@ -472,6 +515,7 @@ const ENV_SECTIONS: &[(&str, &[&str])] = &[
     ("auth", &["auth"]),
     ("ufs", &["ufs"]),
     ("cache", &["cache"]),
+    ("tls", &["tls"]),
 ];
 
 impl Config {
@@ -502,7 +546,45 @@ impl Config {
         config.page_store()?;
         config.cluster_settings()?;
         config.addressing()?;
+        config.tls_settings()?;
         Ok(config)
+    }
+
+    /// TLS as configured (`None`: plain HTTP only). HTTPS, `s3.https_only` and `peer.tls` each
+    /// need `[tls] cert` and `key`; the files themselves are read when the worker starts.
+    pub fn tls_settings(&self) -> Result<Option<TlsSettings>, ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        let (cert, key) = match (&self.tls.cert, &self.tls.key) {
+            (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+            (Some(_), None) => return invalid("tls.cert is set but tls.key is not: HTTPS needs both PEM files"),
+            (None, Some(_)) => return invalid("tls.key is set but tls.cert is not: HTTPS needs both PEM files"),
+            (None, None) => {
+                if let Some(addr) = self.s3.https_addr {
+                    return Err(ConfigError::Invalid(format!(
+                        "HTTPS on {addr} (s3.https_addr or --https-addr) needs a certificate: set [tls] cert and key \
+                         (PEM files)"
+                    )));
+                }
+                if self.s3.https_only {
+                    return invalid("s3.https_only = true needs HTTPS: set [tls] cert and key (PEM files)");
+                }
+                if self.peer.tls {
+                    return invalid("peer.tls = true needs a certificate: set [tls] cert and key (PEM files)");
+                }
+                return Ok(None);
+            }
+        };
+        if self.s3.https_only && !self.s3.enabled {
+            return invalid("s3.https_only = true, but the S3 API is off (s3.enabled = false)");
+        }
+        Ok(Some(TlsSettings {
+            cert,
+            key,
+            ca: self.tls.ca.clone(),
+            https_addr: self.s3.https_addr.unwrap_or(DEFAULT_HTTPS_ADDR),
+            https_only: self.s3.https_only,
+            peer: self.peer.tls,
+        }))
     }
 
     /// How requests name buckets: in the path, and in the Host under `s3.domains`.
@@ -555,7 +637,13 @@ impl Config {
                 if cluster.etcd.endpoints.is_empty() || cluster.etcd.lease_ttl == 0 {
                     return invalid("cluster.etcd needs endpoints and a lease_ttl of at least 1 second".into());
                 }
-                let s3 = cluster.advertise_s3.clone().unwrap_or_else(|| format!("http://{}", self.s3.addr));
+                let s3 = match &cluster.advertise_s3 {
+                    Some(s3) => s3.clone(),
+                    None if self.s3.https_only => {
+                        format!("https://{}", self.s3.https_addr.unwrap_or(DEFAULT_HTTPS_ADDR))
+                    }
+                    None => format!("http://{}", self.s3.addr),
+                };
                 let peer = cluster.advertise_peer.clone().unwrap_or_else(|| self.peer.addr.to_string());
                 check_endpoint(&id, &s3, &peer)?;
                 alcove_cluster::Member { id: id.clone(), s3, peer }
@@ -985,6 +1073,59 @@ mod tests {
         {
             assert_eq!(is_loopback(addr.parse().unwrap()), loopback, "{addr}");
         }
+    }
+
+    #[test]
+    fn tls_settings_need_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alcove.toml");
+        let load = |text: &str, env: &[(&str, &str)]| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        };
+        assert_eq!(load("", &[]).unwrap().tls_settings().unwrap(), None, "plain HTTP by default");
+        let pair = "[tls]\ncert = \"/etc/alcove/cert.pem\"\nkey = \"/etc/alcove/key.pem\"\n";
+        let t = load(pair, &[]).unwrap().tls_settings().unwrap().unwrap();
+        assert_eq!(t.https_addr, DEFAULT_HTTPS_ADDR);
+        assert_eq!(t.https_addr.to_string(), "0.0.0.0:29996");
+        assert!(!t.https_only && !t.peer && t.ca.is_none());
+        let file = format!("{pair}ca = \"/etc/alcove/ca.pem\"\n[s3]\nhttps_addr = \"127.0.0.1:8443\"\nhttps_only = true\n[peer]\ntls = true\n");
+        let t = load(&file, &[]).unwrap().tls_settings().unwrap().unwrap();
+        assert_eq!((t.https_addr.port(), t.https_only, t.peer), (8443, true, true));
+        assert_eq!(t.ca.as_deref(), Some(Path::new("/etc/alcove/ca.pem")));
+        let env = [("ALCOVE_TLS_CERT", "/c.pem"), ("ALCOVE_TLS_KEY", "/k.pem"), ("ALCOVE_S3_HTTPS_ONLY", "true")];
+        let t = load("", &env).unwrap().tls_settings().unwrap().unwrap();
+        assert_eq!((t.cert.as_path(), t.key.as_path(), t.https_only), (Path::new("/c.pem"), Path::new("/k.pem"), true));
+
+        for (text, says) in [
+            ("[s3]\nhttps_addr = \"127.0.0.1:8443\"\n", "needs a certificate"),
+            ("[s3]\nhttps_only = true\n", "s3.https_only"),
+            ("[peer]\ntls = true\n", "peer.tls"),
+            ("[tls]\ncert = \"/c.pem\"\n", "tls.key"),
+            ("[tls]\nkey = \"/k.pem\"\n", "tls.cert"),
+            ("[tls]\ncertificate = \"/c.pem\"\n", "certificate"),
+        ] {
+            let e = load(text, &[]).err().unwrap_or_else(|| panic!("accepted: {text}")).to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        // A flag given after the file was read is checked when the worker starts.
+        let mut c = load("", &[]).unwrap();
+        c.s3.https_addr = Some("127.0.0.1:8443".parse().unwrap());
+        assert!(c.tls_settings().unwrap_err().to_string().contains("--https-addr"));
+    }
+
+    #[test]
+    fn https_only_workers_advertise_https() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alcove.toml");
+        std::fs::write(
+            &path,
+            "[s3]\nhttps_only = true\nhttps_addr = \"10.0.0.5:8443\"\n[tls]\ncert = \"/c\"\nkey = \"/k\"\n\
+             [cluster]\nid = \"w1\"\nsecret = \"a long secret\"\nmembership = \"etcd\"\n",
+        )
+        .unwrap();
+        let settings = Config::load(Some(&path), []).unwrap().cluster_settings().unwrap().unwrap();
+        assert_eq!(settings.me.s3, "https://10.0.0.5:8443");
     }
 
     #[test]

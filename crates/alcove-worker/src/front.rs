@@ -1,7 +1,8 @@
 //! The S3 front end of a worker: what happens to every request around the s3s service — a
 //! request id, the auth pre-layer, the DeleteObjects integrity check, CORS (preflights and the
 //! `Access-Control-*` headers, see [`crate::cors`]), the error document's `Resource` and
-//! `RequestId`, metrics and the access log.
+//! `RequestId`, metrics and the access log. Plain-HTTP requests under `s3.https_only` are refused
+//! here too ([`HttpsRequired`]), so the refusal is logged and shaped like any other error.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -28,6 +29,7 @@ use crate::attributes_etag::{is_get_object_attributes, unquote_etag};
 use crate::cors::FrontCors;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::recent::FailedRequest;
+use crate::tls::HttpsRequired;
 
 /// Largest DeleteObjects body read for its integrity check (1000 keys of 1 KiB, plus XML).
 const MAX_DELETE_BODY: usize = 4 << 20;
@@ -73,7 +75,10 @@ impl S3Front {
         if matches!(claimed_access_key(&req), Ok(None)) {
             req.extensions_mut().insert(Anonymous);
         }
-        let (user, result) = if method == Method::OPTIONS {
+        let https_refusal = req.extensions().get::<HttpsRequired>().map(|h| h.refusal(req.headers()));
+        let (user, result) = if let Some(refusal) = https_refusal {
+            (String::from("-"), Err(refusal))
+        } else if method == Method::OPTIONS {
             // Browsers send preflights unsigned; s3s would not route them.
             (String::from("-"), self.cors.preflight(&bucket, req.headers()).await)
         } else {

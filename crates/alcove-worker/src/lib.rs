@@ -1,5 +1,6 @@
 //! One Alcove worker: reads the configuration, opens the mount table, and serves the S3 port
-//! (through [`front`] and the s3s service over the [`gateway`]) and the admin port.
+//! (through [`front`] and the s3s service over the [`gateway`]; over HTTPS too, see [`tls`]) and
+//! the admin port.
 //!
 //! It wires the lower crates together and owns process-level concerns (ports, shutdown, logs,
 //! metrics); it may not reach into a backend's files except through alcove-ufs.
@@ -16,6 +17,7 @@ pub mod preload;
 pub mod recent;
 pub mod server;
 pub mod status_page;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -46,6 +48,8 @@ pub enum WorkerError {
     Cache(#[from] PageStoreError),
     #[error("cannot join the cluster: {0}")]
     Cluster(#[from] alcove_cluster::EtcdError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
 }
@@ -53,6 +57,8 @@ pub enum WorkerError {
 /// A running worker.
 pub struct Worker {
     pub s3_addr: Option<SocketAddr>,
+    /// The S3 API's HTTPS port, when a certificate is configured.
+    pub https_addr: Option<SocketAddr>,
     /// The peer port, in a cluster.
     pub peer_addr: Option<SocketAddr>,
     pub admin_addr: SocketAddr,
@@ -61,6 +67,8 @@ pub struct Worker {
     cluster: Option<Arc<cluster::ClusterLink>>,
     admin: Arc<admin::Admin>,
     drain: Duration,
+    /// What SIGHUP reloads.
+    certificates: Option<Arc<tls::CertificateStore>>,
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, WorkerError> {
@@ -72,6 +80,16 @@ impl Worker {
     pub async fn start(config: Config) -> Result<Self, WorkerError> {
         let auth = config.auth_settings()?;
         let admin_token = config.admin_token()?;
+        let tls_settings = config.tls_settings()?;
+        let certificates = match &tls_settings {
+            Some(t) => Some(tls::CertificateStore::load(&t.cert, &t.key)?),
+            None => None,
+        };
+        let acceptor = certificates.clone().map(tls::Acceptor::new).transpose()?;
+        let peer_tls = match &tls_settings {
+            Some(t) if t.peer => Some(tls::peer_client_config(t.ca.as_deref())?),
+            _ => None,
+        };
         let mounts = Arc::new(MountTable::open(&config.root, config.mount_entries(), config.mount_defaults()?)?);
         for store in mounts.all_stores() {
             match store.clean_temp_files() {
@@ -95,7 +113,7 @@ impl Worker {
             None => None,
         };
         let cluster = match &cluster_settings {
-            Some(settings) => Some(cluster::ClusterLink::start(settings, config.addressing()?).await?),
+            Some(settings) => Some(cluster::ClusterLink::start(settings, config.addressing()?, peer_tls).await?),
             None => None,
         };
         let mut objects = ObjectService::new(Arc::clone(&mounts), Some(Arc::clone(&cache)));
@@ -117,6 +135,7 @@ impl Worker {
         }
 
         let mut s3_addr = None;
+        let mut https_addr = None;
         let mut peer_addr = None;
         if config.s3.enabled {
             let mut builder =
@@ -150,24 +169,43 @@ impl Worker {
                     objects: Arc::clone(&objects),
                     mounts: Arc::clone(&mounts),
                 });
-                tasks.spawn(server::serve(listener, settings, rx.clone(), move |req, remote| {
+                let peer_acceptor = acceptor.clone().filter(|_| config.peer.tls);
+                tasks.spawn(server::serve(listener, peer_acceptor, settings, rx.clone(), move |req, remote| {
                     Arc::clone(&port).handle(req, remote)
                 }));
             }
-            let gate = cluster.clone();
-            tasks.spawn(server::serve(listener, settings, rx, move |req, remote| {
-                let (front, gate) = (Arc::clone(&front), gate.clone());
-                async move {
-                    let req = match &gate {
-                        Some(link) => match link.gate.pass(req).await {
-                            Passage::Here(req) => req,
-                            Passage::Answered(answer) => return answer.map(Either::Right),
-                        },
-                        None => req,
-                    };
-                    front.handle(req, remote).await.map(Either::Left)
+            // The HTTP and HTTPS ports serve the same front end; under `s3.https_only` the HTTP
+            // port's requests are marked for refusal, before the cluster could forward them.
+            let handler = |https_required: Option<tls::HttpsRequired>| {
+                let (front, gate) = (Arc::clone(&front), cluster.clone());
+                move |mut req: hyper::Request<hyper::body::Incoming>, remote| {
+                    let (front, gate) = (Arc::clone(&front), gate.clone());
+                    async move {
+                        if let Some(required) = https_required {
+                            req.extensions_mut().insert(required);
+                            return front.handle(req, remote).await.map(Either::Left);
+                        }
+                        let req = match &gate {
+                            Some(link) => match link.gate.pass(req).await {
+                                Passage::Here(req) => req,
+                                Passage::Answered(answer) => return answer.map(Either::Right),
+                            },
+                            None => req,
+                        };
+                        front.handle(req, remote).await.map(Either::Left)
+                    }
                 }
-            }));
+            };
+            if let (Some(t), Some(acceptor)) = (&tls_settings, &acceptor) {
+                let https = bind("HTTPS", t.https_addr).await?;
+                https_addr = https.local_addr().ok();
+                tasks.spawn(server::serve(https, Some(acceptor.clone()), settings, rx.clone(), handler(None)));
+            }
+            let https_required = match (&tls_settings, https_addr) {
+                (Some(t), Some(https_addr)) if t.https_only => Some(tls::HttpsRequired { https_addr }),
+                _ => None,
+            };
+            tasks.spawn(server::serve(listener, None, settings, rx, handler(https_required)));
         }
 
         let admin = Arc::new(admin::Admin {
@@ -178,6 +216,8 @@ impl Worker {
             draining: Default::default(),
             started: Instant::now(),
             s3_addr,
+            https_addr,
+            https_only: config.s3.https_only,
             auth_mode: config.auth.mode.to_ascii_lowercase(),
             cluster: cluster.clone(),
             token: admin_token,
@@ -194,15 +234,33 @@ impl Worker {
             grace: Duration::from_secs(1),
         };
         let handler_admin = Arc::clone(&admin);
-        tasks.spawn(server::serve(listener, settings, shutdown_rx, move |req, remote| {
+        tasks.spawn(server::serve(listener, None, settings, shutdown_rx, move |req, remote| {
             Arc::clone(&handler_admin).handle(req, remote)
         }));
         admin.ready.store(true, Ordering::Release);
         let admin_locked = admin.token.is_some();
         let shown = |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
-        tracing::info!(s3 = %shown(s3_addr), peer = %shown(peer_addr), admin = %admin_addr, admin_token = admin_locked, root = %config.root.display(), auth = %config.auth.mode, "worker ready");
+        tracing::info!(s3 = %shown(s3_addr), https = %shown(https_addr), peer = %shown(peer_addr), peer_tls = config.peer.tls, admin = %admin_addr, admin_token = admin_locked, root = %config.root.display(), auth = %config.auth.mode, "worker ready");
         let drain = config.s3.shutdown_drain.map_or(Duration::ZERO, |d| d.0);
-        Ok(Self { s3_addr, peer_addr, admin_addr, shutdown, tasks, cluster, admin, drain })
+        Ok(Self { s3_addr, https_addr, peer_addr, admin_addr, shutdown, tasks, cluster, certificates, admin, drain })
+    }
+
+    /// Reads the `[tls]` certificate and key again (SIGHUP): new handshakes present the new
+    /// certificate, open connections keep going. A file that cannot be used is logged and the
+    /// current certificate stays. Without `[tls]` there is nothing to reload.
+    pub fn reload_tls(&self) {
+        let Some(certificates) = &self.certificates else {
+            tracing::info!("SIGHUP: no [tls] certificate to reload");
+            return;
+        };
+        match certificates.reload() {
+            Ok(()) => {
+                tracing::info!(cert = %certificates.cert_path().display(), "SIGHUP: reloaded the TLS certificate")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: the TLS certificate was not reloaded; the current one stays")
+            }
+        }
     }
 
     /// Leaves the ring and turns `/readyz` to 503 while still serving, keeps serving for the drain

@@ -1,6 +1,7 @@
 //! The accept loop shared by the S3 and admin ports: HTTP/1.1 with keep-alive per config,
 //! TCP_NODELAY (small responses must not wait for delayed ACKs), an idle limit, and graceful
-//! shutdown that lets in-flight requests finish.
+//! shutdown that lets in-flight requests finish. With a [`crate::tls::Acceptor`] each
+//! connection is a TLS one (the handshake runs in the connection's own task).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,6 +17,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::tls::Acceptor;
+
 /// Connection settings of one port.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpSettings {
@@ -26,9 +29,11 @@ pub struct HttpSettings {
     pub grace: Duration,
 }
 
-/// Serves `listener` until `shutdown` turns true, then drains connections for `settings.grace`.
+/// Serves `listener` (over TLS with `tls`) until `shutdown` turns true, then drains connections
+/// for `settings.grace`.
 pub async fn serve<H, Fut, B>(
     listener: TcpListener,
+    tls: Option<Acceptor>,
     settings: HttpSettings,
     mut shutdown: watch::Receiver<bool>,
     handler: H,
@@ -58,10 +63,16 @@ pub async fn serve<H, Fut, B>(
                     let handler = handler.clone();
                     async move { Ok::<_, Infallible>(handler(req, remote).await) }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let served = match tls {
+                        None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                        Some(tls) => match tls.accept(stream, remote).await {
+                            Some(stream) => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                            None => return,
+                        },
+                    };
+                    if let Err(e) = served {
                         tracing::debug!(error = %e, %remote, "connection ended with an error");
                     }
                 });

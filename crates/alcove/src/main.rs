@@ -115,7 +115,7 @@ struct ServeArgs {
     /// Address of the S3 API (HTTP).
     #[arg(long)]
     s3_addr: Option<SocketAddr>,
-    /// Address of the S3 API over HTTPS (needs a certificate; not available in this version).
+    /// Address of the S3 API over HTTPS (needs [tls] cert and key) [default with a certificate: 0.0.0.0:29996]
     #[arg(long)]
     https_addr: Option<SocketAddr>,
     /// Address of the worker-to-worker port (used once workers form a cluster).
@@ -214,25 +214,26 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(addr) = args.admin_addr {
         config.admin.addr = addr;
     }
-    if args.https_addr.is_some() {
-        return Err("HTTPS is not available in this version; serve plain HTTP behind a TLS proxy".into());
+    if let Some(addr) = args.https_addr {
+        config.s3.https_addr = Some(addr);
     }
-    // Listen for signals before the worker reports ready, so an early one is a clean shutdown.
+    // Listen for signals before the worker reports ready, so an early one is a clean shutdown
+    // (or, SIGHUP, a reload rather than the end of the process).
     use tokio::signal::unix::{signal, SignalKind};
     let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
-    let (terminate, interrupt) = (listen(SignalKind::terminate())?, listen(SignalKind::interrupt())?);
+    let (mut terminate, mut interrupt) = (listen(SignalKind::terminate())?, listen(SignalKind::interrupt())?);
+    let mut hangup = listen(SignalKind::hangup())?;
     let worker = Worker::start(config).await.map_err(|e| e.to_string())?;
-    wait_for_signal(terminate, interrupt).await;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = hangup.recv() => worker.reload_tls(),
+        }
+    }
     tracing::info!("shutting down: finishing in-flight requests");
     worker.shutdown().await;
     Ok(())
-}
-
-async fn wait_for_signal(mut terminate: tokio::signal::unix::Signal, mut interrupt: tokio::signal::unix::Signal) {
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-    }
 }
 
 fn presign_url(args: PresignArgs) -> Result<(), String> {

@@ -37,6 +37,7 @@ pub fn render(status: &Value) -> String {
     let mut rows = vec![
         row(&["version", &text("version")]),
         row(&["s3", &format!("{} (auth: {})", text("s3_addr"), text("auth_mode"))]),
+        row(&["https", &https_line(status)]),
         row(&["uptime", &uptime.map_or_else(|| "-".to_owned(), human::duration)]),
         row(&["root", &text("root")]),
         row(&["buckets", &if buckets.is_empty() { "none".to_owned() } else { buckets.join(", ") }]),
@@ -55,6 +56,17 @@ pub fn render(status: &Value) -> String {
         None => out.push_str("cache    none\n"),
     }
     out
+}
+
+/// The HTTPS port, and whether the plain-HTTP port refuses S3 requests.
+fn https_line(status: &Value) -> String {
+    match status.get("s3_https_addr").and_then(Value::as_str) {
+        None => "off".to_owned(),
+        Some(addr) if status.get("https_only").and_then(Value::as_bool) == Some(true) => {
+            format!("{addr} (https only: plain-HTTP S3 requests are refused)")
+        }
+        Some(addr) => addr.to_owned(),
+    }
 }
 
 fn row(cells: &[&str]) -> Vec<String> {
@@ -165,6 +177,7 @@ mod tests {
         let expected = "\
 version  0.1.0
 s3       127.0.0.1:29998 (auth: simple)
+https    off
 uptime   2m05s
 root     ./alcove-data
 buckets  a, near
@@ -203,6 +216,9 @@ cluster  static membership, 2 of 3 live, this worker: w1
     fn missing_fields_print_as_dashes() {
         let text = render(&json!({"version": "9"}));
         assert!(text.contains("s3       - (auth: -)"), "{text}");
+        assert!(text.contains("https    off"), "{text}");
+        let https = render(&json!({"s3_https_addr": "0.0.0.0:29996", "https_only": true}));
+        assert!(https.contains("https    0.0.0.0:29996 (https only: plain-HTTP S3 requests are refused)"), "{https}");
         assert!(text.ends_with("cache    none\n"), "{text}");
         let cache = cache_text(&json!({"tiers": [{}]}));
         assert!(cache.contains("hit ratio - (- hits, - misses)"), "{cache}");
