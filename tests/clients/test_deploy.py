@@ -121,8 +121,10 @@ def test_the_manifests_refer_to_each_other_correctly():
     expected = [f"http://{etcd['metadata']['name']}-{i}.{etcd['spec']['serviceName']}:2379"
                 for i in range(etcd["spec"]["replicas"])]
     assert config["cluster"]["etcd"]["endpoints"] == expected
-    # SIGTERM's grace for in-flight requests fits in the pod's.
-    assert config["s3"]["shutdown_grace"] < statefulset["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    # SIGTERM's drain and grace for in-flight requests fit in the pod's.
+    drain = float(config["s3"]["shutdown_drain"].removesuffix("s"))
+    assert drain + config["s3"]["shutdown_grace"] < \
+        statefulset["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
 
 
 def pod_env(workload: dict, fields: dict[str, str]) -> dict[str, str]:

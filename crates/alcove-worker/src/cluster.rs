@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use alcove_cache::{ChangeObserver, ObjectService};
 use alcove_cluster::{
@@ -56,6 +56,11 @@ pub struct ClusterLink {
     /// True once the worker shuts down: its health answer says so and it routes every key to
     /// the others.
     leaving: watch::Sender<bool>,
+    /// The view before the last change of the ring, and when it changed: for `settle` after a
+    /// change, the owner a key had then may still be serving it (the others learn of a change
+    /// within a probe or two), so it is told of changes too.
+    previous: Arc<Mutex<(Arc<ClusterView>, Instant)>>,
+    settle: Duration,
 }
 
 /// Why a mount change could not be shared with the cluster (it is then undone here).
@@ -125,7 +130,11 @@ impl ClusterLink {
         });
         let (leaving, leaving_seen) = watch::channel(false);
         let gate = Gate::new(leaving_aware(view, leaving_seen), target_of, client, handoff, settings.health_check);
-        Ok(Arc::new(Self { gate, me: settings.me.clone(), mode: settings.mode, etcd, leaving }))
+        // A starting worker takes its keys from the owners they had without it.
+        let previous = Arc::new(Mutex::new((Arc::new(gate.view().without_me()), Instant::now())));
+        tokio::spawn(remember_previous_views(gate.watch(), Arc::clone(&previous)));
+        let settle = settings.failure_timeout;
+        Ok(Arc::new(Self { gate, me: settings.me.clone(), mode: settings.mode, etcd, leaving, previous, settle }))
     }
 
     /// Leaves the cluster on shutdown, while still serving: from now on this worker forwards every
@@ -195,11 +204,34 @@ impl ClusterLink {
     /// the client's entry point disagreed on the owner, or this one is leaving), and without it
     /// the owner could serve the old version until its next metadata check.
     async fn tell_owner_of_change(&self, bucket: &str, key: &str) {
-        let Some(owner) = self.owner_elsewhere(bucket, key) else { return };
         let path = format!("{FORGET_PATH}?bucket={}&key={}", query_value(bucket), query_value(key));
-        if let Err(e) = self.gate.client().call(&owner, Method::POST, &path, Bytes::new(), FORGET_TIMEOUT).await {
-            tracing::warn!(owner = %owner.id, bucket, key, error = %e, "could not tell the owner of a key that it changed here");
+        let calls = self.owners_to_tell(bucket, key).into_iter().map(|owner| {
+            let path = path.clone();
+            async move {
+                if let Err(e) = self.gate.client().call(&owner, Method::POST, &path, Bytes::new(), FORGET_TIMEOUT).await {
+                    tracing::warn!(owner = %owner.id, bucket, key, error = %e, "could not tell the owner of a key that it changed here");
+                }
+            }
+        });
+        futures::future::join_all(calls).await;
+    }
+
+    /// The other workers that may serve `bucket/key` from their cache: its owner, and while the
+    /// ring settles after a change, its owner before the change.
+    fn owners_to_tell(&self, bucket: &str, key: &str) -> Vec<Member> {
+        let mut owners: Vec<Member> = self.owner_elsewhere(bucket, key).into_iter().collect();
+        let (before, changed) = {
+            let previous = self.previous.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            (Arc::clone(&previous.0), previous.1)
+        };
+        if changed.elapsed() < self.settle {
+            if let Owner::Peer(m) = before.owner(bucket, key) {
+                if !owners.contains(m) {
+                    owners.push(m.clone());
+                }
+            }
         }
+        owners
     }
 
     /// Tells every live worker of a bucket setting changed here (a worker that cannot be told
@@ -298,6 +330,21 @@ impl ClusterLink {
             status: StatusCode::OK,
             message: format!("an answer that is not the expected JSON: {e}"),
         })
+    }
+}
+
+/// Keeps the view before each change, with the time of the change.
+async fn remember_previous_views(
+    mut views: watch::Receiver<Arc<ClusterView>>,
+    previous: Arc<Mutex<(Arc<ClusterView>, Instant)>>,
+) {
+    let mut current = Arc::clone(&views.borrow());
+    while views.changed().await.is_ok() {
+        let next = Arc::clone(&views.borrow());
+        if next.live != current.live {
+            *previous.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = (current, Instant::now());
+        }
+        current = next;
     }
 }
 
