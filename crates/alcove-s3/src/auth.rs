@@ -7,18 +7,20 @@
 //! * `sigv4`: s3s verifies header, presigned and chunk signatures against [`CredentialStore`].
 //!
 //! In both modes a request without credentials runs as the worker's own user, unless
-//! `auth.allow_anonymous = false`, in which case it gets `AccessDenied`.
+//! `auth.allow_anonymous = false`, in which case it gets `AccessDenied`. What each user may do
+//! is [`crate::policy`]'s business.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::Uri;
-use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
 
 use crate::checksum::{ChecksumAlgorithm, Expected, VerifyingStream};
 use crate::chunked::AwsChunkedDecoder;
+use crate::policy::Policies;
 use crate::BodyError;
 use futures::StreamExt as _;
 use s3s::stream::ByteStream as _;
@@ -49,8 +51,10 @@ pub struct AuthSettings {
     pub allow_anonymous: bool,
     /// Access key → secret key, for sigv4 mode.
     pub credentials: BTreeMap<String, String>,
-    /// The user unauthenticated requests run as (the worker's process user).
+    /// The user unauthenticated requests run as (the worker's process user), for the access log.
     pub anonymous_user: String,
+    /// `[[auth.policies]]`; empty: everyone may do everything.
+    pub policies: Arc<Policies>,
 }
 
 /// Set on a request whose aws-chunked trailer checksum simple mode's decoder already verified,
@@ -172,7 +176,7 @@ fn verify_payload_hash(req: &mut http::Request<s3s::Body>) {
             as s3s::stream::DynByteStream);
 }
 
-fn anonymous_denied() -> S3Error {
+pub(crate) fn anonymous_denied() -> S3Error {
     s3_error!(
         AccessDenied,
         "Anonymous access is disabled on this worker (auth.allow_anonymous = false); sign the request."
@@ -307,22 +311,6 @@ impl S3Auth for CredentialStore {
         self.0.get(access_key).map(|s| SecretKey::from(s.as_str())).ok_or_else(|| {
             s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")
         })
-    }
-}
-
-/// Sigv4 mode: lets signed requests through, and unsigned ones when anonymous access is allowed.
-#[derive(Debug, Clone, Copy)]
-pub struct AnonymousPolicy {
-    pub allow_anonymous: bool,
-}
-
-#[async_trait::async_trait]
-impl S3Access for AnonymousPolicy {
-    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        if cx.credentials().is_none() && !self.allow_anonymous {
-            return Err(anonymous_denied());
-        }
-        Ok(())
     }
 }
 

@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use alcove_s3::policy::{Grant, Identity, Policies};
 use alcove_s3::{AuthMode, AuthSettings};
 use alcove_ufs::MountEntry;
 use serde::Deserialize;
@@ -350,6 +352,20 @@ pub struct AuthConfig {
     pub mode: String,
     pub allow_anonymous: bool,
     pub credentials: Vec<Credential>,
+    /// Who may do what; none: everyone may do everything.
+    pub policies: Vec<PolicyConfig>,
+}
+
+/// One `[[auth.policies]]` entry: `users` and `groups` may do `actions` on `resources`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -450,7 +466,7 @@ impl Default for AdminConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { mode: "simple".into(), allow_anonymous: true, credentials: Vec::new() }
+        Self { mode: "simple".into(), allow_anonymous: true, credentials: Vec::new(), policies: Vec::new() }
     }
 }
 
@@ -688,12 +704,40 @@ impl Config {
                 "auth.mode = \"sigv4\" needs at least one [[auth.credentials]] entry".into(),
             ));
         }
+        let policies = self.policies()?;
         Ok(AuthSettings {
             mode,
             allow_anonymous: self.auth.allow_anonymous,
             credentials: self.auth.credentials.iter().map(|c| (c.access_key.clone(), c.secret_key.clone())).collect(),
             anonymous_user: std::env::var("USER").unwrap_or_else(|_| "alcove".into()),
+            policies: Arc::new(policies),
         })
+    }
+
+    /// `[[auth.policies]]`, checked.
+    fn policies(&self) -> Result<Policies, ConfigError> {
+        let mut grants = Vec::new();
+        for (i, p) in self.auth.policies.iter().enumerate() {
+            let grant = Grant::new(&p.users, &p.groups, &p.actions, &p.resources)
+                .map_err(|e| ConfigError::Invalid(format!("auth.policies[{i}]: {e}")))?;
+            if grant.names_groups() {
+                return Err(ConfigError::Invalid(format!(
+                    "auth.policies[{i}] names groups, which come from OIDC tokens (auth.mode = \"oidc\", not yet available)"
+                )));
+            }
+            grants.push(grant);
+        }
+        if !grants.is_empty() {
+            let reserved = [Identity::ANONYMOUS, "*"];
+            if let Some(c) = self.auth.credentials.iter().find(|c| reserved.contains(&c.access_key.as_str())) {
+                return Err(ConfigError::Invalid(format!(
+                    "[[auth.credentials]] access_key = {:?} is reserved by the policies (\"anonymous\" is the user of \
+                     unsigned requests, \"*\" is everyone)",
+                    c.access_key
+                )));
+            }
+        }
+        Ok(Policies::new(grants))
     }
 }
 
@@ -946,6 +990,29 @@ mod tests {
         {
             assert_eq!(is_loopback(addr.parse().unwrap()), loopback, "{addr}");
         }
+    }
+
+    #[test]
+    fn policies_are_checked() {
+        let load = |file: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("alcove.toml");
+            std::fs::write(&path, file).unwrap();
+            Config::load(Some(&path), [])
+        };
+        let grant =
+            "[[auth.policies]]\nusers = [\"alice\"]\nactions = [\"read\", \"list\"]\nresources = [\"photos/2024/*\"]\n";
+        let c = load(grant).unwrap();
+        let policies = c.auth_settings().unwrap().policies;
+        assert_eq!(policies.grants().len(), 1);
+        assert!(Config::load(None, []).unwrap().auth_settings().unwrap().policies.is_empty());
+        let refused = |file: String| load(&file).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused(grant.replace("read\", \"list", "read\", \"delete")).contains("'delete' is not an action"));
+        assert!(refused(grant.replace("photos/2024/*", "photos/*/x")).contains("policies[0]"));
+        assert!(refused(grant.replace("users = [\"alice\"]", "groups = [\"staff\"]")).contains("OIDC"));
+        assert!(refused(grant.replace("resources", "resource")).contains("resource"), "a typo in a key");
+        let reserved = format!("{grant}[[auth.credentials]]\naccess_key = \"anonymous\"\nsecret_key = \"s\"\n");
+        assert!(refused(reserved).contains("reserved"));
     }
 
     #[test]

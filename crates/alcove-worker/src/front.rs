@@ -14,6 +14,7 @@ use alcove_s3::body_watch::BodyWatch;
 use alcove_s3::cors::CorsRequest;
 use alcove_s3::error::take_details;
 use alcove_s3::integrity::verify_whole_body;
+use alcove_s3::policy::{Identity, ResolvedUser};
 use alcove_s3::signing_time::check_signing_times;
 use alcove_s3::{decorate_error_body, AuthMode, AuthSettings, RequestUser};
 use bytes::Bytes;
@@ -69,18 +70,23 @@ impl S3Front {
         let cors_request = CorsRequest::actual(&method, req.headers()).filter(|_| method != Method::OPTIONS);
         let unquote = is_get_object_attributes(&req);
         let mut req = req.map(s3s::Body::from);
-        if matches!(claimed_access_key(&req), Ok(None)) {
+        let anonymous = matches!(claimed_access_key(&req), Ok(None));
+        if anonymous {
             req.extensions_mut().insert(Anonymous);
         }
+        let resolved = ResolvedUser::default();
+        req.extensions_mut().insert(resolved.clone());
         let (user, result) = if method == Method::OPTIONS {
             // Browsers send preflights unsigned; s3s would not route them.
             (String::from("-"), self.cors.preflight(&bucket, req.headers()).await)
         } else {
-            match check_signing_times(&mut req).and_then(|()| self.authenticate(&mut req)) {
+            match check_signing_times(&mut req).and_then(|()| self.authenticate(&mut req, anonymous)) {
                 Ok(user) => (user.0.clone(), self.call(req, user, !bucket.is_empty() && !key.is_empty()).await),
                 Err(e) => (String::from("-"), Err(e)),
             }
         };
+        // The access check knows best who a request ran as.
+        let user = resolved.0.get().cloned().unwrap_or(user);
         let mut resp = result.unwrap_or_else(error_response);
         if unquote {
             resp = unquote_etag(resp).await;
@@ -113,10 +119,16 @@ impl S3Front {
         })
     }
 
-    /// Finds the user; in simple mode also turns the request into an unsigned one.
-    fn authenticate(&self, req: &mut Request<s3s::Body>) -> Result<RequestUser, S3Error> {
+    /// Finds the user; in simple mode also turns the request into an unsigned one, and says who
+    /// it runs as for the policies.
+    fn authenticate(&self, req: &mut Request<s3s::Body>, anonymous: bool) -> Result<RequestUser, S3Error> {
         match self.auth.mode {
-            AuthMode::Simple => simple_prelayer(req, &self.auth),
+            AuthMode::Simple => {
+                let user = simple_prelayer(req, &self.auth)?;
+                let identity = if anonymous { Identity::anonymous() } else { Identity::user(user.0.clone()) };
+                req.extensions_mut().insert(identity);
+                Ok(user)
+            }
             // s3s verifies the signature; the claimed key is only for the log.
             AuthMode::Sigv4 => {
                 Ok(RequestUser(claimed_access_key(req)?.unwrap_or_else(|| self.auth.anonymous_user.clone())))

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use alcove_cache::{CachedReads, ObjectService, PageStore, PageStoreError};
 use alcove_cluster::Passage;
-use alcove_s3::auth::{AnonymousPolicy, CredentialStore};
+use alcove_s3::auth::CredentialStore;
+use alcove_s3::policy::{PolicyAccess, StaticKeys};
 use alcove_s3::AuthMode;
 use alcove_ufs::{MountTable, UfsError};
 use http_body_util::Either;
@@ -114,9 +115,18 @@ impl Worker {
             if addressing.is_virtual_host_enabled() {
                 builder.set_host(addressing.clone());
             }
-            if auth.mode == AuthMode::Sigv4 {
-                builder.set_auth(CredentialStore(auth.credentials.clone()));
-                builder.set_access(AnonymousPolicy { allow_anonymous: auth.allow_anonymous });
+            // s3s runs the access check only with an auth provider; simple mode needs one only
+            // for its policies (it hands s3s unsigned requests, so no secret is ever asked for).
+            if auth.mode == AuthMode::Sigv4 || !auth.policies.is_empty() {
+                builder.set_auth(CredentialStore(match auth.mode {
+                    AuthMode::Simple => Default::default(),
+                    AuthMode::Sigv4 => auth.credentials.clone(),
+                }));
+                builder.set_access(PolicyAccess {
+                    policies: Arc::clone(&auth.policies),
+                    allow_anonymous: auth.allow_anonymous,
+                    keys: Arc::new(StaticKeys),
+                });
             }
             let front = Arc::new(front::S3Front {
                 service: builder.build(),
