@@ -496,16 +496,6 @@ pub trait KeyIdentities: Send + Sync + 'static {
     fn identity(&self, access_key: &str, headers: &http::HeaderMap, uri: &http::Uri) -> S3Result<Identity>;
 }
 
-/// Static credentials: the access key is the user.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StaticKeys;
-
-impl KeyIdentities for StaticKeys {
-    fn identity(&self, access_key: &str, _: &http::HeaderMap, _: &http::Uri) -> S3Result<Identity> {
-        Ok(Identity::user(access_key))
-    }
-}
-
 /// s3s's access check: anonymous access, then the policies.
 pub struct PolicyAccess {
     pub policies: Arc<Policies>,
