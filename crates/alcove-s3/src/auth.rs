@@ -10,9 +10,9 @@
 //!   simple mode, unsigned) and the temporary credentials STS hands out for them
 //!   ([`crate::sts`]), which s3s verifies like any SigV4 credential.
 //!
-//! In both modes a request without credentials runs as the worker's own user, unless
-//! `auth.allow_anonymous = false`, in which case it gets `AccessDenied`. What each user may do
-//! is [`crate::policy`]'s business.
+//! In every mode a request without credentials runs as the worker's own user (the user
+//! `anonymous` for the policies), unless `auth.allow_anonymous = false`, in which case it gets
+//! `AccessDenied`. What each user may do is [`crate::policy`]'s business.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
