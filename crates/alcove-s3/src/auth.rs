@@ -5,20 +5,28 @@
 //!   s3s always verifies what it sees, so [`simple_prelayer`] takes the user from the request,
 //!   removes the signature, decodes aws-chunked framing itself, and hands s3s an unsigned request.
 //! * `sigv4`: s3s verifies header, presigned and chunk signatures against [`CredentialStore`].
+//! * `oidc`: sigv4 mode's credentials, plus `Authorization: Bearer <JWT>` tokens of an OIDC
+//!   provider ([`crate::oidc`]; the front end verifies them and then treats the request like
+//!   simple mode, unsigned) and the temporary credentials STS hands out for them
+//!   ([`crate::sts`]), which s3s verifies like any SigV4 credential.
 //!
-//! In both modes a request without credentials runs as the worker's own user, unless
-//! `auth.allow_anonymous = false`, in which case it gets `AccessDenied`.
+//! In every mode a request without credentials runs as the worker's own user (the user
+//! `anonymous` for the policies), unless `auth.allow_anonymous = false`, in which case it gets
+//! `AccessDenied`. What each user may do is [`crate::policy`]'s business.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::Uri;
-use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
 
 use crate::checksum::{ChecksumAlgorithm, Expected, VerifyingStream};
 use crate::chunked::AwsChunkedDecoder;
+use crate::oidc::OidcSettings;
+use crate::policy::{Identity, KeyIdentities, Policies};
+use crate::sts::{session_token, StsKeys};
 use crate::BodyError;
 use futures::StreamExt as _;
 use s3s::stream::ByteStream as _;
@@ -29,6 +37,14 @@ pub enum AuthMode {
     #[default]
     Simple,
     Sigv4,
+    Oidc,
+}
+
+impl AuthMode {
+    /// Whether s3s verifies SigV4 signatures (every mode but simple).
+    pub fn verifies_signatures(self) -> bool {
+        self != Self::Simple
+    }
 }
 
 impl std::str::FromStr for AuthMode {
@@ -37,7 +53,8 @@ impl std::str::FromStr for AuthMode {
         match s.to_ascii_lowercase().as_str() {
             "simple" => Ok(Self::Simple),
             "sigv4" => Ok(Self::Sigv4),
-            other => Err(format!("unknown auth mode '{other}': expected 'simple' or 'sigv4'")),
+            "oidc" => Ok(Self::Oidc),
+            other => Err(format!("unknown auth mode '{other}': expected 'simple', 'sigv4' or 'oidc'")),
         }
     }
 }
@@ -49,8 +66,15 @@ pub struct AuthSettings {
     pub allow_anonymous: bool,
     /// Access key → secret key, for sigv4 mode.
     pub credentials: BTreeMap<String, String>,
-    /// The user unauthenticated requests run as (the worker's process user).
+    /// The user unauthenticated requests run as (the worker's process user), for the access log.
     pub anonymous_user: String,
+    /// `[[auth.policies]]`; empty: everyone may do everything.
+    pub policies: Arc<Policies>,
+    /// oidc mode: the identity provider.
+    pub oidc: Option<OidcSettings>,
+    /// oidc mode: what the STS key is derived from (`auth.sts_key` or the cluster secret);
+    /// `None`: a random key of this process.
+    pub sts_secret: Option<String>,
 }
 
 /// Set on a request whose aws-chunked trailer checksum simple mode's decoder already verified,
@@ -137,11 +161,33 @@ pub fn simple_prelayer(req: &mut http::Request<s3s::Body>, settings: &AuthSettin
         None if settings.allow_anonymous => RequestUser(settings.anonymous_user.clone()),
         None => return Err(anonymous_denied()),
     };
+    make_unsigned(req)?;
+    Ok(user)
+}
+
+/// Turns a request whose sender is known into an unsigned one s3s accepts: no `Authorization`,
+/// no signing parameters, aws-chunked framing decoded (its trailer checksum checked), a hex
+/// payload hash checked.
+pub fn make_unsigned(req: &mut http::Request<s3s::Body>) -> S3Result<()> {
     req.headers_mut().remove(AUTHORIZATION);
     strip_signing_query(req)?;
     decode_streaming_body(req)?;
     verify_payload_hash(req);
-    Ok(user)
+    Ok(())
+}
+
+/// A SigV2 presigned URL carries the `x-amz-*` headers it signed as query parameters, which AWS
+/// reads as headers; s3s signs over headers only, so the one that matters here, the session
+/// token of temporary credentials, is put back into its header.
+pub fn hoist_presigned_v2_token(req: &mut http::Request<s3s::Body>) {
+    let Some(query) = req.uri().query() else { return };
+    let presigned_v2 = query_param(query, "AWSAccessKeyId").is_some() && query_param(query, "Signature").is_some();
+    if !presigned_v2 || req.headers().contains_key("x-amz-security-token") {
+        return;
+    }
+    if let Some(value) = query_param(query, "x-amz-security-token").and_then(|t| HeaderValue::from_str(&t).ok()) {
+        req.headers_mut().insert("x-amz-security-token", value);
+    }
 }
 
 /// A hex `x-amz-content-sha256` promises the body's SHA-256; s3s checks it only while verifying
@@ -172,7 +218,7 @@ fn verify_payload_hash(req: &mut http::Request<s3s::Body>) {
             as s3s::stream::DynByteStream);
 }
 
-fn anonymous_denied() -> S3Error {
+pub(crate) fn anonymous_denied() -> S3Error {
     s3_error!(
         AccessDenied,
         "Anonymous access is disabled on this worker (auth.allow_anonymous = false); sign the request."
@@ -297,32 +343,48 @@ where
     }
 }
 
-/// Sigv4 mode: the secrets from the config file.
-#[derive(Debug, Clone)]
-pub struct CredentialStore(pub BTreeMap<String, String>);
+/// The secrets s3s verifies signatures with: the config file's, and (oidc mode) those of the
+/// temporary credentials STS hands out. A configured key wins over a temporary one.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialStore {
+    pub keys: BTreeMap<String, String>,
+    pub sts: Option<Arc<StsKeys>>,
+}
+
+impl CredentialStore {
+    fn temporary(&self, access_key: &str) -> Option<&StsKeys> {
+        self.sts.as_deref().filter(|_| !self.keys.contains_key(access_key) && StsKeys::is_temporary(access_key))
+    }
+}
+
+fn unknown_key() -> S3Error {
+    s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")
+}
 
 #[async_trait::async_trait]
 impl S3Auth for CredentialStore {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        self.0.get(access_key).map(|s| SecretKey::from(s.as_str())).ok_or_else(|| {
-            s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")
-        })
+        if let Some(secret) = self.keys.get(access_key) {
+            return Ok(SecretKey::from(secret.as_str()));
+        }
+        match self.temporary(access_key) {
+            Some(sts) => Ok(SecretKey::from(sts.secret_of(access_key))),
+            None => Err(unknown_key()),
+        }
     }
 }
 
-/// Sigv4 mode: lets signed requests through, and unsigned ones when anonymous access is allowed.
-#[derive(Debug, Clone, Copy)]
-pub struct AnonymousPolicy {
-    pub allow_anonymous: bool,
-}
-
-#[async_trait::async_trait]
-impl S3Access for AnonymousPolicy {
-    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        if cx.credentials().is_none() && !self.allow_anonymous {
-            return Err(anonymous_denied());
+impl KeyIdentities for CredentialStore {
+    fn identity(&self, access_key: &str, headers: &http::HeaderMap, uri: &Uri) -> S3Result<Identity> {
+        if self.keys.contains_key(access_key) {
+            return Ok(Identity::user(access_key));
         }
-        Ok(())
+        match self.temporary(access_key) {
+            Some(sts) => {
+                sts.identity(access_key, session_token(headers, uri).as_deref(), time::OffsetDateTime::now_utc())
+            }
+            None => Err(unknown_key()),
+        }
     }
 }
 

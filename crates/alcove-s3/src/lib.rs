@@ -1,5 +1,5 @@
 //! S3 protocol glue for Alcove, between the wire (handled by `s3s`) and the gateway:
-//! the auth modes (simple mode's pre-layer, sigv4 credentials), aws-chunked decoding for simple
+//! the auth modes (simple mode's pre-layer, sigv4 credentials, OIDC tokens and STS), authorization policies, aws-chunked decoding for simple
 //! mode, checksums, error mapping, `encoding-type=url` and bucket CORS rules.
 //!
 //! It may not touch storage: it sees requests, bodies and [`alcove_ufs::UfsError`]s only.
@@ -13,7 +13,10 @@ pub mod error;
 pub mod host;
 pub mod integrity;
 pub mod limits;
+pub mod oidc;
+pub mod policy;
 pub mod signing_time;
+pub mod sts;
 pub mod urlencode;
 
 pub use auth::{AuthMode, AuthSettings, RequestUser};

@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use alcove_s3::oidc::OidcSettings;
+use alcove_s3::policy::{Grant, Identity, Policies};
 use alcove_s3::{AuthMode, AuthSettings};
 use alcove_ufs::MountEntry;
 use serde::Deserialize;
@@ -394,6 +397,64 @@ pub struct AuthConfig {
     pub mode: String,
     pub allow_anonymous: bool,
     pub credentials: Vec<Credential>,
+    /// Who may do what; none: everyone may do everything.
+    pub policies: Vec<PolicyConfig>,
+    /// The identity provider of `mode = "oidc"`.
+    pub oidc: Option<OidcConfig>,
+    /// What the keys of STS's temporary credentials are derived from (the same on every worker);
+    /// default: the cluster secret, else a random key of this process. `ALCOVE_AUTH_STS_KEY` sets
+    /// it without writing it in the file.
+    pub sts_key: Option<String>,
+}
+
+/// `[auth.oidc]`: whose tokens are accepted and what they say.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The `iss` of accepted tokens.
+    pub issuer: String,
+    /// The provider's JWKS; default: the `jwks_uri` of `<issuer>/.well-known/openid-configuration`.
+    pub jwks_url: Option<String>,
+    /// The `aud` accepted tokens carry.
+    pub audience: String,
+    /// The claim naming the user.
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    /// The claim listing the user's groups.
+    pub groups_claim: Option<String>,
+    /// Leeway on a token's `exp` and `nbf`.
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew: Seconds,
+    /// The shortest time between two fetches of the JWKS for a key id it lacks.
+    #[serde(default = "default_refetch_interval")]
+    pub refetch_interval: Seconds,
+}
+
+fn default_user_claim() -> String {
+    "sub".into()
+}
+
+fn default_clock_skew() -> Seconds {
+    Seconds(Duration::from_secs(60))
+}
+
+fn default_refetch_interval() -> Seconds {
+    Seconds(Duration::from_secs(10))
+}
+
+/// The shortest `auth.sts_key` accepted.
+pub const MIN_STS_KEY_LEN: usize = 16;
+
+/// One `[[auth.policies]]` entry: `users` and `groups` may do `actions` on `resources`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -498,7 +559,14 @@ impl Default for AdminConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { mode: "simple".into(), allow_anonymous: true, credentials: Vec::new() }
+        Self {
+            mode: "simple".into(),
+            allow_anonymous: true,
+            credentials: Vec::new(),
+            policies: Vec::new(),
+            oidc: None,
+            sts_key: None,
+        }
     }
 }
 
@@ -512,6 +580,7 @@ const ENV_SECTIONS: &[(&str, &[&str])] = &[
     ("cluster", &["cluster"]),
     ("peer", &["peer"]),
     ("admin", &["admin"]),
+    ("auth_oidc", &["auth", "oidc"]),
     ("auth", &["auth"]),
     ("ufs", &["ufs"]),
     ("cache", &["cache"]),
@@ -781,13 +850,90 @@ impl Config {
                 "auth.mode = \"sigv4\" needs at least one [[auth.credentials]] entry".into(),
             ));
         }
+        let policies = self.policies(mode)?;
+        let oidc = match (&self.auth.oidc, mode) {
+            (Some(oidc), AuthMode::Oidc) => Some(oidc_settings(oidc)?),
+            (None, AuthMode::Oidc) => {
+                return Err(ConfigError::Invalid(
+                    "auth.mode = \"oidc\" needs an [auth.oidc] section (issuer, audience)".into(),
+                ))
+            }
+            (Some(_), _) => {
+                return Err(ConfigError::Invalid("[auth.oidc] is used only with auth.mode = \"oidc\"".into()))
+            }
+            (None, _) => None,
+        };
+        let sts_key = self.auth.sts_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
+        if sts_key.is_some_and(|k| k.chars().count() < MIN_STS_KEY_LEN) {
+            return Err(ConfigError::Invalid(format!(
+                "auth.sts_key (or ALCOVE_AUTH_STS_KEY) must be at least {MIN_STS_KEY_LEN} characters"
+            )));
+        }
+        let cluster_secret = self.cluster.as_ref().and_then(|c| c.secret.clone()).filter(|s| !s.is_empty());
         Ok(AuthSettings {
             mode,
             allow_anonymous: self.auth.allow_anonymous,
             credentials: self.auth.credentials.iter().map(|c| (c.access_key.clone(), c.secret_key.clone())).collect(),
             anonymous_user: process_user(),
+            policies: Arc::new(policies),
+            oidc,
+            sts_secret: sts_key.map(str::to_owned).or(cluster_secret),
         })
     }
+
+    /// `[[auth.policies]]`, checked.
+    fn policies(&self, mode: AuthMode) -> Result<Policies, ConfigError> {
+        let mut grants = Vec::new();
+        for (i, p) in self.auth.policies.iter().enumerate() {
+            let grant = Grant::new(&p.users, &p.groups, &p.actions, &p.resources)
+                .map_err(|e| ConfigError::Invalid(format!("auth.policies[{i}]: {e}")))?;
+            if grant.names_groups() && mode != AuthMode::Oidc {
+                return Err(ConfigError::Invalid(format!(
+                    "auth.policies[{i}] names groups, which come from OIDC tokens: they need auth.mode = \"oidc\""
+                )));
+            }
+            grants.push(grant);
+        }
+        if !grants.is_empty() {
+            let reserved = [Identity::ANONYMOUS, "*"];
+            if let Some(c) = self.auth.credentials.iter().find(|c| reserved.contains(&c.access_key.as_str())) {
+                return Err(ConfigError::Invalid(format!(
+                    "[[auth.credentials]] access_key = {:?} is reserved by the policies (\"anonymous\" is the user of \
+                     unsigned requests, \"*\" is everyone)",
+                    c.access_key
+                )));
+            }
+        }
+        Ok(Policies::new(grants))
+    }
+}
+
+/// `[auth.oidc]`, checked: the issuer and the JWKS address must be http(s) URLs.
+fn oidc_settings(oidc: &OidcConfig) -> Result<OidcSettings, ConfigError> {
+    let is_url = |u: &str| {
+        u.parse::<http::Uri>().is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
+    };
+    if !is_url(&oidc.issuer) {
+        return Err(ConfigError::Invalid(format!(
+            "auth.oidc.issuer = {:?} must be the provider's http(s) URL",
+            oidc.issuer
+        )));
+    }
+    if let Some(url) = oidc.jwks_url.as_deref().filter(|u| !is_url(u)) {
+        return Err(ConfigError::Invalid(format!("auth.oidc.jwks_url = {url:?} must be an http(s) URL")));
+    }
+    if oidc.audience.trim().is_empty() || oidc.user_claim.trim().is_empty() {
+        return Err(ConfigError::Invalid("auth.oidc.audience and auth.oidc.user_claim must not be empty".into()));
+    }
+    Ok(OidcSettings {
+        issuer: oidc.issuer.clone(),
+        jwks_url: oidc.jwks_url.clone(),
+        audience: oidc.audience.clone(),
+        user_claim: oidc.user_claim.clone(),
+        groups_claim: oidc.groups_claim.clone().filter(|c| !c.trim().is_empty()),
+        clock_skew: oidc.clock_skew.0,
+        refetch_interval: oidc.refetch_interval.0,
+    })
 }
 
 /// The cluster section, checked and with its defaults filled in.
@@ -876,7 +1022,7 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
     let rest = rest.to_ascii_lowercase();
     // Secrets stay strings: a token of digits must not become a number.
     let parsed = match rest.as_str() {
-        "admin_token" | "cluster_secret" => toml::Value::String(value.to_owned()),
+        "admin_token" | "cluster_secret" | "auth_sts_key" => toml::Value::String(value.to_owned()),
         _ => parse_env_value(value),
     };
     if rest == "root" {
@@ -1126,6 +1272,68 @@ mod tests {
         .unwrap();
         let settings = Config::load(Some(&path), []).unwrap().cluster_settings().unwrap().unwrap();
         assert_eq!(settings.me.s3, "https://10.0.0.5:8443");
+    }
+
+    #[test]
+    fn policies_are_checked() {
+        let load = |file: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("alcove.toml");
+            std::fs::write(&path, file).unwrap();
+            Config::load(Some(&path), [])
+        };
+        let grant =
+            "[[auth.policies]]\nusers = [\"alice\"]\nactions = [\"read\", \"list\"]\nresources = [\"photos/2024/*\"]\n";
+        let c = load(grant).unwrap();
+        let policies = c.auth_settings().unwrap().policies;
+        assert_eq!(policies.grants().len(), 1);
+        assert!(Config::load(None, []).unwrap().auth_settings().unwrap().policies.is_empty());
+        let refused = |file: String| load(&file).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused(grant.replace("read\", \"list", "read\", \"delete")).contains("'delete' is not an action"));
+        assert!(refused(grant.replace("photos/2024/*", "photos/*/x")).contains("policies[0]"));
+        assert!(refused(grant.replace("users = [\"alice\"]", "groups = [\"staff\"]")).contains("OIDC"));
+        assert!(refused(grant.replace("resources", "resource")).contains("resource"), "a typo in a key");
+        let reserved = format!("{grant}[[auth.credentials]]\naccess_key = \"anonymous\"\nsecret_key = \"s\"\n");
+        assert!(refused(reserved).contains("reserved"));
+    }
+
+    #[test]
+    fn oidc_settings_are_checked() {
+        let load = |file: &str, env: &[(&str, &str)]| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("alcove.toml");
+            std::fs::write(&path, file).unwrap();
+            Config::load(Some(&path), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        };
+        let oidc = "[auth]\nmode = \"oidc\"\n[auth.oidc]\nissuer = \"https://idp.example.test/realms/x\"\naudience = \"alcove\"\n";
+        let settings = load(oidc, &[]).unwrap().auth_settings().unwrap();
+        let o = settings.oidc.expect("oidc settings");
+        assert_eq!((o.user_claim.as_str(), o.groups_claim, o.jwks_url), ("sub", None, None));
+        assert_eq!((o.clock_skew, o.refetch_interval), (Duration::from_secs(60), Duration::from_secs(10)));
+        assert_eq!(settings.sts_secret, None, "alone and without auth.sts_key: a key of the process");
+        let digits = "12345678901234567890";
+        let from_env =
+            load(oidc, &[("ALCOVE_AUTH_STS_KEY", digits), ("ALCOVE_AUTH_OIDC_USER_CLAIM", "email")]).unwrap();
+        let settings = from_env.auth_settings().unwrap();
+        assert_eq!(settings.sts_secret.as_deref(), Some(digits), "a key of digits stays a string");
+        assert_eq!(settings.oidc.unwrap().user_claim, "email");
+        let clustered = format!(
+            "{oidc}[cluster]\nid = \"w1\"\nsecret = \"the cluster secret\"\n[[cluster.workers]]\nid = \"w1\"\n\
+             s3 = \"http://127.0.0.1:1\"\npeer = \"127.0.0.1:2\"\n"
+        );
+        let settings = load(&clustered, &[]).unwrap().auth_settings().unwrap();
+        assert_eq!(settings.sts_secret.as_deref(), Some("the cluster secret"));
+        let groups =
+            format!("{oidc}[[auth.policies]]\ngroups = [\"staff\"]\nactions = [\"read\"]\nresources = [\"*\"]\n");
+        assert!(load(&groups, &[]).is_ok(), "groups come with oidc mode");
+
+        let refused = |file: &str| load(file, &[]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused("[auth]\nmode = \"oidc\"\n").contains("[auth.oidc]"));
+        assert!(refused(&oidc.replace("mode = \"oidc\"", "mode = \"simple\"")).contains("only with"));
+        assert!(refused(&oidc.replace("https://idp.example.test/realms/x", "idp.example.test")).contains("issuer"));
+        assert!(refused(&format!("{oidc}jwks_url = \"ftp://x/keys\"\n")).contains("jwks_url"));
+        assert!(refused(&oidc.replace("[auth.oidc]", "sts_key = \"short\"\n[auth.oidc]")).contains("sts_key"));
+        assert!(refused(&format!("{oidc}client_secret = \"x\"\n")).contains("client_secret"), "a typo in a key");
     }
 
     #[test]

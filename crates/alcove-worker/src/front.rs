@@ -1,8 +1,9 @@
 //! The S3 front end of a worker: what happens to every request around the s3s service — a
-//! request id, the auth pre-layer, the DeleteObjects integrity check, CORS (preflights and the
-//! `Access-Control-*` headers, see [`crate::cors`]), the error document's `Resource` and
-//! `RequestId`, metrics and the access log. Plain-HTTP requests under `s3.https_only` are refused
-//! here too ([`HttpsRequired`]), so the refusal is logged and shaped like any other error.
+//! request id, STS calls (oidc mode), the auth pre-layer (simple mode, bearer tokens), the
+//! DeleteObjects integrity check, CORS (preflights and the `Access-Control-*` headers, see
+//! [`crate::cors`]), the error document's `Resource` and `RequestId`, metrics and the access log.
+//! Plain-HTTP requests under `s3.https_only` are refused here too ([`HttpsRequired`]), so the
+//! refusal is logged and shaped like any other error.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -10,12 +11,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use alcove_s3::auth::{claimed_access_key, simple_prelayer, Anonymous};
+use alcove_s3::auth::{claimed_access_key, hoist_presigned_v2_token, make_unsigned, simple_prelayer, Anonymous};
 use alcove_s3::body_watch::BodyWatch;
 use alcove_s3::cors::CorsRequest;
 use alcove_s3::error::take_details;
 use alcove_s3::integrity::verify_whole_body;
+use alcove_s3::oidc::{bearer_token, OidcVerifier, TokenError};
+use alcove_s3::policy::{Identity, ResolvedUser};
 use alcove_s3::signing_time::check_signing_times;
+use alcove_s3::sts::{is_sts_request, Sts};
 use alcove_s3::{decorate_error_body, AuthMode, AuthSettings, RequestUser};
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
@@ -42,6 +46,10 @@ pub struct S3Front {
     /// Where requests name their bucket (path, or Host under `s3.domains`).
     pub addressing: alcove_s3::Addressing,
     pub auth: AuthSettings,
+    /// oidc mode: verifies bearer tokens.
+    pub oidc: Option<Arc<OidcVerifier>>,
+    /// oidc mode: STS `AssumeRoleWithWebIdentity` on `/`.
+    pub sts: Option<Sts>,
     pub access_log_all: bool,
     pub metrics: Arc<Metrics>,
     pub cors: FrontCors,
@@ -72,21 +80,34 @@ impl S3Front {
         let cors_request = CorsRequest::actual(&method, req.headers()).filter(|_| method != Method::OPTIONS);
         let unquote = is_get_object_attributes(&req);
         let mut req = req.map(s3s::Body::from);
-        if matches!(claimed_access_key(&req), Ok(None)) {
+        let anonymous = matches!(claimed_access_key(&req), Ok(None));
+        if anonymous {
             req.extensions_mut().insert(Anonymous);
         }
+        let resolved = ResolvedUser::default();
+        req.extensions_mut().insert(resolved.clone());
         let https_refusal = req.extensions().get::<HttpsRequired>().map(|h| h.refusal(req.headers()));
+        let sts = self.sts.as_ref().filter(|_| bucket.is_empty() && is_sts_request(&req));
         let (user, result) = if let Some(refusal) = https_refusal {
             (String::from("-"), Err(refusal))
+        } else if let Some(sts) = sts {
+            let (resp, user) = sts.handle(req, &request_id).await;
+            (user.unwrap_or_else(|| String::from("-")), Ok(resp))
         } else if method == Method::OPTIONS {
             // Browsers send preflights unsigned; s3s would not route them.
             (String::from("-"), self.cors.preflight(&bucket, req.headers()).await)
         } else {
-            match check_signing_times(&mut req).and_then(|()| self.authenticate(&mut req)) {
+            let authenticated = match check_signing_times(&mut req) {
+                Ok(()) => self.authenticate(&mut req, anonymous).await,
+                Err(e) => Err(e),
+            };
+            match authenticated {
                 Ok(user) => (user.0.clone(), self.call(req, user, !bucket.is_empty() && !key.is_empty()).await),
                 Err(e) => (String::from("-"), Err(e)),
             }
         };
+        // The access check knows best who a request ran as.
+        let user = resolved.0.get().cloned().unwrap_or(user);
         let mut resp = result.unwrap_or_else(error_response);
         if unquote {
             resp = unquote_etag(resp).await;
@@ -95,7 +116,8 @@ impl S3Front {
             self.cors.decorate(&bucket, asked, resp.headers_mut()).await;
         }
         let resource = resource_of(&bucket, &key);
-        if resp.status().is_client_error() || resp.status().is_server_error() {
+        // STS errors have a shape of their own, with their request id already in it.
+        if (resp.status().is_client_error() || resp.status().is_server_error()) && sts.is_none() {
             resp = decorate(resp, &method, &resource, &request_id).await;
         }
         let failed = resp.status().is_client_error() || resp.status().is_server_error();
@@ -119,15 +141,50 @@ impl S3Front {
         })
     }
 
-    /// Finds the user; in simple mode also turns the request into an unsigned one.
-    fn authenticate(&self, req: &mut Request<s3s::Body>) -> Result<RequestUser, S3Error> {
+    /// Finds the user; in simple mode (and for bearer tokens) also turns the request into an
+    /// unsigned one, and says who it runs as for the policies.
+    async fn authenticate(&self, req: &mut Request<s3s::Body>, anonymous: bool) -> Result<RequestUser, S3Error> {
         match self.auth.mode {
-            AuthMode::Simple => simple_prelayer(req, &self.auth),
+            AuthMode::Simple => {
+                let user = simple_prelayer(req, &self.auth)?;
+                let identity = if anonymous { Identity::anonymous() } else { Identity::user(user.0.clone()) };
+                req.extensions_mut().insert(identity);
+                Ok(user)
+            }
+            AuthMode::Oidc if bearer_token(req).is_some() => self.authenticate_bearer(req).await,
             // s3s verifies the signature; the claimed key is only for the log.
-            AuthMode::Sigv4 => {
+            AuthMode::Sigv4 | AuthMode::Oidc => {
+                hoist_presigned_v2_token(req);
                 Ok(RequestUser(claimed_access_key(req)?.unwrap_or_else(|| self.auth.anonymous_user.clone())))
             }
         }
+    }
+
+    /// `Authorization: Bearer <JWT>`: the token names the user; the request goes on unsigned.
+    async fn authenticate_bearer(&self, req: &mut Request<s3s::Body>) -> Result<RequestUser, S3Error> {
+        let (Some(oidc), Some(token)) = (&self.oidc, bearer_token(req)) else {
+            return Err(S3Error::with_message(S3ErrorCode::InvalidToken, "Bearer tokens are not accepted here."));
+        };
+        let verified = oidc.verify(token).await.map_err(|e| {
+            tracing::info!(error = %e, "refused a bearer token");
+            match e {
+                TokenError::Expired => {
+                    S3Error::with_message(S3ErrorCode::ExpiredToken, "The provided token has expired.")
+                }
+                TokenError::Invalid(why) => S3Error::with_message(
+                    S3ErrorCode::InvalidToken,
+                    format!("The provided token is malformed or otherwise invalid: {why}."),
+                ),
+                TokenError::Provider(why) => S3Error::with_message(
+                    S3ErrorCode::ServiceUnavailable,
+                    format!("The token cannot be checked now: {why}. Please retry."),
+                ),
+            }
+        })?;
+        make_unsigned(req)?;
+        let user = RequestUser(verified.user.clone());
+        req.extensions_mut().insert(Identity { user: verified.user, groups: verified.groups, anonymous: false });
+        Ok(user)
     }
 
     async fn call(

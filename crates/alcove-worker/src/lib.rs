@@ -26,8 +26,11 @@ use std::time::{Duration, Instant};
 
 use alcove_cache::{CachedReads, ObjectService, PageStore, PageStoreError};
 use alcove_cluster::Passage;
-use alcove_s3::auth::{AnonymousPolicy, CredentialStore};
-use alcove_s3::AuthMode;
+use alcove_s3::auth::CredentialStore;
+use alcove_s3::oidc::OidcVerifier;
+use alcove_s3::policy::PolicyAccess;
+use alcove_s3::sts::{Sts, StsKeys};
+use alcove_s3::AuthSettings;
 use alcove_ufs::{MountTable, UfsError};
 use http_body_util::Either;
 use s3s::service::S3ServiceBuilder;
@@ -50,6 +53,8 @@ pub enum WorkerError {
     Cluster(#[from] alcove_cluster::EtcdError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error("cannot set up OIDC: {0}")]
+    Oidc(#[from] alcove_s3::oidc::TokenError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
 }
@@ -144,14 +149,27 @@ impl Worker {
             if addressing.is_virtual_host_enabled() {
                 builder.set_host(addressing.clone());
             }
-            if auth.mode == AuthMode::Sigv4 {
-                builder.set_auth(CredentialStore(auth.credentials.clone()));
-                builder.set_access(AnonymousPolicy { allow_anonymous: auth.allow_anonymous });
+            // s3s runs the access check only with an auth provider; simple mode needs one only
+            // for its policies (it hands s3s unsigned requests, so no secret is ever asked for).
+            let (oidc, sts) = oidc_and_sts(&auth)?;
+            if auth.mode.verifies_signatures() || !auth.policies.is_empty() {
+                let store = Arc::new(CredentialStore {
+                    keys: if auth.mode.verifies_signatures() { auth.credentials.clone() } else { Default::default() },
+                    sts: sts.as_ref().map(|s| Arc::clone(&s.keys)),
+                });
+                builder.set_auth(CredentialStore::clone(&store));
+                builder.set_access(PolicyAccess {
+                    policies: Arc::clone(&auth.policies),
+                    allow_anonymous: auth.allow_anonymous,
+                    keys: store,
+                });
             }
             let front = Arc::new(front::S3Front {
                 service: builder.build(),
                 addressing,
                 auth: auth.clone(),
+                oidc,
+                sts,
                 access_log_all: config.s3.access_log,
                 metrics: Arc::clone(&metrics),
                 cors: cors::FrontCors::new(Arc::clone(&objects)),
@@ -278,6 +296,24 @@ impl Worker {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// oidc mode: the token verifier (for bearer tokens) and the STS endpoint with its keys.
+fn oidc_and_sts(auth: &AuthSettings) -> Result<(Option<Arc<OidcVerifier>>, Option<Sts>), WorkerError> {
+    let Some(settings) = &auth.oidc else { return Ok((None, None)) };
+    let oidc = Arc::new(OidcVerifier::new(settings.clone())?);
+    let keys = match &auth.sts_secret {
+        Some(secret) => StsKeys::new(secret.as_bytes()),
+        None => {
+            tracing::warn!(
+                "no auth.sts_key and no cluster secret: STS credentials are signed with a key of this process and \
+                 end when it does"
+            );
+            StsKeys::random()
+        }
+    };
+    let sts = Sts { oidc: Arc::clone(&oidc), keys: Arc::new(keys) };
+    Ok((Some(oidc), Some(sts)))
 }
 
 /// When this worker's share of the keys changes, what it remembers of objects may be stale: a

@@ -1,6 +1,7 @@
 //! Bucket actions: ListBuckets (paged by `max-buckets` and an opaque continuation token),
 //! HeadBucket, CreateBucket, DeleteBucket, GetBucketLocation, GetBucketVersioning.
 
+use alcove_s3::policy::Authorizer;
 use alcove_ufs::mount::validate_bucket_name;
 use alcove_ufs::BucketInfo;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -74,7 +75,12 @@ impl BucketQuery {
 
 pub async fn list_buckets(gw: &Gateway, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
     let query = BucketQuery::new(&req.input)?;
-    let (listed, continuation_token) = query.page(ufs(gw.objects.buckets())?);
+    // With policies, a user sees the buckets they have been granted something in.
+    let mut all = ufs(gw.objects.buckets())?;
+    if let Some(authorizer) = req.extensions.get::<Authorizer>() {
+        all.retain(|b| authorizer.sees_bucket(&b.name));
+    }
+    let (listed, continuation_token) = query.page(all);
     let buckets = listed
         .into_iter()
         .map(|b| Bucket { name: Some(b.name), creation_date: Some(timestamp(b.created)), bucket_region: None })

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use alcove_cache::BucketObjects;
 use alcove_cluster::Member;
+use alcove_s3::policy::Authorizer;
 use alcove_s3::s3_error_from;
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
@@ -34,11 +35,25 @@ pub async fn delete_objects(
         return Err(s3_error!(MalformedXML, "A DeleteObjects request may name at most 1000 keys."));
     }
     let quiet = delete.quiet.unwrap_or(false);
-    let keys: Vec<String> = delete.objects.iter().map(|o| o.key.clone()).collect();
-    let outcomes = match &gw.cluster {
+    // Each key needs write; those refused get AccessDenied in the answer, as AWS answers them,
+    // and the others are deleted (here, before the keys go to their owners in a cluster).
+    let authorizer = req.extensions.get::<Authorizer>();
+    let allowed: Vec<bool> =
+        delete.objects.iter().map(|o| authorizer.is_none_or(|a| a.may_delete(bucket.name(), &o.key))).collect();
+    let keys: Vec<String> =
+        delete.objects.iter().zip(&allowed).filter(|(_, ok)| **ok).map(|(o, _)| o.key.clone()).collect();
+    let done = match &gw.cluster {
         Some(cluster) => delete_by_owner(cluster, &bucket, &keys).await,
         None => delete_keys(&bucket, &keys).await.into_iter().map(|r| r.err().map(error_parts)).collect(),
     };
+    let mut done = done.into_iter();
+    let outcomes: Vec<DeleteOutcome> = allowed
+        .iter()
+        .map(|ok| match ok {
+            true => done.next().flatten(),
+            false => Some(("AccessDenied".to_owned(), "Access Denied".to_owned())),
+        })
+        .collect();
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for (object, outcome) in delete.objects.into_iter().zip(outcomes) {
