@@ -96,6 +96,8 @@ command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# curl: the documentation's runnable blocks use it (tests/clients/test_docs.py).
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 # Headless Chromium renders the admin port's status page (tests/clients/test_status_page.py).
 { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } || missing+=(chromium)
 # The load balancers: the tests run them from /usr/sbin (not always on a user's PATH).
@@ -112,7 +114,7 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 else
-    log "s3cmd, rclone, node, npm, chromium and $python already present"
+    log "s3cmd, rclone, node, npm, chromium, curl and $python already present"
 fi
 if [ "${#lb_missing[@]}" -gt 0 ]; then
     # Newer Debian has no nginx-light: the full package then.
