@@ -489,6 +489,11 @@ impl Authorizer {
 #[derive(Debug, Clone, Default)]
 pub struct ResolvedUser(pub Arc<OnceLock<String>>);
 
+/// A slot the front end puts in a request to learn which S3 action s3s routed it to (for the
+/// access log and the per-action metrics).
+#[derive(Debug, Clone, Default)]
+pub struct ResolvedAction(pub Arc<OnceLock<String>>);
+
 /// How the access check learns the identity behind a verified access key.
 pub trait KeyIdentities: Send + Sync + 'static {
     /// The identity of a request signed with `access_key`; the headers and URI carry anything
@@ -526,6 +531,11 @@ impl PolicyAccess {
 #[async_trait::async_trait]
 impl S3Access for PolicyAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let op = cx.s3_op().name().to_owned();
+        if let Some(slot) = cx.extensions_mut().get::<ResolvedAction>() {
+            let _ = slot.0.set(op.clone());
+        }
+        let op = op.as_str();
         let identity = self.identity(cx)?;
         if identity.anonymous && !self.allow_anonymous {
             return Err(anonymous_denied());
@@ -534,7 +544,6 @@ impl S3Access for PolicyAccess {
             let _ = slot.0.set(identity.user.clone());
         }
         let authorizer = Authorizer::new(identity, Arc::clone(&self.policies));
-        let op = cx.s3_op().name();
         let prefix = cx.uri().query().and_then(|q| query_param(q, "prefix")).unwrap_or_default();
         let result = match need(op, cx.s3_path(), &prefix) {
             Need::Nothing | Need::EachKey => Ok(()),

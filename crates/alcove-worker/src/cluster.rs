@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use alcove_cache::{ChangeObserver, ObjectService};
 use alcove_cluster::{
     leaving_aware, start_static, ClusterSecret, ClusterView, EtcdError, EtcdMembership, EtcdSettings, Gate, Handoff,
-    Member, Owner, PeerClient, PeerError, Target, TargetOf, HEALTH_PATH,
+    Member, Owner, PeerClient, PeerError, Target, TargetOf, FORWARDED_BY_HEADER, HEALTH_PATH,
 };
 use alcove_s3::{Addressed, Addressing};
 use alcove_ufs::{CorsRule, MountEntry, MountTable, ObjectKey, UfsError, UploadInfo};
@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 use crate::admin::{json_error, json_response, read_json, ufs_error, AdminResponse};
 use crate::config::{ClusterSettings, MembershipMode};
-use crate::front::{LoggedBody, S3Front};
+use crate::front::{ForwardedBy, LoggedBody, S3Front};
 use crate::gateway::{delete_keys, error_parts};
 
 const MOUNTS_PATH: &str = "/_alcove/mounts";
@@ -425,7 +425,14 @@ impl PeerPort {
             (Method::POST, FORGET_PATH) => self.forget(&req).await,
             (Method::PUT, BUCKET_SETTING_PATH) => self.set_bucket_setting(req).await,
             (_, p) if p.starts_with("/_alcove/") => json_error(StatusCode::NOT_FOUND, "no such peer endpoint"),
-            _ => return Arc::clone(&self.front).handle(req, remote).await.map(Either::Left),
+            _ => {
+                let mut req = req;
+                if let Some(from) = req.headers().get(FORWARDED_BY_HEADER).and_then(|v| v.to_str().ok()) {
+                    let from = ForwardedBy(from.to_owned());
+                    req.extensions_mut().insert(from);
+                }
+                return Arc::clone(&self.front).handle(req, remote).await.map(Either::Left);
+            }
         };
         answer.map(Either::Right)
     }

@@ -33,6 +33,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub ufs: UfsConfig,
     pub cache: CacheConfig,
+    pub log: LogConfig,
     /// Several workers sharing one namespace; absent: a cluster of one that never opens the peer port.
     pub cluster: Option<ClusterConfig>,
     pub mounts: Vec<MountConfig>,
@@ -69,6 +70,35 @@ pub struct TlsSettings {
 /// The HTTPS port when a certificate is configured and `s3.https_addr` is not.
 pub const DEFAULT_HTTPS_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 29996);
+
+/// `[log]`: how the worker writes its log (standard error) and its access log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `"text"` (default) or `"json"`: one JSON object per line, access lines included
+    /// (`--log-format`).
+    pub format: LogFormat,
+}
+
+/// The log's line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown log format '{other}': expected 'text' or 'json'")),
+        }
+    }
+}
 
 /// `[cluster]`: who this worker is among its peers and how it finds them.
 #[derive(Debug, Clone, Deserialize)]
@@ -508,6 +538,7 @@ impl Default for Config {
             cluster: None,
             mounts: Vec::new(),
             tls: TlsConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -585,6 +616,7 @@ const ENV_SECTIONS: &[(&str, &[&str])] = &[
     ("ufs", &["ufs"]),
     ("cache", &["cache"]),
     ("tls", &["tls"]),
+    ("log", &["log"]),
 ];
 
 impl Config {

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use alcove_s3::auth::{claimed_access_key, hoist_presigned_v2_token, make_unsigned, simple_prelayer, Anonymous};
 use alcove_s3::body_watch::BodyWatch;
@@ -17,7 +17,7 @@ use alcove_s3::cors::CorsRequest;
 use alcove_s3::error::take_details;
 use alcove_s3::integrity::verify_whole_body;
 use alcove_s3::oidc::{bearer_token, OidcVerifier, TokenError};
-use alcove_s3::policy::{Identity, ResolvedUser};
+use alcove_s3::policy::{Identity, ResolvedAction, ResolvedUser};
 use alcove_s3::signing_time::check_signing_times;
 use alcove_s3::sts::{is_sts_request, Sts};
 use alcove_s3::{decorate_error_body, AuthMode, AuthSettings, RequestUser};
@@ -30,8 +30,9 @@ use s3s::service::S3Service;
 use s3s::{S3Error, S3ErrorCode};
 
 use crate::attributes_etag::{is_get_object_attributes, unquote_etag};
+use crate::config::LogFormat;
 use crate::cors::FrontCors;
-use crate::metrics::{Metrics, RequestLabels};
+use crate::metrics::Metrics;
 use crate::recent::FailedRequest;
 use crate::tls::HttpsRequired;
 
@@ -53,19 +54,31 @@ pub struct S3Front {
     pub access_log_all: bool,
     pub metrics: Arc<Metrics>,
     pub cors: FrontCors,
+    /// The access log's format.
+    pub log_format: LogFormat,
+    /// This worker's id, in a cluster.
+    pub worker_id: Option<Arc<str>>,
 }
+
+/// Set by the peer port on a request another worker forwarded here (verified): that worker's id.
+#[derive(Debug, Clone)]
+pub struct ForwardedBy(pub String);
 
 /// What the access log says about one request.
 struct AccessRecord {
     request_id: String,
     remote: SocketAddr,
     method: Method,
+    /// The S3 action s3s routed the request to, or what the front end answered itself.
+    action: String,
     bucket: String,
     key: String,
     user: String,
     status: StatusCode,
     bytes_in: u64,
     started: Instant,
+    /// The worker that forwarded the request here, in a cluster.
+    via: Option<String>,
 }
 
 impl S3Front {
@@ -86,6 +99,9 @@ impl S3Front {
         }
         let resolved = ResolvedUser::default();
         req.extensions_mut().insert(resolved.clone());
+        let routed = ResolvedAction::default();
+        req.extensions_mut().insert(routed.clone());
+        let via = req.extensions().get::<ForwardedBy>().map(|f| f.0.clone());
         let https_refusal = req.extensions().get::<HttpsRequired>().map(|h| h.refusal(req.headers()));
         let sts = self.sts.as_ref().filter(|_| bucket.is_empty() && is_sts_request(&req));
         let (user, result) = if let Some(refusal) = https_refusal {
@@ -106,8 +122,15 @@ impl S3Front {
                 Err(e) => (String::from("-"), Err(e)),
             }
         };
-        // The access check knows best who a request ran as.
+        // The access check knows best who a request ran as, and what it asked for.
         let user = resolved.0.get().cloned().unwrap_or(user);
+        let action = match routed.0.get() {
+            Some(action) => action.clone(),
+            None if sts.is_some() => "AssumeRoleWithWebIdentity".to_owned(),
+            None if method == Method::OPTIONS => "PreflightCORS".to_owned(),
+            // Refused before s3s routed it: bad credentials, a malformed request, plain HTTP.
+            None => "Unrouted".to_owned(),
+        };
         let mut resp = result.unwrap_or_else(error_response);
         if unquote {
             resp = unquote_etag(resp).await;
@@ -129,14 +152,15 @@ impl S3Front {
             headers.insert("x-amz-request-id", v.clone());
             headers.insert("x-amz-id-2", v);
         }
+        let status = resp.status();
         let record =
-            AccessRecord { request_id, remote, method, bucket, key, user, status: resp.status(), bytes_in, started };
+            AccessRecord { request_id, remote, method, action, bucket, key, user, status, bytes_in, started, via };
         let log = self.access_log_all || record.status.is_client_error() || record.status.is_server_error();
         resp.map(|body| LoggedBody {
             inner: body,
             sent: 0,
             record: Some(record),
-            log,
+            log: log.then(|| AccessLog { format: self.log_format, worker: self.worker_id.clone() }),
             metrics: Arc::clone(&self.metrics),
         })
     }
@@ -338,21 +362,76 @@ pub struct LoggedBody {
     inner: s3s::Body,
     sent: u64,
     record: Option<AccessRecord>,
-    log: bool,
+    /// Where and how the access-log line goes, when this request gets one.
+    log: Option<AccessLog>,
     metrics: Arc<Metrics>,
+}
+
+/// The access log's format, and this worker's id in a cluster (the owner that served the request).
+struct AccessLog {
+    format: LogFormat,
+    worker: Option<Arc<str>>,
+}
+
+impl AccessLog {
+    /// One line: `access key=value …` (text), or a JSON object with the same fields (json).
+    fn line(&self, r: &AccessRecord, bytes_out: u64, elapsed: Duration) -> String {
+        let duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        match self.format {
+            LogFormat::Json => serde_json::json!({
+                "timestamp": now_rfc3339(),
+                "type": "access",
+                "request_id": r.request_id,
+                "remote": r.remote.to_string(),
+                "method": r.method.as_str(),
+                "action": r.action,
+                "bucket": r.bucket,
+                "key": r.key,
+                "status": r.status.as_u16(),
+                "bytes_in": r.bytes_in,
+                "bytes_out": bytes_out,
+                "duration_ms": duration_ms,
+                "user": r.user,
+                "worker": self.worker.as_deref(),
+                "via": r.via,
+            })
+            .to_string(),
+            LogFormat::Text => {
+                let mut line = format!(
+                    "access request_id={} remote={} method={} action={} bucket={:?} key={:?} status={} bytes_in={} bytes_out={} duration_ms={:.3} user={:?}",
+                    r.request_id,
+                    r.remote,
+                    r.method,
+                    r.action,
+                    r.bucket,
+                    r.key,
+                    r.status.as_u16(),
+                    r.bytes_in,
+                    bytes_out,
+                    duration_ms,
+                    r.user,
+                );
+                if let Some(worker) = &self.worker {
+                    line.push_str(&format!(" worker={worker:?}"));
+                }
+                if let Some(via) = &r.via {
+                    line.push_str(&format!(" via={via:?}"));
+                }
+                line
+            }
+        }
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 impl LoggedBody {
     fn finish(&mut self) {
         let Some(r) = self.record.take() else { return };
         let elapsed = r.started.elapsed();
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels { method: r.method.to_string(), status: r.status.as_u16() })
-            .inc();
-        self.metrics.bytes_sent.inc_by(self.sent);
-        self.metrics.bytes_received.inc_by(r.bytes_in);
-        self.metrics.duration.observe(elapsed.as_secs_f64());
+        self.metrics.observe_request(&r.action, r.status.as_u16(), r.bytes_in, self.sent, elapsed);
         self.metrics.recent.record(r.status.as_u16(), |at| FailedRequest {
             at,
             request_id: r.request_id.clone(),
@@ -361,22 +440,10 @@ impl LoggedBody {
             status: r.status.as_u16(),
             user: r.user.clone(),
         });
-        if self.log {
-            // A plain line on stderr, so log shippers can match `^access ` without parsing
-            // the tracing prefix.
-            eprintln!(
-                "access request_id={} remote={} method={} bucket={:?} key={:?} status={} bytes_in={} bytes_out={} duration_ms={:.3} user={:?}",
-                r.request_id,
-                r.remote,
-                r.method,
-                r.bucket,
-                r.key,
-                r.status.as_u16(),
-                r.bytes_in,
-                self.sent,
-                elapsed.as_secs_f64() * 1000.0,
-                r.user,
-            );
+        if let Some(log) = &self.log {
+            // On stderr without the tracing prefix, so log shippers can match `^access ` (text)
+            // or parse every line as JSON (json).
+            eprintln!("{}", log.line(&r, self.sent, elapsed));
         }
     }
 }

@@ -149,21 +149,20 @@ impl Worker {
             if addressing.is_virtual_host_enabled() {
                 builder.set_host(addressing.clone());
             }
-            // s3s runs the access check only with an auth provider; simple mode needs one only
-            // for its policies (it hands s3s unsigned requests, so no secret is ever asked for).
+            // s3s runs the access check (policies, and learning each request's S3 action for the
+            // log and metrics) only with an auth provider. Simple mode hands s3s unsigned
+            // requests, so its provider, with no keys, is never asked for a secret.
             let (oidc, sts) = oidc_and_sts(&auth)?;
-            if auth.mode.verifies_signatures() || !auth.policies.is_empty() {
-                let store = Arc::new(CredentialStore {
-                    keys: if auth.mode.verifies_signatures() { auth.credentials.clone() } else { Default::default() },
-                    sts: sts.as_ref().map(|s| Arc::clone(&s.keys)),
-                });
-                builder.set_auth(CredentialStore::clone(&store));
-                builder.set_access(PolicyAccess {
-                    policies: Arc::clone(&auth.policies),
-                    allow_anonymous: auth.allow_anonymous,
-                    keys: store,
-                });
-            }
+            let store = Arc::new(CredentialStore {
+                keys: if auth.mode.verifies_signatures() { auth.credentials.clone() } else { Default::default() },
+                sts: sts.as_ref().map(|s| Arc::clone(&s.keys)),
+            });
+            builder.set_auth(CredentialStore::clone(&store));
+            builder.set_access(PolicyAccess {
+                policies: Arc::clone(&auth.policies),
+                allow_anonymous: auth.allow_anonymous,
+                keys: store,
+            });
             let front = Arc::new(front::S3Front {
                 service: builder.build(),
                 addressing,
@@ -173,6 +172,8 @@ impl Worker {
                 access_log_all: config.s3.access_log,
                 metrics: Arc::clone(&metrics),
                 cors: cors::FrontCors::new(Arc::clone(&objects)),
+                log_format: config.log.format,
+                worker_id: cluster.as_ref().map(|c| Arc::from(c.me.id.as_str())),
             });
             let listener = bind("S3", config.s3.addr).await?;
             s3_addr = listener.local_addr().ok();

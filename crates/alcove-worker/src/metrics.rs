@@ -1,6 +1,7 @@
 //! Prometheus metrics of one worker, served on the admin port at `/metrics`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use alcove_cache::CachedReads;
 
@@ -18,17 +19,25 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub method: String,
+    /// The S3 action (`GetObject`, `PutObject`, …), as s3s names it.
+    pub action: String,
     pub status: u16,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: String,
+}
+
+type DurationFamily = Family<ActionLabels, Histogram, fn() -> Histogram>;
 
 /// Counters updated by the S3 front end.
 pub struct Metrics {
     registry: Registry,
-    pub requests: Family<RequestLabels, Counter>,
-    pub bytes_sent: Counter,
-    pub bytes_received: Counter,
-    pub duration: Histogram,
+    requests: Family<RequestLabels, Counter>,
+    bytes_sent: Family<ActionLabels, Counter>,
+    bytes_received: Family<ActionLabels, Counter>,
+    duration: DurationFamily,
     /// Rates and failures of the last minutes, for the status page.
     pub recent: RecentRequests,
 }
@@ -37,15 +46,16 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("alcove_s3");
         let requests = Family::<RequestLabels, Counter>::default();
-        let bytes_sent = Counter::default();
-        let bytes_received = Counter::default();
-        let duration = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
-        registry.register("requests", "S3 requests by method and status", requests.clone());
-        registry.register("response_bytes", "Body bytes sent to S3 clients", bytes_sent.clone());
-        registry.register("request_bytes", "Body bytes announced by S3 clients", bytes_received.clone());
+        let bytes_sent = Family::<ActionLabels, Counter>::default();
+        let bytes_received = Family::<ActionLabels, Counter>::default();
+        let duration: DurationFamily =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16)));
+        registry.register("requests", "S3 requests by action and status", requests.clone());
+        registry.register("response_bytes", "Body bytes sent to S3 clients, by action", bytes_sent.clone());
+        registry.register("request_bytes", "Body bytes announced by S3 clients, by action", bytes_received.clone());
         registry.register(
             "request_duration_seconds",
-            "Time from request to the end of the response body",
+            "Time from request to the end of the response body, by action",
             duration.clone(),
         );
         Self { registry, requests, bytes_sent, bytes_received, duration, recent: RecentRequests::default() }
@@ -53,6 +63,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts one answered S3 request.
+    pub fn observe_request(&self, action: &str, status: u16, bytes_in: u64, bytes_out: u64, elapsed: Duration) {
+        let labels = ActionLabels { action: action.to_owned() };
+        self.requests.get_or_create(&RequestLabels { action: action.to_owned(), status }).inc();
+        self.bytes_sent.get_or_create(&labels).inc_by(bytes_out);
+        self.bytes_received.get_or_create(&labels).inc_by(bytes_in);
+        self.duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    }
+
     /// Adds the page cache's figures, read from `cache` at each scrape.
     pub fn with_cache(mut self, cache: Arc<CachedReads>) -> Self {
         self.registry.register_collector(Box::new(CacheCollector(cache)));

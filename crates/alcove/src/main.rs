@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use alcove_worker::config::LogFormat;
 use alcove_worker::preload::{Action, DEFAULT_PARALLEL, MAX_PARALLEL};
 use alcove_worker::{Config, Worker};
 use clap::{Parser, Subcommand};
@@ -124,6 +125,9 @@ struct ServeArgs {
     /// Address of the admin port (/metrics, /healthz, /readyz, mount API).
     #[arg(long)]
     admin_addr: Option<SocketAddr>,
+    /// The log's format: text, or json (one object per line, access lines included) [default: the config's log.format, else text]
+    #[arg(long)]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Subcommand)]
@@ -193,15 +197,17 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let mut config = Config::load(args.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+    if let Some(format) = args.log_format {
+        config.log.format = format;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
+    let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => log.json().flatten_event(true).init(),
+        LogFormat::Text => log.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    }
     if let Some(root) = args.root {
         config.root = root;
     }
