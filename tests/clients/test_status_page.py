@@ -1,4 +1,6 @@
-"""The admin port's status page (`GET /`), rendered by headless Chromium (Debian's `chromium`).
+"""What an operator looks at: the admin port's status page (`GET /`), rendered by headless
+Chromium (Debian's `chromium`), and the Grafana dashboard of deploy/grafana, whose every metric
+must exist on a live worker's `/metrics`.
 
 A three-worker cluster over a shared S3 mount serves some traffic, one request of it failing with
 a key that is HTML; then Chromium loads worker 1's page. The test checks that:
@@ -20,7 +22,9 @@ No test here uses the `bucket` fixtures, so they run once, in the first pass of 
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -137,3 +141,40 @@ def test_a_locked_admin_port_asks_browsers_for_the_token(alcove_bin, tmp_path):
         assert fetch(f"{w.admin}/", f"Bearer {ADMIN_TOKEN}")[0] == 200
     finally:
         w.stop()
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "alcove.json"
+
+
+def exposed_series(admin: str) -> set[str]:
+    """The sample names of a worker's /metrics (`alcove_s3_requests_total`, `…_bucket`, …)."""
+    status, _, body = fetch(f"{admin}/metrics")
+    assert status == 200
+    names = set()
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    return names
+
+
+def test_every_dashboard_metric_exists_on_a_live_worker(status_cluster):
+    """Worker 1 of the cluster, after traffic through its cached mount (a forwarded request and a
+    cache hit among it), exposes every series the dashboard queries."""
+    first = status_cluster.workers[0]
+    s3 = first.client()
+    for i in range(8):
+        s3.put_object(Bucket=SHARED, Key=f"dash/{i}", Body=b"y" * 2000)
+        for _ in range(2):
+            s3.get_object(Bucket=SHARED, Key=f"dash/{i}")["Body"].read()
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=SHARED, Key="dash/missing")
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    wanted = {name for e in exprs for name in re.findall(r"\balcove_s3_[a-z0-9_]+", e)}
+    assert len(wanted) >= 15, wanted
+    exposed = set()
+    for w in status_cluster.workers:  # forwarded requests count on the worker they entered
+        exposed |= exposed_series(w.admin)
+    missing = sorted(wanted - exposed)
+    assert not missing, f"the dashboard queries metrics no worker exposes: {missing}"
+    assert {"action", "status"} <= set(re.findall(r"(\w+)=", next(l for l in fetch(f"{first.admin}/metrics")[2].decode().splitlines() if l.startswith("alcove_s3_requests_total"))))

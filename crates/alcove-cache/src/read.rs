@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use alcove_ufs::stats::{Histogram, LatencyRecorder};
 use alcove_ufs::{Bucket, ByteStream, ObjectInfo, ObjectKey, ObjectReader, OpenObject, UfsError, UfsResult};
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
@@ -84,27 +85,12 @@ pub struct CacheStats {
     pub served_while_unavailable: u64,
 }
 
-/// A fixed-bucket latency histogram (the exporter turns it into Prometheus form).
-#[derive(Debug, Clone, Default)]
-pub struct Histogram {
-    /// Upper bounds in seconds, ascending.
-    pub bounds: Vec<f64>,
-    /// Observations at or under each bound (not cumulative), then those above the last.
-    pub counts: Vec<u64>,
-    pub sum_seconds: f64,
-}
-
-/// UFS read latency bounds: 1 ms to ~16 s.
-const LATENCY_BOUNDS: [f64; 15] =
-    [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192, 16.384];
-
 #[derive(Default)]
 struct Counters {
     ufs_reads: AtomicU64,
     ufs_read_bytes: AtomicU64,
     ufs_read_errors: AtomicU64,
-    latency: [AtomicU64; LATENCY_BOUNDS.len() + 1],
-    latency_sum_micros: AtomicU64,
+    latency: LatencyRecorder,
     read_ahead_pages: AtomicU64,
     metadata_refreshes: AtomicU64,
     served_while_unavailable: AtomicU64,
@@ -114,10 +100,7 @@ impl Counters {
     fn observe_read(&self, took: Duration, bytes: usize) {
         self.ufs_reads.fetch_add(1, Relaxed);
         self.ufs_read_bytes.fetch_add(bytes as u64, Relaxed);
-        let seconds = took.as_secs_f64();
-        let slot = LATENCY_BOUNDS.iter().position(|&b| seconds <= b).unwrap_or(LATENCY_BOUNDS.len());
-        self.latency[slot].fetch_add(1, Relaxed);
-        self.latency_sum_micros.fetch_add(took.as_micros() as u64, Relaxed);
+        self.latency.observe(took);
     }
 }
 
@@ -366,11 +349,7 @@ impl CachedReads {
             ufs_reads: c.ufs_reads.load(Relaxed),
             ufs_read_bytes: c.ufs_read_bytes.load(Relaxed),
             ufs_read_errors: c.ufs_read_errors.load(Relaxed),
-            ufs_read_seconds: Histogram {
-                bounds: LATENCY_BOUNDS.to_vec(),
-                counts: c.latency.iter().map(|n| n.load(Relaxed)).collect(),
-                sum_seconds: c.latency_sum_micros.load(Relaxed) as f64 / 1e6,
-            },
+            ufs_read_seconds: c.latency.snapshot(),
             read_ahead_pages: c.read_ahead_pages.load(Relaxed),
             metadata_refreshes: c.metadata_refreshes.load(Relaxed),
             served_while_unavailable: c.served_while_unavailable.load(Relaxed),

@@ -540,7 +540,8 @@ impl S3Access for PolicyAccess {
         if identity.anonymous && !self.allow_anonymous {
             return Err(anonymous_denied());
         }
-        if let Some(slot) = cx.extensions_mut().get::<ResolvedUser>() {
+        // An anonymous request keeps the name the front end gave it (the worker's process user).
+        if let Some(slot) = cx.extensions_mut().get::<ResolvedUser>().filter(|_| !identity.anonymous) {
             let _ = slot.0.set(identity.user.clone());
         }
         let authorizer = Authorizer::new(identity, Arc::clone(&self.policies));

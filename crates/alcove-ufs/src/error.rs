@@ -90,6 +90,24 @@ pub enum UfsError {
 }
 
 impl UfsError {
+    /// An error of the under-storage itself (unreachable, throttling, refusing, failing I/O), as
+    /// opposed to an answer about the request (a missing key, a failed precondition, a bad body).
+    pub fn is_store_failure(&self) -> bool {
+        matches!(
+            self,
+            UfsError::Unavailable { .. }
+                | UfsError::SlowDown { .. }
+                | UfsError::RemoteRefused { .. }
+                | UfsError::RemoteDenied { .. }
+                | UfsError::RemoteBucketMissing { .. }
+                | UfsError::FsRefused { .. }
+                | UfsError::NoSpace { .. }
+                | UfsError::Io { .. }
+        )
+    }
+}
+
+impl UfsError {
     /// Wraps an I/O error with what was being done, for the log. Refusals and a full disk are
     /// told apart: the client gets a different answer for each.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {

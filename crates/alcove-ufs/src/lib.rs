@@ -16,6 +16,7 @@ pub mod mount;
 pub mod multipart;
 mod nowait;
 pub mod remote;
+pub mod stats;
 pub mod store;
 pub mod uri;
 
@@ -29,5 +30,6 @@ pub use meta::{ObjectInfo, ObjectMeta, StoredChecksum};
 pub use mount::{Bucket, BucketInfo, MountDefaults, MountEntry, MountTable};
 pub use multipart::{parts_digest, CompletePart, CompletedUpload, PartInfo, UploadInfo};
 pub use remote::{RemoteFs, RemoteTuning};
+pub use stats::{UfsOp, UfsStats};
 pub use store::Store;
 pub use uri::{MountOptions, MountSpec, UfsUri};

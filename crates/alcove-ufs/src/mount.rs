@@ -8,12 +8,12 @@
 //! A mount's backend is built once, when the mount is added or the table opened (so a remote
 //! mount's client and connection pool are shared by all its requests).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{ErrorKind, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -22,7 +22,8 @@ use crate::key::STATE_DIR;
 use crate::local::LocalFs;
 use crate::meta;
 use crate::remote::RemoteTuning;
-use crate::store::Store;
+use crate::stats::UfsStats;
+use crate::store::{Backend, Store};
 use crate::uri::{redact, MountSpec, UfsUri};
 use crate::{UfsError, UfsResult};
 
@@ -88,6 +89,8 @@ pub struct MountTable {
     local_roots: Vec<PathBuf>,
     defaults: MountDefaults,
     mounts: RwLock<BTreeMap<String, Mounted>>,
+    /// Under-storage figures of the root's folders (a mount's live in its store).
+    root_stats: Mutex<HashMap<String, Arc<UfsStats>>>,
 }
 
 impl MountTable {
@@ -108,7 +111,8 @@ impl MountTable {
                 })
                 .collect::<UfsResult<_>>()?,
         };
-        let table = Self { root, local_roots, defaults, mounts: RwLock::new(BTreeMap::new()) };
+        let table =
+            Self { root, local_roots, defaults, mounts: RwLock::new(BTreeMap::new()), root_stats: Mutex::default() };
         let mut mounts = BTreeMap::new();
         for entry in read_persisted(&table.root)? {
             let name = bucket_of(&entry.path)?.to_owned();
@@ -271,7 +275,8 @@ impl MountTable {
         }
         let dir = self.root_bucket_dir(bucket)?;
         if dir.is_dir() {
-            let store = Store::Local(LocalFs::new(dir).with_folder_objects(self.defaults.folder_objects));
+            let fs = LocalFs::new(dir).with_folder_objects(self.defaults.folder_objects);
+            let store = Store::local(fs, self.root_bucket_stats(bucket));
             return Ok(Bucket { name: bucket.to_owned(), store, is_mount: false, cached: false });
         }
         Err(UfsError::NoSuchBucket(bucket.to_owned()))
@@ -289,10 +294,7 @@ impl MountTable {
             }
         }
         for (name, mounted) in self.read().iter() {
-            let dir = match &mounted.store {
-                Store::Local(fs) => fs.root(),
-                Store::Remote(remote) => remote.staging().root(),
-            };
+            let dir = mounted.store.local_state().root();
             let created = fs::metadata(dir).map_or(OffsetDateTime::UNIX_EPOCH, |md| meta::last_modified(&md));
             found.insert(name.clone(), created);
         }
@@ -320,7 +322,7 @@ impl MountTable {
                 "the bucket {bucket} is a mount; remove it with `alcove mount remove --path /{bucket}`"
             )));
         }
-        let Store::Local(store) = resolved.store else {
+        let Backend::Local(store) = resolved.store.backend() else {
             return Err(UfsError::NoSuchBucket(bucket.to_owned()));
         };
         let dir = store.root().to_path_buf();
@@ -329,7 +331,10 @@ impl MountTable {
         }
         let _ = fs::remove_dir_all(dir.join(STATE_DIR));
         match fs::remove_dir(&dir) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.root_stats.lock().unwrap_or_else(|p| p.into_inner()).remove(bucket);
+                Ok(())
+            }
             Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => Err(UfsError::BucketNotEmpty(bucket.to_owned())),
             Err(e) if e.kind() == ErrorKind::NotFound => Err(UfsError::NoSuchBucket(bucket.to_owned())),
             Err(e) => Err(UfsError::io("deleting the bucket folder", e)),
@@ -342,11 +347,25 @@ impl MountTable {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|b| self.resolve(&b.name).ok())
-            .map(|b| match b.store {
-                Store::Local(fs) => fs,
-                Store::Remote(remote) => remote.staging().clone(),
-            })
+            .map(|b| b.store.local_state().clone())
             .collect()
+    }
+
+    /// Every bucket's under-storage figures, by bucket name: the mounts', and those of the root's
+    /// folders that served a request since the start.
+    pub fn ufs_stats(&self) -> Vec<(String, Arc<UfsStats>)> {
+        let mut all: BTreeMap<String, Arc<UfsStats>> =
+            self.root_stats.lock().unwrap_or_else(|p| p.into_inner()).clone().into_iter().collect();
+        for (name, mounted) in self.read().iter() {
+            all.insert(name.clone(), Arc::clone(mounted.store.stats()));
+        }
+        all.into_iter().collect()
+    }
+
+    /// The figures of the root's folder `bucket`, kept across the requests that resolve it.
+    fn root_bucket_stats(&self, bucket: &str) -> Arc<UfsStats> {
+        let mut stats = self.root_stats.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(stats.entry(bucket.to_owned()).or_default())
     }
 
     fn root_bucket_dir(&self, bucket: &str) -> UfsResult<PathBuf> {
@@ -486,7 +505,7 @@ mod tests {
                 .collect();
         let entry = MountEntry { path: "/remote".into(), ufs: "s3://there/p".into(), options, from_config: false };
         table.add(entry).unwrap();
-        assert!(matches!(table.resolve("remote").unwrap().store, Store::Remote(_)));
+        assert!(matches!(table.resolve("remote").unwrap().store.backend(), Backend::Remote(_)));
         let listed = table.list();
         assert_eq!(listed[0].options["secret_access_key"], crate::uri::REDACTED);
         use std::os::unix::fs::PermissionsExt as _;
@@ -494,7 +513,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600, "the mount table holds secrets");
         // The persisted table keeps the secret (the worker needs it after a restart).
         let reopened = MountTable::open(root.path(), vec![], MountDefaults::default()).unwrap();
-        assert!(matches!(reopened.resolve("remote").unwrap().store, Store::Remote(_)));
+        assert!(matches!(reopened.resolve("remote").unwrap().store.backend(), Backend::Remote(_)));
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! The backend of one bucket, local disk or remote, behind one set of operations: the store
 //! picks the backend a mount's URI names, and its callers never ask which kind it has.
 //! Multipart uploads, bucket tags and CORS rules are kept on the worker's disk for every kind (a
-//! remote mount stages them in the worker's state folder).
+//! remote mount stages them in the worker's state folder). Every object operation is counted and
+//! timed in the store's [`UfsStats`], per mount.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -19,17 +22,48 @@ use crate::local::{FileStream, LocalFs};
 use crate::meta::{ObjectInfo, ObjectMeta};
 use crate::multipart::{parts_digest, CompletePart, CompletedUpload, ContentTap, PartInfo, UploadInfo};
 use crate::remote::{RemoteFs, RemoteTuning};
+use crate::stats::{UfsOp, UfsStats};
 use crate::uri::UfsUri;
 use crate::{UfsError, UfsResult};
 
-/// A bucket's backend.
+/// A bucket's backend, and its figures.
 #[derive(Debug, Clone)]
-pub enum Store {
+pub struct Store {
+    backend: Backend,
+    stats: Arc<UfsStats>,
+}
+
+/// Where a bucket's objects live.
+#[derive(Debug, Clone)]
+pub enum Backend {
     Local(LocalFs),
     Remote(RemoteFs),
 }
 
 impl Store {
+    /// A store over a local directory, counting into `stats`.
+    pub fn local(fs: LocalFs, stats: Arc<UfsStats>) -> Self {
+        Store { backend: Backend::Local(fs), stats }
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn stats(&self) -> &Arc<UfsStats> {
+        &self.stats
+    }
+
+    /// Runs one operation of kind `op`, counting and timing it; errors of the under-storage count
+    /// as failures, answers such as a missing key do not.
+    async fn timed<T>(&self, op: UfsOp, call: impl Future<Output = UfsResult<T>>) -> UfsResult<T> {
+        let started = Instant::now();
+        let result = call.await;
+        let failed = result.as_ref().is_err_and(UfsError::is_store_failure);
+        self.stats.record(op, started.elapsed(), failed);
+        result
+    }
+
     /// The backend of the mount at `mount_path` (`/bucket`): a local directory, or a remote whose
     /// client uploads and bucket tags are staged in `staging` (created here). No request is sent
     /// to a remote.
@@ -40,6 +74,7 @@ impl Store {
         tuning: &RemoteTuning,
         staging: PathBuf,
     ) -> UfsResult<Self> {
+        let stats = Arc::new(UfsStats::default());
         match ufs {
             UfsUri::Local(dir) => {
                 if !dir.is_dir() {
@@ -48,45 +83,55 @@ impl Store {
                         dir.display()
                     )));
                 }
-                Ok(Store::Local(LocalFs::new(dir).with_folder_objects(folder_objects)))
+                Ok(Store::local(LocalFs::new(dir).with_folder_objects(folder_objects), stats))
             }
             UfsUri::Remote(spec) => {
                 fs::create_dir_all(&staging).map_err(|e| UfsError::io("creating the mount's staging folder", e))?;
                 let staging = LocalFs::new(staging);
-                Ok(Store::Remote(RemoteFs::new(mount_path, &spec, tuning.clone(), staging, folder_objects)?))
+                let remote = RemoteFs::new(mount_path, &spec, tuning.clone(), staging, folder_objects)?;
+                Ok(Store { backend: Backend::Remote(remote), stats })
             }
         }
     }
 
     /// Where uploads in progress and bucket settings live.
-    fn local_state(&self) -> &LocalFs {
-        match self {
-            Store::Local(fs) => fs,
-            Store::Remote(remote) => remote.staging(),
+    pub fn local_state(&self) -> &LocalFs {
+        match &self.backend {
+            Backend::Local(fs) => fs,
+            Backend::Remote(remote) => remote.staging(),
         }
     }
 
     pub async fn open(&self, key: &ObjectKey) -> UfsResult<OpenObject> {
-        match self {
-            Store::Local(fs) => fs.open(key).await,
-            Store::Remote(remote) => remote.open(key).await,
-        }
+        self.timed(UfsOp::Read, async {
+            match &self.backend {
+                Backend::Local(fs) => fs.open(key).await,
+                Backend::Remote(remote) => remote.open(key).await,
+            }
+        })
+        .await
     }
 
     /// A reader of the version of `key` that `info` describes, for reading spans of it later
     /// (`UfsError::Changed` once the object is another version).
     pub async fn reader(&self, key: &ObjectKey, info: &ObjectInfo) -> UfsResult<Arc<dyn ObjectReader>> {
-        match self {
-            Store::Local(fs) => fs.reader(key, info).await,
-            Store::Remote(remote) => remote.reader(key, &info.etag),
-        }
+        self.timed(UfsOp::Read, async {
+            match &self.backend {
+                Backend::Local(fs) => fs.reader(key, info).await,
+                Backend::Remote(remote) => remote.reader(key, &info.etag),
+            }
+        })
+        .await
     }
 
     pub async fn stat(&self, key: &ObjectKey) -> UfsResult<ObjectInfo> {
-        match self {
-            Store::Local(fs) => fs.stat(key).await,
-            Store::Remote(remote) => remote.stat(key).await,
-        }
+        self.timed(UfsOp::Stat, async {
+            match &self.backend {
+                Backend::Local(fs) => fs.stat(key).await,
+                Backend::Remote(remote) => remote.stat(key).await,
+            }
+        })
+        .await
     }
 
     /// Writes an object from a streamed body. `meta` is asked for once the body has arrived
@@ -98,45 +143,57 @@ impl Store {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
         M: FnOnce() -> ObjectMeta + Send + 'static,
     {
-        match self {
-            Store::Local(fs) => fs.put(key, body, meta, checks).await,
-            Store::Remote(remote) => remote.put(key, body, meta, checks).await,
-        }
+        self.timed(UfsOp::Write, async {
+            match &self.backend {
+                Backend::Local(fs) => fs.put(key, body, meta, checks).await,
+                Backend::Remote(remote) => remote.put(key, body, meta, checks).await,
+            }
+        })
+        .await
     }
 
     pub async fn update_meta<F>(&self, key: &ObjectKey, change: F) -> UfsResult<ObjectInfo>
     where
         F: FnOnce(&mut ObjectMeta) + Send + 'static,
     {
-        match self {
-            Store::Local(fs) => fs.update_meta(key, change).await,
-            Store::Remote(remote) => remote.update_meta(key, change).await,
-        }
+        self.timed(UfsOp::Write, async {
+            match &self.backend {
+                Backend::Local(fs) => fs.update_meta(key, change).await,
+                Backend::Remote(remote) => remote.update_meta(key, change).await,
+            }
+        })
+        .await
     }
 
     /// A copy the backend can make by itself (same remote mount, metadata kept): `None` when
     /// the bytes must be streamed through the worker instead.
     pub async fn copy_within(&self, source: &Store, from: &ObjectKey, to: &ObjectKey) -> Option<UfsResult<ObjectInfo>> {
-        match (self, source) {
-            (Store::Remote(dest), Store::Remote(src)) if dest.same_mount(src) && !from.is_folder() => {
-                Some(dest.copy_within(from, to).await)
+        match (&self.backend, &source.backend) {
+            (Backend::Remote(dest), Backend::Remote(src)) if dest.same_mount(src) && !from.is_folder() => {
+                Some(self.timed(UfsOp::Write, dest.copy_within(from, to)).await)
             }
             _ => None,
         }
     }
 
     pub async fn delete(&self, key: &ObjectKey) -> UfsResult<()> {
-        match self {
-            Store::Local(fs) => fs.delete(key).await,
-            Store::Remote(remote) => remote.delete(key).await,
-        }
+        self.timed(UfsOp::Delete, async {
+            match &self.backend {
+                Backend::Local(fs) => fs.delete(key).await,
+                Backend::Remote(remote) => remote.delete(key).await,
+            }
+        })
+        .await
     }
 
     pub async fn list(&self, query: ListQuery) -> UfsResult<ListPage> {
-        match self {
-            Store::Local(fs) => fs.list(query).await,
-            Store::Remote(remote) => remote.list(query).await,
-        }
+        self.timed(UfsOp::List, async {
+            match &self.backend {
+                Backend::Local(fs) => fs.list(query).await,
+                Backend::Remote(remote) => remote.list(query).await,
+            }
+        })
+        .await
     }
 
     pub async fn bucket_tags(&self) -> UfsResult<Option<BTreeMap<String, String>>> {
@@ -210,9 +267,24 @@ impl Store {
     where
         M: FnOnce(&[PartInfo]) -> UfsResult<ObjectMeta> + Send + 'static,
     {
-        let remote = match self {
-            Store::Local(fs) => return fs.complete_upload(key, upload, chosen, precondition, tap, meta).await,
-            Store::Remote(remote) => remote,
+        self.timed(UfsOp::Write, self.assemble_and_publish(key, upload, chosen, precondition, tap, meta)).await
+    }
+
+    async fn assemble_and_publish<M>(
+        &self,
+        key: &ObjectKey,
+        upload: &UploadInfo,
+        chosen: Vec<CompletePart>,
+        precondition: Option<Precondition>,
+        tap: Option<ContentTap>,
+        meta: M,
+    ) -> UfsResult<ObjectInfo>
+    where
+        M: FnOnce(&[PartInfo]) -> UfsResult<ObjectMeta> + Send + 'static,
+    {
+        let remote = match &self.backend {
+            Backend::Local(fs) => return fs.complete_upload(key, upload, chosen, precondition, tap, meta).await,
+            Backend::Remote(remote) => remote,
         };
         let staging = remote.staging();
         let parts = parts_digest(chosen.iter().map(|p| (p.number, p.etag.as_str())));

@@ -126,7 +126,7 @@ impl Worker {
             objects = objects.with_observer(Arc::clone(link) as Arc<dyn alcove_cache::ChangeObserver>);
         }
         let objects = Arc::new(objects);
-        let mut metrics = metrics::Metrics::default().with_cache(Arc::clone(&cache));
+        let mut metrics = metrics::Metrics::default().with_cache(Arc::clone(&cache)).with_mounts(Arc::clone(&mounts));
         if let Some(link) = &cluster {
             metrics = metrics.with_cluster(Arc::clone(link));
         }

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alcove_cache::CachedReads;
+use alcove_ufs::stats::{Histogram as LatencyHistogram, OpStats};
+use alcove_ufs::MountTable;
 
 use crate::cluster::ClusterLink;
 use crate::recent::RecentRequests;
@@ -75,6 +77,12 @@ impl Metrics {
     /// Adds the page cache's figures, read from `cache` at each scrape.
     pub fn with_cache(mut self, cache: Arc<CachedReads>) -> Self {
         self.registry.register_collector(Box::new(CacheCollector(cache)));
+        self
+    }
+
+    /// Adds each bucket's under-storage figures, read at each scrape.
+    pub fn with_mounts(mut self, mounts: Arc<MountTable>) -> Self {
+        self.registry.register_collector(Box::new(UfsCollector(mounts)));
         self
     }
 
@@ -229,31 +237,81 @@ impl Collector for CacheCollector {
             "Cached pages that failed their checksum and were dropped",
             ConstCounter::new(corrupt),
         )?;
-        let latency = &stats.ufs_read_seconds;
-        let mut cumulative = 0;
-        let buckets: Vec<(f64, u64)> = latency
-            .bounds
-            .iter()
-            .copied()
-            .chain(std::iter::once(f64::INFINITY))
-            .zip(&latency.counts)
-            .map(|(bound, n)| {
-                cumulative += n;
-                (bound, cumulative)
-            })
-            .collect();
         let mut histogram = e.encode_descriptor(
             "cache_ufs_read_seconds",
             "Time the under-storage took to deliver a page",
             None,
             MetricType::Histogram,
         )?;
-        histogram.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-            latency.sum_seconds,
-            cumulative,
-            &buckets,
+        encode_latency(histogram.encode_family(&NO_LABELS)?, &stats.ufs_read_seconds)
+    }
+}
+
+const NO_LABELS: [(&str, &str); 0] = [];
+
+/// A latency histogram of `alcove_ufs::stats` in Prometheus form (cumulative buckets).
+fn encode_latency(
+    encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    latency: &LatencyHistogram,
+) -> std::fmt::Result {
+    let mut cumulative = 0;
+    let buckets: Vec<(f64, u64)> = latency
+        .bounds
+        .iter()
+        .copied()
+        .chain(std::iter::once(f64::INFINITY))
+        .zip(&latency.counts)
+        .map(|(bound, n)| {
+            cumulative += n;
+            (bound, cumulative)
+        })
+        .collect();
+    let mut encoder = encoder;
+    encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(latency.sum_seconds, cumulative, &buckets, None)
+}
+
+/// Each bucket's under-storage figures, as `alcove_s3_ufs_*{mount, op}` metrics.
+struct UfsCollector(Arc<MountTable>);
+
+impl std::fmt::Debug for UfsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UfsCollector")
+    }
+}
+
+impl Collector for UfsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let all: Vec<(String, Vec<OpStats>)> =
+            self.0.ufs_stats().into_iter().map(|(mount, stats)| (mount, stats.snapshot())).collect();
+        let rows = || all.iter().flat_map(|(mount, ops)| ops.iter().map(move |op| (mount.as_str(), op)));
+        let mut calls = encoder.encode_descriptor(
+            "ufs_requests",
+            "Calls to each bucket's under-storage, by kind of operation",
             None,
-        )
+            MetricType::Counter,
+        )?;
+        for (mount, op) in rows() {
+            ConstCounter::new(op.calls).encode(calls.encode_family(&[("mount", mount), ("op", op.op.name())])?)?;
+        }
+        let mut errors = encoder.encode_descriptor(
+            "ufs_errors",
+            "Calls to the under-storage that failed (unreachable, throttled, refused, I/O errors)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (mount, op) in rows() {
+            ConstCounter::new(op.errors).encode(errors.encode_family(&[("mount", mount), ("op", op.op.name())])?)?;
+        }
+        let mut latency = encoder.encode_descriptor(
+            "ufs_request_duration_seconds",
+            "Time the under-storage took to answer, by kind of operation (writes: the whole body)",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (mount, op) in rows() {
+            encode_latency(latency.encode_family(&[("mount", mount), ("op", op.op.name())])?, &op.latency)?;
+        }
+        Ok(())
     }
 }
 
