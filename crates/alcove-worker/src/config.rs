@@ -11,7 +11,8 @@ use alcove_s3::oidc::OidcSettings;
 use alcove_s3::policy::{Grant, Identity, Policies};
 use alcove_s3::{AuthMode, AuthSettings};
 use alcove_ufs::MountEntry;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Errors reading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +23,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The embedded default's local root: its top-level folders are buckets.
@@ -42,7 +43,7 @@ pub struct Config {
 }
 
 /// `[tls]`: PEM files, read at start and again on SIGHUP.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// The certificate chain, the worker's own certificate first.
@@ -72,7 +73,7 @@ pub const DEFAULT_HTTPS_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 29996);
 
 /// `[log]`: how the worker writes its log (standard error) and its access log.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `"text"` (default) or `"json"`: one JSON object per line, access lines included
@@ -81,7 +82,7 @@ pub struct LogConfig {
 }
 
 /// The log's line format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -101,7 +102,7 @@ impl std::str::FromStr for LogFormat {
 }
 
 /// `[cluster]`: who this worker is among its peers and how it finds them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// This worker's id; default: the host name.
@@ -124,9 +125,10 @@ pub struct ClusterConfig {
 }
 
 /// One `[[cluster.workers]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterWorkerConfig {
+    /// The worker's id, as its own `cluster.id` says.
     pub id: String,
     /// What clients are redirected to, e.g. `http://10.0.0.5:29998`.
     pub s3: String,
@@ -135,10 +137,12 @@ pub struct ClusterWorkerConfig {
 }
 
 /// `[cluster.etcd]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EtcdConfig {
+    /// etcd client URLs.
     pub endpoints: Vec<String>,
+    /// The key prefix of this cluster's registrations and mount table.
     pub prefix: String,
     /// Seconds a registration outlives its worker.
     pub lease_ttl: u64,
@@ -189,7 +193,7 @@ impl Default for EtcdConfig {
 }
 
 /// The page cache (`[cache]`): what cached buckets (remote mounts by default) are read through.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     /// Bytes per page.
@@ -206,9 +210,10 @@ pub struct CacheConfig {
 }
 
 /// One disk tier (`[[cache.dirs]]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CacheDirConfig {
+    /// The folder of the tier's slab file.
     pub path: PathBuf,
     pub size: ByteSize,
 }
@@ -276,6 +281,98 @@ impl<'de> Deserialize<'de> for SyncInterval {
     }
 }
 
+/// How a span of time is written back: whole milliseconds, seconds, minutes or hours.
+fn written_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 3_600_000 == 0 && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// The schema of a value written as a number or a string with a unit.
+fn number_or_text(name: &'static str, description: &str) -> schemars::Schema {
+    schemars::json_schema!({
+        "title": name,
+        "type": ["integer", "number", "string"],
+        "description": description,
+    })
+}
+
+impl Serialize for Seconds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&written_duration(self.0))
+    }
+}
+
+impl JsonSchema for Seconds {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        number_or_text("duration", "seconds, or with a unit: \"500ms\", \"5s\", \"2m\", \"1h\"")
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteSize".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        number_or_text("bytes", "bytes, or with a unit: \"512MiB\", \"4 GB\"")
+    }
+}
+
+impl Serialize for SyncInterval {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            alcove_cache::MetadataSync::Always => s.serialize_i64(0),
+            alcove_cache::MetadataSync::Never => s.serialize_i64(-1),
+            alcove_cache::MetadataSync::Every(d) => s.serialize_str(&written_duration(d)),
+        }
+    }
+}
+
+impl JsonSchema for SyncInterval {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SyncInterval".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        number_or_text("interval", "a duration (\"10s\"), 0 (ask every time) or -1 (never ask again)")
+    }
+}
+
+impl Serialize for LocalRoots {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl JsonSchema for LocalRoots {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LocalRoots".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "title": "folders",
+            "type": ["array", "string"],
+            "items": {"type": "string"},
+            "description": "a list of folders, or one string of folders separated by ':'",
+        })
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -303,7 +400,7 @@ impl Default for CacheConfig {
 }
 
 /// Writes to remote under-storage.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UfsConfig {
     /// Upload the parts of a remote write in parallel (`ufs.s3.upload_threads` at a time).
@@ -322,7 +419,7 @@ pub struct LocalRoots(pub Vec<PathBuf>);
 
 impl<'de> Deserialize<'de> for LocalRoots {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
+        #[derive(Deserialize, Serialize, JsonSchema)]
         #[serde(untagged)]
         enum Written {
             List(Vec<PathBuf>),
@@ -340,7 +437,7 @@ impl<'de> Deserialize<'de> for LocalRoots {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UfsS3Config {
     /// Parts of one remote write in flight at a time.
@@ -349,11 +446,14 @@ pub struct UfsS3Config {
     pub upload_buffers: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Config {
+    /// Serve the S3 API at all.
     pub enabled: bool,
+    /// The S3 API over HTTP (`--s3-addr`).
     pub addr: SocketAddr,
+    /// Keep client connections open between requests.
     pub keep_alive: bool,
     /// Seconds a kept-alive connection may stay idle; 0 = no limit.
     pub idle_timeout: u64,
@@ -375,15 +475,15 @@ pub struct S3Config {
     pub redirect: RedirectConfig,
     /// Base domains of virtual-hosted-style requests: `bucket.<domain>/key` beside path style.
     pub domains: Vec<String>,
-    /// The HTTPS port (needs `[tls] cert` and `key`); default [`DEFAULT_HTTPS_ADDR`] when they
-    /// are set.
+    /// The HTTPS port (needs `[tls] cert` and `key`; `--https-addr`); default `0.0.0.0:29996`
+    /// when they are set.
     pub https_addr: Option<SocketAddr>,
     /// Answer S3 requests on the plain-HTTP port with `403 AccessDenied` (use HTTPS).
     pub https_only: bool,
 }
 
 /// `[s3.redirect]`: how a worker hands on a request for a key another worker owns.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedirectConfig {
     /// Answer `307` to the owner's S3 endpoint instead of forwarding the request to it.
@@ -399,18 +499,20 @@ impl Default for RedirectConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PeerConfig {
+    /// The peer port, where the other workers forward requests and probe health (`--peer-addr`); opened only in a cluster.
     pub addr: SocketAddr,
     /// Serve the peer port over TLS with the `[tls]` certificate, and call peers over TLS
     /// (trusting `tls.ca`); the same on every worker.
     pub tls: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
+    /// The admin port: `/healthz`, `/readyz`, `/metrics`, the status page and the admin API (`--admin-addr`).
     pub addr: SocketAddr,
     /// The bearer token the admin API asks for (all but `/healthz`, `/readyz` and `/metrics`);
     /// required when `addr` is not a loopback address. `ALCOVE_ADMIN_TOKEN` sets it without
@@ -421,11 +523,14 @@ pub struct AdminConfig {
 /// The shortest admin token accepted.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
+    /// `"simple"` (the access key names the user, signatures are not checked), `"sigv4"` (signatures checked against `[[auth.credentials]]`) or `"oidc"` (sigv4, plus bearer tokens and STS).
     pub mode: String,
+    /// Serve requests without credentials (as the worker's process user, or the user `anonymous` for policies); false: `AccessDenied`.
     pub allow_anonymous: bool,
+    /// Access keys and their secrets, for sigv4 and oidc modes.
     pub credentials: Vec<Credential>,
     /// Who may do what; none: everyone may do everything.
     pub policies: Vec<PolicyConfig>,
@@ -438,7 +543,7 @@ pub struct AuthConfig {
 }
 
 /// `[auth.oidc]`: whose tokens are accepted and what they say.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
     /// The `iss` of accepted tokens.
@@ -476,28 +581,36 @@ fn default_refetch_interval() -> Seconds {
 pub const MIN_STS_KEY_LEN: usize = 16;
 
 /// One `[[auth.policies]]` entry: `users` and `groups` may do `actions` on `resources`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     #[serde(default)]
+    /// Users the grant is for: access keys, simple-mode names, OIDC users; `"*"` is everyone, `"anonymous"` unsigned requests.
     pub users: Vec<String>,
     #[serde(default)]
+    /// OIDC groups (from `auth.oidc.groups_claim`) the grant is for.
     pub groups: Vec<String>,
+    /// What they may do: any of `"read"`, `"write"`, `"list"`.
     pub actions: Vec<String>,
+    /// Where: `"bucket"` (the bucket and its keys), `"bucket/prefix*"`, `"bucket/key"`, `"team-*"` (buckets by prefix) or `"*"`.
     pub resources: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
+    /// The access key id clients sign with.
     pub access_key: String,
+    /// Its secret.
     pub secret_key: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MountConfig {
+    /// The bucket, as `/name`.
     pub path: String,
+    /// The under-storage URI: `file:///dir`, `s3://bucket/prefix`, `gs://…`, `azblob://…`, `hdfs://…`, `webhdfs://…`.
     pub ufs: String,
     /// Backend options; numbers and booleans may be written bare (`timeout = 30`).
     #[serde(default)]
@@ -505,7 +618,7 @@ pub struct MountConfig {
 }
 
 /// A mount option's value as written in the file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum OptionValue {
     Text(String),

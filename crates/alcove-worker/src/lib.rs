@@ -9,6 +9,7 @@ pub mod admin;
 mod attributes_etag;
 pub mod cluster;
 pub mod config;
+pub mod config_reference;
 pub mod cors;
 pub mod front;
 pub mod gateway;

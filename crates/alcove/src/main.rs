@@ -48,6 +48,17 @@ enum Command {
     Free(CacheJobArgs),
     /// Print a presigned URL (SigV4 query authentication) for s3://BUCKET/KEY.
     Presign(PresignArgs),
+    /// About the configuration file.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print the reference of every configuration key (Markdown; docs/configuration.md).
+    Reference,
 }
 
 #[derive(clap::Args)]
@@ -185,6 +196,10 @@ fn main() -> ExitCode {
             Command::Load(job) => cache_job(Action::Load, job).await,
             Command::Free(job) => cache_job(Action::Free, job).await,
             Command::Presign(args) => presign_url(args),
+            Command::Config { action: ConfigAction::Reference } => {
+                print!("{}", alcove_worker::config_reference::markdown());
+                Ok(())
+            }
         }
     });
     match result {
