@@ -501,9 +501,17 @@ pub trait KeyIdentities: Send + Sync + 'static {
     fn identity(&self, access_key: &str, headers: &http::HeaderMap, uri: &http::Uri) -> S3Result<Identity>;
 }
 
+/// The policies in force; SIGHUP swaps in new ones while requests read them.
+pub type LivePolicies = Arc<arc_swap::ArcSwap<Policies>>;
+
+/// `policies`, ready to be replaced later.
+pub fn live_policies(policies: Arc<Policies>) -> LivePolicies {
+    Arc::new(arc_swap::ArcSwap::new(policies))
+}
+
 /// s3s's access check: anonymous access, then the policies.
 pub struct PolicyAccess {
-    pub policies: Arc<Policies>,
+    pub policies: LivePolicies,
     pub allow_anonymous: bool,
     pub keys: Arc<dyn KeyIdentities>,
 }
@@ -544,7 +552,7 @@ impl S3Access for PolicyAccess {
         if let Some(slot) = cx.extensions_mut().get::<ResolvedUser>().filter(|_| !identity.anonymous) {
             let _ = slot.0.set(identity.user.clone());
         }
-        let authorizer = Authorizer::new(identity, Arc::clone(&self.policies));
+        let authorizer = Authorizer::new(identity, self.policies.load_full());
         let prefix = cx.uri().query().and_then(|q| query_param(q, "prefix")).unwrap_or_default();
         let result = match need(op, cx.s3_path(), &prefix) {
             Need::Nothing | Need::EachKey => Ok(()),

@@ -51,7 +51,7 @@ pub struct S3Front {
     pub oidc: Option<Arc<OidcVerifier>>,
     /// oidc mode: STS `AssumeRoleWithWebIdentity` on `/`.
     pub sts: Option<Sts>,
-    pub access_log_all: bool,
+    pub access_log_all: Arc<std::sync::atomic::AtomicBool>,
     pub metrics: Arc<Metrics>,
     pub cors: FrontCors,
     /// The access log's format.
@@ -155,7 +155,9 @@ impl S3Front {
         let status = resp.status();
         let record =
             AccessRecord { request_id, remote, method, action, bucket, key, user, status, bytes_in, started, via };
-        let log = self.access_log_all || record.status.is_client_error() || record.status.is_server_error();
+        let log = self.access_log_all.load(std::sync::atomic::Ordering::Relaxed)
+            || record.status.is_client_error()
+            || record.status.is_server_error();
         resp.map(|body| LoggedBody {
             inner: body,
             sent: 0,

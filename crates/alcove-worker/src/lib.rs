@@ -73,6 +73,10 @@ pub struct Worker {
     cluster: Option<Arc<cluster::ClusterLink>>,
     admin: Arc<admin::Admin>,
     drain: Duration,
+    /// What SIGHUP may change while the worker runs.
+    live: LiveSettings,
+    /// The configuration the worker runs with, to tell what a reload would change.
+    running: Config,
     /// What SIGHUP reloads.
     certificates: Option<Arc<tls::CertificateStore>>,
 }
@@ -85,6 +89,10 @@ impl Worker {
     /// Opens storage, binds the ports and starts serving.
     pub async fn start(config: Config) -> Result<Self, WorkerError> {
         let auth = config.auth_settings()?;
+        let live = LiveSettings {
+            access_log: Arc::new(std::sync::atomic::AtomicBool::new(config.s3.access_log)),
+            policies: alcove_s3::policy::live_policies(Arc::clone(&auth.policies)),
+        };
         let admin_token = config.admin_token()?;
         let tls_settings = config.tls_settings()?;
         let certificates = match &tls_settings {
@@ -160,7 +168,7 @@ impl Worker {
             });
             builder.set_auth(CredentialStore::clone(&store));
             builder.set_access(PolicyAccess {
-                policies: Arc::clone(&auth.policies),
+                policies: Arc::clone(&live.policies),
                 allow_anonymous: auth.allow_anonymous,
                 keys: store,
             });
@@ -170,7 +178,7 @@ impl Worker {
                 auth: auth.clone(),
                 oidc,
                 sts,
-                access_log_all: config.s3.access_log,
+                access_log_all: Arc::clone(&live.access_log),
                 metrics: Arc::clone(&metrics),
                 cors: cors::FrontCors::new(Arc::clone(&objects)),
                 log_format: config.log.format,
@@ -262,7 +270,50 @@ impl Worker {
         let shown = |addr: Option<SocketAddr>| addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
         tracing::info!(s3 = %shown(s3_addr), https = %shown(https_addr), peer = %shown(peer_addr), peer_tls = config.peer.tls, admin = %admin_addr, admin_token = admin_locked, root = %config.root.display(), auth = %config.auth.mode, "worker ready");
         let drain = config.s3.shutdown_drain.map_or(Duration::ZERO, |d| d.0);
-        Ok(Self { s3_addr, https_addr, peer_addr, admin_addr, shutdown, tasks, cluster, certificates, admin, drain })
+        Ok(Self {
+            s3_addr,
+            https_addr,
+            peer_addr,
+            admin_addr,
+            shutdown,
+            tasks,
+            cluster,
+            certificates,
+            admin,
+            drain,
+            live,
+            running: config,
+        })
+    }
+
+    /// Applies what can change while the worker runs (SIGHUP): `s3.access_log`, the
+    /// authorization policies (`[[auth.policies]]`) and the TLS certificate and key. A
+    /// configuration that does not check out changes nothing; other changed keys are named in the
+    /// log as needing a restart.
+    pub fn reload(&mut self, config: Config) {
+        let policies = match config.auth_settings() {
+            Ok(auth) => auth.policies,
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: the configuration does not check out; nothing changed");
+                return;
+            }
+        };
+        self.live.access_log.store(config.s3.access_log, Ordering::Relaxed);
+        self.live.policies.store(policies);
+        self.reload_tls();
+        let restart = needs_restart(&self.running, &config);
+        let live_changes = [
+            ("s3.access_log", self.running.s3.access_log != config.s3.access_log),
+            ("auth.policies", !same(&self.running.auth.policies, &config.auth.policies)),
+        ];
+        let applied: Vec<&str> = live_changes.iter().filter(|(_, changed)| *changed).map(|(key, _)| *key).collect();
+        tracing::info!(applied = ?applied, "SIGHUP: reloaded the configuration");
+        if !restart.is_empty() {
+            tracing::warn!(keys = ?restart, "SIGHUP: these changes take effect at the next start");
+        }
+        let (access_log, policies) = (config.s3.access_log, config.auth.policies.clone());
+        self.running.s3.access_log = access_log;
+        self.running.auth.policies = policies;
     }
 
     /// Reads the `[tls]` certificate and key again (SIGHUP): new handshakes present the new
@@ -316,6 +367,41 @@ fn oidc_and_sts(auth: &AuthSettings) -> Result<(Option<Arc<OidcVerifier>>, Optio
     };
     let sts = Sts { oidc: Arc::clone(&oidc), keys: Arc::new(keys) };
     Ok((Some(oidc), Some(sts)))
+}
+
+/// What SIGHUP changes in a running worker.
+struct LiveSettings {
+    access_log: Arc<std::sync::atomic::AtomicBool>,
+    policies: alcove_s3::policy::LivePolicies,
+}
+
+fn same<T: serde::Serialize>(a: &T, b: &T) -> bool {
+    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
+}
+
+/// The keys (`section.key`) whose value differs between `running` and `wanted`, except those a
+/// reload applies; the TLS certificate's files are read again anyway.
+fn needs_restart(running: &Config, wanted: &Config) -> Vec<String> {
+    let (Ok(a), Ok(b)) = (serde_json::to_value(running), serde_json::to_value(wanted)) else { return Vec::new() };
+    let mut changed = Vec::new();
+    diff_keys("", &a, &b, &mut changed);
+    changed.retain(|key| !matches!(key.as_str(), "s3.access_log" | "auth.policies" | "tls.cert" | "tls.key"));
+    changed
+}
+
+fn diff_keys(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for key in keys {
+                let null = serde_json::Value::Null;
+                let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                diff_keys(&at, x.get(key).unwrap_or(&null), y.get(key).unwrap_or(&null), out);
+            }
+        }
+        _ if a != b => out.push(path.to_owned()),
+        _ => {}
+    }
 }
 
 /// When this worker's share of the keys changes, what it remembers of objects may be stale: a

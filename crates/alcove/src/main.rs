@@ -211,20 +211,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+/// The configuration `alcove serve` runs with: the file, the environment, then the flags.
+fn serve_config(args: &ServeArgs) -> Result<Config, String> {
     let mut config = Config::load(args.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
     if let Some(format) = args.log_format {
         config.log.format = format;
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
-    let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => log.json().flatten_event(true).init(),
-        LogFormat::Text => log.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
-    }
-    if let Some(root) = args.root {
-        config.root = root;
+    if let Some(root) = &args.root {
+        config.root = root.clone();
     }
     if let Some(addr) = args.s3_addr {
         config.s3.addr = addr;
@@ -238,18 +232,33 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(addr) = args.https_addr {
         config.s3.https_addr = Some(addr);
     }
+    Ok(config)
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = serve_config(&args)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
+    let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => log.json().flatten_event(true).init(),
+        LogFormat::Text => log.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    }
     // Listen for signals before the worker reports ready, so an early one is a clean shutdown
     // (or, SIGHUP, a reload rather than the end of the process).
     use tokio::signal::unix::{signal, SignalKind};
     let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
     let (mut terminate, mut interrupt) = (listen(SignalKind::terminate())?, listen(SignalKind::interrupt())?);
     let mut hangup = listen(SignalKind::hangup())?;
-    let worker = Worker::start(config).await.map_err(|e| e.to_string())?;
+    let mut worker = Worker::start(config).await.map_err(|e| e.to_string())?;
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = hangup.recv() => worker.reload_tls(),
+            _ = hangup.recv() => match serve_config(&args) {
+                Ok(config) => worker.reload(config),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: the configuration cannot be read; nothing changed"),
+            },
         }
     }
     tracing::info!("shutting down: finishing in-flight requests");

@@ -1,0 +1,56 @@
+"""SIGHUP applies the settings that are safe to change live: `s3.access_log` and the
+authorization policies (the TLS certificate is tested in test_tls.py). Other changed keys are
+named in the log as waiting for a restart, and a configuration that does not check out changes
+nothing.
+
+No test here uses the `bucket` fixtures, so they run once, in the first pass of scripts/test.sh.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from botocore.exceptions import ClientError
+
+from alcove_helpers import Worker, wait_until
+
+GRANT = '[[auth.policies]]\nusers = ["alice"]\nactions = [{actions}]\nresources = ["photos"]\n'
+
+
+def config(access_log: bool, actions: str, extra: str = "") -> str:
+    return f"[s3]\naccess_log = {str(access_log).lower()}\n{extra}\n" + GRANT.format(actions=actions)
+
+
+def reload(worker: Worker, text: str, expect: str):
+    seen = worker.log_text().count(expect)
+    worker.config_path.write_text(text)
+    worker.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: worker.log_text().count(expect) > seen, timeout=10), worker.log_tail()
+
+
+def test_sighup_applies_the_access_log_and_the_policies(alcove_bin, tmp_path):
+    w = Worker(alcove_bin, tmp_path / "w", config=config(False, '"read", "list"')).start()
+    try:
+        (w.root / "photos").mkdir()
+        (w.root / "photos" / "cat.jpg").write_bytes(b"meow")
+        alice = w.client(access_key="alice")
+        assert alice.get_object(Bucket="photos", Key="cat.jpg")["Body"].read() == b"meow"
+        with pytest.raises(ClientError) as denied:
+            alice.put_object(Bucket="photos", Key="new.jpg", Body=b"x")
+        assert denied.value.response["Error"]["Code"] == "AccessDenied"
+        assert 'action=GetObject' not in w.log_text(), "successful requests are not logged yet"
+
+        reload(w, config(True, '"read", "write", "list"', "idle_timeout = 30"), "SIGHUP: reloaded the configuration")
+        alice.put_object(Bucket="photos", Key="new.jpg", Body=b"x")
+        assert (w.root / "photos" / "new.jpg").read_bytes() == b"x"
+        assert wait_until(lambda: 'action=PutObject bucket="photos" key="new.jpg" status=200' in w.log_text())
+        log = w.log_text()
+        assert "take effect at the next start" in log and "s3.idle_timeout" in log, w.log_tail()
+
+        # A policy that does not check out: refused, and the grants in force stay.
+        reload(w, config(True, '"read", "delete"'), "nothing changed")
+        alice.put_object(Bucket="photos", Key="again.jpg", Body=b"y")
+        assert w.proc.poll() is None, "the worker keeps running"
+    finally:
+        w.stop()
