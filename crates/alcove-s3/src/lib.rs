@@ -10,6 +10,8 @@ pub mod checksum;
 pub mod chunked;
 pub mod cors;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod host;
 pub mod integrity;
 pub mod limits;
