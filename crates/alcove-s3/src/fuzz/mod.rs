@@ -8,7 +8,14 @@
 //! `scripts/fuzz-long.sh`) runs the long campaign. A failing input is shrunk and saved under
 //! `proptest-regressions/`, and replayed first on every later run.
 
+mod auth;
 mod chunked;
+mod cors;
+mod host;
+mod limits;
+mod s3s_parsers;
+mod signing_time;
+mod xml;
 
 use proptest::prelude::*;
 
