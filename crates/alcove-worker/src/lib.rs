@@ -10,6 +10,8 @@ pub mod cluster;
 pub mod config;
 pub mod cors;
 pub mod front;
+#[cfg(test)]
+mod fuzz;
 pub mod gateway;
 pub mod metrics;
 pub mod preload;
