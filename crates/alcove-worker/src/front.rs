@@ -1,7 +1,7 @@
 //! The S3 front end of a worker: what happens to every request around the s3s service — a
-//! request id, the auth pre-layer, the DeleteObjects integrity check, CORS (preflights and the
-//! `Access-Control-*` headers, see [`crate::cors`]), the error document's `Resource` and
-//! `RequestId`, metrics and the access log.
+//! request id, the header and body limits ([`crate::limits`]), the auth pre-layer, the
+//! DeleteObjects integrity check, CORS (preflights and the `Access-Control-*` headers, see
+//! [`crate::cors`]), the error document's `Resource` and `RequestId`, metrics and the access log.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,16 +20,13 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Frame, SizeHint};
-use hyper::body::Incoming;
 use s3s::service::S3Service;
 use s3s::{S3Error, S3ErrorCode};
 
 use crate::attributes_etag::{is_get_object_attributes, unquote_etag};
 use crate::cors::FrontCors;
+use crate::limits::RequestLimits;
 use crate::metrics::{Metrics, RequestLabels};
-
-/// Largest DeleteObjects body read for its integrity check (1000 keys of 1 KiB, plus XML).
-const MAX_DELETE_BODY: usize = 4 << 20;
 /// Largest error document rewritten to add Resource and RequestId.
 const MAX_ERROR_BODY: usize = 64 << 10;
 
@@ -42,6 +39,9 @@ pub struct S3Front {
     pub access_log_all: bool,
     pub metrics: Arc<Metrics>,
     pub cors: FrontCors,
+    pub limits: RequestLimits,
+    /// Largest XML body (s3.max_xml_size); s3s has the same limit for the bodies it reads.
+    pub max_xml_size: usize,
 }
 
 /// What the access log says about one request.
@@ -58,7 +58,27 @@ struct AccessRecord {
 }
 
 impl S3Front {
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Response<LoggedBody> {
+    pub async fn handle<B>(self: Arc<Self>, req: Request<B>, remote: SocketAddr) -> Response<LoggedBody>
+    where
+        s3s::Body: From<B>,
+    {
+        let (resp, record) = self.respond(req, remote).await;
+        let log = self.access_log_all || record.status.is_client_error() || record.status.is_server_error();
+        resp.map(|body| LoggedBody {
+            inner: body,
+            sent: 0,
+            record: Some(record),
+            log,
+            metrics: Arc::clone(&self.metrics),
+        })
+    }
+
+    /// Everything [`Self::handle`] does but the access log and metrics: the answer, and what the
+    /// log says about it.
+    async fn respond<B>(&self, req: Request<B>, remote: SocketAddr) -> (Response<s3s::Body>, AccessRecord)
+    where
+        s3s::Body: From<B>,
+    {
         let started = Instant::now();
         let request_id = new_request_id();
         let alcove_s3::Addressed { bucket, key, .. } = self.addressing.target(&req);
@@ -68,11 +88,17 @@ impl S3Front {
         let close_always = expects_continue_without_body(req.headers());
         let cors_request = CorsRequest::actual(&method, req.headers()).filter(|_| method != Method::OPTIONS);
         let unquote = is_get_object_attributes(&req);
+        let section = self.limits.check_header_section(&req);
         let mut req = req.map(s3s::Body::from);
+        if close_on_error {
+            self.limits.watch_body(&mut req);
+        }
         if matches!(claimed_access_key(&req), Ok(None)) {
             req.extensions_mut().insert(Anonymous);
         }
-        let (user, result) = if method == Method::OPTIONS {
+        let (user, result) = if let Err(e) = section {
+            (String::from("-"), Err(e))
+        } else if method == Method::OPTIONS {
             // Browsers send preflights unsigned; s3s would not route them.
             (String::from("-"), self.cors.preflight(&bucket, req.headers()).await)
         } else {
@@ -103,14 +129,7 @@ impl S3Front {
         }
         let record =
             AccessRecord { request_id, remote, method, bucket, key, user, status: resp.status(), bytes_in, started };
-        let log = self.access_log_all || record.status.is_client_error() || record.status.is_server_error();
-        resp.map(|body| LoggedBody {
-            inner: body,
-            sent: 0,
-            record: Some(record),
-            log,
-            metrics: Arc::clone(&self.metrics),
-        })
+        (resp, record)
     }
 
     /// Finds the user; in simple mode also turns the request into an unsigned one.
@@ -134,15 +153,17 @@ impl S3Front {
         check_content_md5_given(req.headers())?;
         // Reads never take a body; anything else may (even an empty one can fail its hash).
         let reads = req.method() == Method::GET || req.method() == Method::HEAD;
+        if !reads && !carries_object_data(&req, names_a_key) {
+            crate::limits::cap_body(&mut req, self.max_xml_size);
+        }
         let watch = (!reads).then(|| BodyWatch::install(&mut req));
         let body_failure = || watch.as_ref().and_then(BodyWatch::failure);
         if is_delete_objects(&req) {
             let body = std::mem::take(req.body_mut());
-            let bytes = match read_limited(body, MAX_DELETE_BODY).await {
+            let bytes = match read_limited(body, self.max_xml_size).await {
                 Ok(bytes) => bytes,
-                Err(e) => {
-                    return Err(body_failure().unwrap_or_else(|| S3Error::with_message(S3ErrorCode::MalformedXML, e)))
-                }
+                // The body arrived whole, so it was too large.
+                Err(_) => return Err(body_failure().unwrap_or_else(|| xml_too_large(self.max_xml_size))),
             };
             verify_whole_body(req.headers(), &bytes)?;
             *req.body_mut() = s3s::Body::from(bytes);
@@ -177,6 +198,17 @@ fn check_body_framing<B>(req: &Request<B>, names_a_key: bool) -> Result<(), S3Er
     Ok(())
 }
 
+/// Object data (PutObject, UploadPart, and POST form uploads) may be large; every other body
+/// is an XML document read whole, capped by `s3.max_xml_size`. Object-level PUTs with a
+/// sub-resource (tagging, acl, retention, legal-hold) carry XML.
+fn carries_object_data<B>(req: &Request<B>, names_a_key: bool) -> bool {
+    const XML_SUBRESOURCES: [&str; 4] = ["tagging", "acl", "retention", "legal-hold"];
+    let query = req.uri().query().unwrap_or_default();
+    let sub_resource = query.split('&').any(|p| XML_SUBRESOURCES.contains(&p.split_once('=').map_or(p, |(n, _)| n)));
+    let form = req.headers().get(CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"multipart/form-data"));
+    (req.method() == Method::PUT && names_a_key && !sub_resource) || (req.method() == Method::POST && form)
+}
+
 /// s3s reads an empty `Content-MD5` as none at all; AWS refuses it, as any other value that is
 /// not the base64 of 16 bytes.
 fn check_content_md5_given(headers: &http::HeaderMap) -> Result<(), S3Error> {
@@ -203,6 +235,14 @@ fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
 fn is_delete_objects<B>(req: &Request<B>) -> bool {
     req.method() == Method::POST
         && req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "delete" || p.starts_with("delete=")))
+}
+
+/// `MaxMessageLengthExceeded`, as s3s answers for the XML bodies it reads itself.
+fn xml_too_large(limit: usize) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::MaxMessageLengthExceeded,
+        format!("Your request was too big: XML bodies may have at most {limit} bytes (s3.max_xml_size)."),
+    )
 }
 
 async fn read_limited(mut body: s3s::Body, limit: usize) -> Result<Bytes, String> {
@@ -244,6 +284,9 @@ fn error_response(e: S3Error) -> Response<s3s::Body> {
     );
     let mut resp = Response::new(s3s::Body::from(xml));
     *resp.status_mut() = status;
+    if let Some(headers) = e.headers() {
+        resp.headers_mut().extend(headers.clone());
+    }
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
     resp
 }

@@ -13,6 +13,7 @@ pub mod front;
 #[cfg(test)]
 mod fuzz;
 pub mod gateway;
+pub mod limits;
 pub mod metrics;
 pub mod preload;
 pub mod server;
@@ -97,7 +98,9 @@ impl Worker {
             Some(settings) => Some(cluster::ClusterLink::start(settings, config.addressing()?).await?),
             None => None,
         };
-        let mut metrics = metrics::Metrics::default().with_cache(Arc::clone(&cache));
+        let connections = Arc::new(limits::ConnectionLimit::new(config.s3.max_connections));
+        let mut metrics =
+            metrics::Metrics::default().with_cache(Arc::clone(&cache)).with_connections(Arc::clone(&connections));
         if let Some(link) = &cluster {
             metrics = metrics.with_cluster(Arc::clone(link));
         }
@@ -120,6 +123,9 @@ impl Worker {
                 builder.set_auth(CredentialStore(auth.credentials.clone()));
                 builder.set_access(AnonymousPolicy { allow_anonymous: auth.allow_anonymous });
             }
+            let mut s3s_config = s3s::config::S3Config::default();
+            s3s_config.xml_max_body_size = config.max_xml_size();
+            builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3s_config))));
             let front = Arc::new(front::S3Front {
                 service: builder.build(),
                 addressing,
@@ -127,11 +133,25 @@ impl Worker {
                 access_log_all: config.s3.access_log,
                 metrics: Arc::clone(&metrics),
                 cors: cors::FrontCors::new(Arc::clone(&objects)),
+                limits: config.request_limits()?,
+                max_xml_size: config.max_xml_size(),
             });
             let listener = bind("S3", config.s3.addr).await?;
             s3_addr = listener.local_addr().ok();
-            let settings =
-                server::HttpSettings { keep_alive: config.s3.keep_alive, idle_timeout: config.idle_timeout(), grace };
+            let settings = server::HttpSettings {
+                keep_alive: config.s3.keep_alive,
+                idle_timeout: Some(config.header_read_timeout()),
+                grace,
+                head_limits: Some(config.hyper_head_limits()),
+                connections: Some(connections),
+            };
+            // Peer connections are pooled by the other workers for up to 90 s: the peer port
+            // waits longer than that for headers, so it never closes one a peer is about to use.
+            let peer_settings = server::HttpSettings {
+                idle_timeout: Some(config.header_read_timeout().max(Duration::from_secs(120))),
+                connections: None,
+                ..settings.clone()
+            };
             let rx = shutdown_rx.clone();
             if let (Some(link), Some(listener)) = (&cluster, peer_listener) {
                 peer_addr = listener.local_addr().ok();
@@ -141,7 +161,7 @@ impl Worker {
                     objects: Arc::clone(&objects),
                     mounts: Arc::clone(&mounts),
                 });
-                tasks.spawn(server::serve(listener, settings, rx.clone(), move |req, remote| {
+                tasks.spawn(server::serve(listener, peer_settings, rx.clone(), move |req, remote| {
                     Arc::clone(&port).handle(req, remote)
                 }));
             }
@@ -182,6 +202,8 @@ impl Worker {
             keep_alive: true,
             idle_timeout: Some(Duration::from_secs(60)),
             grace: Duration::from_secs(1),
+            head_limits: None,
+            connections: None,
         };
         let handler_admin = Arc::clone(&admin);
         tasks.spawn(server::serve(listener, settings, shutdown_rx, move |req, remote| {

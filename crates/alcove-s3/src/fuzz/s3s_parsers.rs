@@ -62,7 +62,7 @@ proptest! {
         let _ = ETagCondition::parse_http_header(text.as_bytes());
         let _ = text.parse::<ETagCondition>();
         for format in [TimestampFormat::HttpDate, TimestampFormat::DateTime, TimestampFormat::EpochSeconds] {
-            if let Ok(t) = Timestamp::parse(format.clone(), &text) {
+            if let Ok(t) = Timestamp::parse(format, &text) {
                 let mut out = Vec::new();
                 let _ = t.format(format, &mut out);
             }

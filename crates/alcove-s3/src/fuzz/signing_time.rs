@@ -93,7 +93,7 @@ proptest! {
     #[test]
     fn date_header_stands_in(date in prop_oneof![
         any::<String>(),
-        (any::<i64>()).prop_map(|t| httpdate_of(t)),
+        any::<i64>().prop_map(httpdate_of),
         "(Mon|Fri), [0-9]{2} (Jan|Feb|Dec) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} (GMT|[+-][0-9]{4})",
     ]) {
         let mut headers = http::HeaderMap::new();

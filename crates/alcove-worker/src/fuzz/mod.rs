@@ -3,6 +3,8 @@
 //! stable toolchain; see `alcove-s3`'s `fuzz` module for how they are run. The gateway's own
 //! header readers have theirs beside them (`gateway::fuzz`).
 
+mod requests;
+
 use proptest::prelude::*;
 
 /// `PROPTEST_CASES` when set (the long campaign), else `default`.
