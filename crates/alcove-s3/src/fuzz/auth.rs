@@ -148,7 +148,7 @@ const PRELAYER_CODES: &[S3ErrorCode] = &[
 ];
 
 proptest! {
-    #![proptest_config(super::config(1024))]
+    #![proptest_config(super::config(4096))]
 
     /// The claimed access key is the one a well-formed header names, and never empty; anything
     /// else is `AuthorizationHeaderMalformed`, never a panic.

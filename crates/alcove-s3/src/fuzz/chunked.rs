@@ -332,7 +332,7 @@ fn chunked_like_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(super::config(512))]
+    #![proptest_config(super::config(2048))]
 
     /// decode(encode(payload)) == payload for any chunking and any network cuts; a wrong
     /// trailer checksum is `BadDigest`'s error; both agree with the reference decoder.

@@ -47,7 +47,7 @@ fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(super::config(2048))]
+    #![proptest_config(super::config(4096))]
 
     #[test]
     fn wildcards_agree_with_the_model(pattern in pattern_text(), value in pattern_text()) {

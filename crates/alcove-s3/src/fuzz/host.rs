@@ -36,7 +36,7 @@ fn host() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(super::config(2048))]
+    #![proptest_config(super::config(8192))]
 
     /// A path-style request names the bucket and key it was built from, whatever the key holds.
     #[test]

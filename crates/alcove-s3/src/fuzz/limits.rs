@@ -17,7 +17,7 @@ fn tag_text(max: usize) -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(super::config(2048))]
+    #![proptest_config(super::config(4096))]
 
     /// Any tag set within AWS's limits survives `x-amz-tagging`: parse(encode(tags)) == tags.
     #[test]

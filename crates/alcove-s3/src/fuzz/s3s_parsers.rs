@@ -22,7 +22,7 @@ fn key_text() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(super::config(4096))]
+    #![proptest_config(super::config(16384))]
 
     /// Any `Range` text: no panic; a parsed range prints back to itself, and a satisfiable
     /// span lies inside the object.

@@ -39,7 +39,7 @@ fn encode(v: &str) -> String {
 }
 
 proptest! {
-    #![proptest_config(super::config(2048))]
+    #![proptest_config(super::config(8192))]
 
     /// A V4 presigned URL: an expiry outside 0..=604800 (or not a number) is
     /// `AuthorizationQueryParametersError`; otherwise the URL has expired exactly when now is

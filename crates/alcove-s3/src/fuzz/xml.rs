@@ -180,7 +180,7 @@ fn damaged(doc: String) -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(super::config(1024))]
+    #![proptest_config(super::config(2048))]
 
     /// Every key of a DeleteObjects body comes out as written, whatever it holds and however it
     /// was escaped.

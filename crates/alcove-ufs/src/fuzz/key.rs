@@ -39,7 +39,7 @@ fn model_accepts(key: &str) -> bool {
 }
 
 proptest! {
-    #![proptest_config(super::config(8192))]
+    #![proptest_config(super::config(32768))]
 
     #[test]
     fn keys_stay_inside_their_mount(key in key()) {

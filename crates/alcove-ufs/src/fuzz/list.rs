@@ -52,7 +52,7 @@ fn page(keys: &[String], query: ListQuery) -> (Vec<(bool, String)>, bool) {
 }
 
 proptest! {
-    #![proptest_config(super::config(4096))]
+    #![proptest_config(super::config(8192))]
 
     #[test]
     fn pages_add_up_to_the_listing(

@@ -82,7 +82,7 @@ fn options() -> impl Strategy<Value = BTreeMap<String, String>> {
 }
 
 proptest! {
-    #![proptest_config(super::config(4096))]
+    #![proptest_config(super::config(16384))]
 
     #[test]
     fn bucket_names_follow_the_rules(name in name()) {

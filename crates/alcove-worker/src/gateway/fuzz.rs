@@ -40,7 +40,7 @@ fn range_header() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(crate::fuzz::config(4096))]
+    #![proptest_config(crate::fuzz::config(32768))]
 
     /// A Range is served exactly as RFC 9110 says, and a part number names that part's bytes;
     /// both at once is `InvalidRequest`, an unsatisfiable one 416.
