@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long fuzz campaign (docs/fuzzing.md): every fuzz target — the property tests in the
-# `fuzz` modules of alcove-s3, alcove-ufs and alcove-worker — with FUZZ_CASES inputs each
+# `fuzz` modules of alcove-s3, alcove-ufs, alcove-cluster and alcove-worker — with FUZZ_CASES inputs each
 # (default 1 000 000), one target at a time so the machine stays usable, in the `fuzz` build
 # profile (optimised, with debug assertions and overflow checks). `cargo test` runs the same
 # targets with a few thousand inputs each.
@@ -25,7 +25,7 @@ SKIP='fuzz_findings_stay_fixed|s3s_refuses_references'
 
 failed=0
 printf '%-55s %12s %10s %12s  %s\n' target inputs seconds inputs/s result
-for package in alcove-s3 alcove-ufs alcove-worker; do
+for package in alcove-s3 alcove-ufs alcove-cluster alcove-worker; do
     cargo test --profile fuzz --locked -q -p "$package" --lib --no-run 2>/dev/null \
         || cargo test --profile fuzz --locked -p "$package" --lib --no-run
     targets=$(cargo test --profile fuzz --locked -q -p "$package" --lib -- --list 2>/dev/null \
