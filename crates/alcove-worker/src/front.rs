@@ -173,8 +173,9 @@ impl S3Front {
             tracing::error!(error = ?e, "the S3 service failed");
             S3Error::with_message(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
         })?;
-        // s3s calls a body it could not read an internal error; it was the client's.
-        if resp.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        // An error after the body failed is the body's failure (s3s calls a body it could not
+        // read an internal error, or a form it could not parse a malformed one): say what it was.
+        if resp.status().is_client_error() || resp.status().is_server_error() {
             if let Some(failure) = body_failure() {
                 return Err(failure);
             }
@@ -198,15 +199,15 @@ fn check_body_framing<B>(req: &Request<B>, names_a_key: bool) -> Result<(), S3Er
     Ok(())
 }
 
-/// Object data (PutObject, UploadPart, and POST form uploads) may be large; every other body
-/// is an XML document read whole, capped by `s3.max_xml_size`. Object-level PUTs with a
-/// sub-resource (tagging, acl, retention, legal-hold) carry XML.
+/// Object data (PutObject, UploadPart) may be large; every other body is an XML document read
+/// whole, capped by `s3.max_xml_size`. Object-level PUTs with a sub-resource (tagging, acl,
+/// retention, legal-hold) carry XML. POST form uploads are not implemented: s3s would read the
+/// whole file into memory before saying so, so their bodies are capped too.
 fn carries_object_data<B>(req: &Request<B>, names_a_key: bool) -> bool {
     const XML_SUBRESOURCES: [&str; 4] = ["tagging", "acl", "retention", "legal-hold"];
     let query = req.uri().query().unwrap_or_default();
     let sub_resource = query.split('&').any(|p| XML_SUBRESOURCES.contains(&p.split_once('=').map_or(p, |(n, _)| n)));
-    let form = req.headers().get(CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"multipart/form-data"));
-    (req.method() == Method::PUT && names_a_key && !sub_resource) || (req.method() == Method::POST && form)
+    req.method() == Method::PUT && names_a_key && !sub_resource
 }
 
 /// s3s reads an empty `Content-MD5` as none at all; AWS refuses it, as any other value that is
@@ -405,6 +406,18 @@ mod tests {
         assert!(is_delete_objects(&req(Method::POST, "/b?delete=")));
         assert!(!is_delete_objects(&req(Method::POST, "/b?deleted")));
         assert!(!is_delete_objects(&req(Method::DELETE, "/b/k")));
+    }
+
+    #[test]
+    fn only_object_data_escapes_the_xml_cap() {
+        let req = |m: Method, uri: &str| Request::builder().method(m).uri(uri).body(()).unwrap();
+        assert!(carries_object_data(&req(Method::PUT, "/b/k"), true));
+        assert!(carries_object_data(&req(Method::PUT, "/b/k?partNumber=1&uploadId=x"), true));
+        assert!(!carries_object_data(&req(Method::PUT, "/b/k?tagging"), true));
+        assert!(!carries_object_data(&req(Method::PUT, "/b/k?acl="), true));
+        assert!(!carries_object_data(&req(Method::PUT, "/b"), false), "CreateBucket's configuration");
+        assert!(!carries_object_data(&req(Method::POST, "/b/k?uploadId=x"), true), "CompleteMultipartUpload");
+        assert!(!carries_object_data(&req(Method::POST, "/b"), false), "POST form uploads");
     }
 
     #[test]
