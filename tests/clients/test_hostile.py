@@ -131,3 +131,24 @@ def test_hostile_requests_never_get_an_internal_error(worker, s3, bucket, seed):
     assert s3.get_object(Bucket=bucket, Key="untouched/x")["Body"].read() == b"kept"
     s3.put_object(Bucket=bucket, Key="after", Body=b"fine")
     assert s3.get_object(Bucket=bucket, Key="after")["Body"].read() == b"fine"
+
+
+def test_sdk_sees_the_limits_as_s3_errors(s3, bucket):
+    """boto3 reads the limits' answers as the S3 errors they are, and nothing is written."""
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="wide", Body=b"x", ContentDisposition="attachment; " + "x" * 9000)
+    assert e.value.response["Error"]["Code"] == "RequestHeaderSectionTooLarge"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert e.value.response["Error"].get("MaxSizeAllowed") == "8192"
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="wide")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+    s3.put_object(Bucket=bucket, Key="k/0001", Body=b"kept")
+    objects = [{"Key": f"k/{i:04}"} for i in range(1001)]
+    with pytest.raises(ClientError) as e:
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
+    assert e.value.response["Error"]["Code"] == "MalformedXML"
+    assert s3.get_object(Bucket=bucket, Key="k/0001")["Body"].read() == b"kept"

@@ -8,6 +8,8 @@
 
 pub mod client;
 pub mod etcd;
+#[cfg(test)]
+mod fuzz;
 pub mod gate;
 pub mod membership;
 pub mod peer_auth;

@@ -65,8 +65,10 @@ impl ClusterSecret {
         let (when, signature) = header.split_once(':').ok_or(PeerAuthError::Malformed)?;
         let when: i64 = when.parse().map_err(|_| PeerAuthError::Malformed)?;
         let signature = hex::decode(signature).map_err(|_| PeerAuthError::Malformed)?;
-        if (now - when).abs() > MAX_SKEW_SECS {
-            return Err(PeerAuthError::Stale(now - when));
+        // Saturating: a header time near i64::MIN or MAX is merely stale, not an overflow.
+        let skew = now.saturating_sub(when);
+        if skew.saturating_abs() > MAX_SKEW_SECS {
+            return Err(PeerAuthError::Stale(skew));
         }
         self.mac(when, method, path_and_query).verify_slice(&signature).map_err(|_| PeerAuthError::BadSignature)
     }
@@ -103,5 +105,17 @@ mod tests {
         assert_eq!(secret.verify(None, 1000, "GET", "/"), Err(PeerAuthError::Missing));
         assert_eq!(secret.verify(Some("nonsense"), 1000, "GET", "/"), Err(PeerAuthError::Malformed));
         assert!(!format!("{secret:?}").contains("s3cret"));
+    }
+
+    /// Found by `fuzz::arbitrary_headers`: a header time far from the clock overflowed the skew
+    /// arithmetic (a panic in builds with overflow checks).
+    #[test]
+    fn extreme_header_times_are_stale() {
+        let secret = ClusterSecret::new("s3cret");
+        for header in [format!("{}:00", i64::MIN), format!("{}:00", i64::MAX)] {
+            assert!(matches!(secret.verify(Some(&header), 1000, "GET", "/"), Err(PeerAuthError::Stale(_))), "{header}");
+        }
+        let header = format!("{}:00", i64::MAX);
+        assert!(matches!(secret.verify(Some(&header), i64::MIN, "GET", "/"), Err(PeerAuthError::Stale(_))));
     }
 }

@@ -4,7 +4,9 @@
 //! skips (the client's secret is unknown). So this decoder removes the framing itself
 //! (`hex-size[;chunk-signature=…]\r\n data \r\n … 0\r\n trailers \r\n`), ignores chunk
 //! signatures, checks the decoded length, and verifies the trailing `x-amz-checksum-*` value.
-//! It streams: memory is bounded by one network read plus one chunk header.
+//! It streams: memory is bounded by one network read plus one chunk header, and the outcome does
+//! not depend on how the network cut the body into reads (the `fuzz::chunked` targets check both
+//! against a plain reference decoder).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -17,9 +19,9 @@ use crate::checksum::ChecksumAlgorithm;
 use crate::BodyError;
 
 /// Longest chunk header or trailer line accepted.
-const MAX_LINE: usize = 8 * 1024;
+pub(crate) const MAX_LINE: usize = 8 * 1024;
 /// Most trailer bytes accepted.
-const MAX_TRAILERS: usize = 16 * 1024;
+pub(crate) const MAX_TRAILERS: usize = 16 * 1024;
 
 enum State {
     Header,
@@ -29,11 +31,16 @@ enum State {
     Done,
 }
 
+/// Nothing may follow the blank line that ends the trailers.
+const AFTER_END: &str = "bytes follow the end of the aws-chunked body";
+
 /// Streams the payload out of an aws-chunked body.
 pub struct AwsChunkedDecoder<S> {
     inner: S,
     inner_done: bool,
     buf: BytesMut,
+    /// How much of `buf` is known to hold no CRLF (so a line trickling in is scanned once).
+    scanned: usize,
     state: State,
     decoded: u64,
     decoded_len: Option<u64>,
@@ -49,6 +56,7 @@ impl<S> AwsChunkedDecoder<S> {
             inner,
             inner_done: false,
             buf: BytesMut::new(),
+            scanned: 0,
             state: State::Header,
             decoded: 0,
             decoded_len,
@@ -57,16 +65,30 @@ impl<S> AwsChunkedDecoder<S> {
         }
     }
 
-    /// Takes one `\r\n`-terminated line from the buffer, if complete.
+    /// Bytes held between reads (the fuzz targets check that they stay bounded).
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Takes one `\r\n`-terminated line from the buffer, if complete. A line longer than
+    /// [`MAX_LINE`] is refused whether it arrived in one read or trickled in.
     fn take_line(&mut self) -> Result<Option<Bytes>, BodyError> {
-        match memchr_crlf(&self.buf) {
+        let from = self.scanned.saturating_sub(1);
+        match memchr_crlf(&self.buf[from..]).map(|at| from + at) {
+            Some(at) if at > MAX_LINE => Err(line_too_long()),
             Some(at) => {
                 let line = self.buf.split_to(at).freeze();
                 self.buf.advance(2);
+                self.scanned = 0;
                 Ok(Some(line))
             }
-            None if self.buf.len() > MAX_LINE => Err(malformed("a chunk header or trailer line is too long")),
-            None => Ok(None),
+            // The buffer may end in the line's '\r'; anything longer is too long already.
+            None if self.buf.len() > MAX_LINE + 1 => Err(line_too_long()),
+            None => {
+                self.scanned = self.buf.len();
+                Ok(None)
+            }
         }
     }
 
@@ -120,7 +142,8 @@ impl<S> AwsChunkedDecoder<S> {
                     self.state = State::Trailers { seen };
                     self.read_trailer(&line)?;
                 }
-                State::Done => return Ok(None),
+                State::Done if self.buf.is_empty() => return Ok(None),
+                State::Done => return Err(malformed(AFTER_END)),
             }
         }
     }
@@ -168,6 +191,7 @@ where
             match this.step() {
                 Err(e) => {
                     this.state = State::Done;
+                    this.buf.clear();
                     this.inner_done = true;
                     return Poll::Ready(Some(Err(e)));
                 }
@@ -181,6 +205,7 @@ where
                 Poll::Ready(Some(Err(e))) => {
                     this.inner_done = true;
                     this.state = State::Done;
+                    this.buf.clear();
                     return Poll::Ready(Some(Err(BodyError::from_transport(e.into()))));
                 }
                 Poll::Ready(None) => {
@@ -198,17 +223,30 @@ fn malformed(why: &str) -> BodyError {
     BodyError::Malformed(why.to_owned())
 }
 
+fn line_too_long() -> BodyError {
+    malformed("a chunk header or trailer line is too long")
+}
+
 fn memchr_crlf(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\r\n")
 }
 
+/// The hexadecimal size before any `;extension`: 1 to 16 hex digits with spaces or tabs around
+/// them (`from_str_radix` alone would also take a sign, `+5`).
 fn parse_chunk_size(line: &[u8]) -> Result<u64, BodyError> {
-    let hex = line.split(|&b| b == b';').next().unwrap_or_default();
-    let hex = std::str::from_utf8(hex).map_err(|_| malformed("a chunk size is not ASCII"))?.trim();
+    let field = line.split(|&b| b == b';').next().unwrap_or_default();
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    let start = field.iter().position(|b| !blank(b)).unwrap_or(field.len());
+    let end = field.iter().rposition(|b| !blank(b)).map_or(start, |at| at + 1);
+    let hex = &field[start..end];
     if hex.is_empty() || hex.len() > 16 {
         return Err(malformed("a chunk size is missing or too long"));
     }
-    u64::from_str_radix(hex, 16).map_err(|_| malformed("a chunk size is not hexadecimal"))
+    if !hex.iter().all(u8::is_ascii_hexdigit) {
+        return Err(malformed("a chunk size is not hexadecimal"));
+    }
+    // 16 hex digits always fit in a u64.
+    Ok(hex.iter().fold(0u64, |n, &d| (n << 4) | u64::from((d as char).to_digit(16).unwrap_or(0))))
 }
 
 #[cfg(test)]
@@ -266,5 +304,33 @@ mod tests {
         }
         let r = decode(b"5\r\nhello\r\n0\r\n\r\n", 3, Some(4), None).await;
         assert!(matches!(r, Err(BodyError::LengthMismatch)));
+    }
+
+    /// What the fuzz targets found (see docs/fuzzing.md), kept as plain regression tests.
+    #[tokio::test]
+    async fn fuzz_findings_stay_fixed() {
+        // Bytes after the final blank line were ignored (and held until the body ended).
+        for split in [1, 4, 64] {
+            let r = decode(b"0\r\n\r\n\0", split, None, None).await;
+            assert!(matches!(r, Err(BodyError::Malformed(_))), "split {split}: {r:?}");
+        }
+        // A chunk header over 8 KiB was accepted when it arrived in one read (and refused when
+        // it trickled in): the outcome depended on the network.
+        let long = format!("5;chunk-signature={}\r\nhello\r\n0\r\n\r\n", "0".repeat(MAX_LINE));
+        for split in [1, 100, long.len()] {
+            let r = decode(long.as_bytes(), split, Some(5), None).await;
+            assert!(matches!(r, Err(BodyError::Malformed(_))), "split {split}: {r:?}");
+        }
+        // A line of exactly MAX_LINE bytes is fine however it arrives, even when a read ends
+        // between its '\r' and '\n'.
+        let pad = "0".repeat(MAX_LINE - "5;x=".len());
+        let edge = format!("5;x={pad}\r\nhello\r\n0\r\n\r\n");
+        for split in [1, MAX_LINE + 1, edge.len()] {
+            assert_eq!(decode(edge.as_bytes(), split, Some(5), None).await.unwrap(), b"hello", "split {split}");
+        }
+        // A signed size: `from_str_radix` took "+5".
+        let r = decode(b"+5\r\nhello\r\n0\r\n\r\n", 64, Some(5), None).await;
+        assert!(matches!(r, Err(BodyError::Malformed(_))), "{r:?}");
+        assert_eq!(decode(b" 5\t;a=b\r\nhello\r\n0\r\n\r\n", 64, Some(5), None).await.unwrap(), b"hello");
     }
 }

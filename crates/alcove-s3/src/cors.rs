@@ -137,7 +137,7 @@ pub fn rules_to_dto(rules: Vec<CorsRule>) -> Vec<CORSRule> {
 
 /// `pattern` with at most one `*` (any run of characters) against `value`, ignoring ASCII case
 /// (origins' schemes and hosts, and header names, are case-insensitive).
-fn wildcard_match(pattern: &str, value: &str) -> bool {
+pub(crate) fn wildcard_match(pattern: &str, value: &str) -> bool {
     let (pattern, value) = (pattern.to_ascii_lowercase(), value.to_ascii_lowercase());
     match pattern.split_once('*') {
         None => pattern == value,

@@ -133,6 +133,8 @@ pub fn stream_error(e: &(dyn std::error::Error + 'static)) -> S3Error {
         BodyError::ContentSha256Mismatch => return sha256_mismatch(body.to_string()),
         BodyError::Malformed(_) | BodyError::MissingTrailer(_) => C::InvalidRequest,
         BodyError::LengthMismatch => C::IncompleteBody,
+        BodyError::IdleTimeout => C::RequestTimeout,
+        BodyError::TooLarge { .. } => C::MaxMessageLengthExceeded,
         BodyError::Transport(inner) => return stream_error(inner.as_ref()),
     };
     S3Error::with_message(code, body.to_string())
@@ -193,6 +195,7 @@ pub fn take_details(headers: &mut http::HeaderMap) -> Vec<(String, String)> {
             let element = match &name.as_str()[DETAIL_HEADER_PREFIX.len()..] {
                 "actualobjectsize" => "ActualObjectSize",
                 "rangerequested" => "RangeRequested",
+                "maxsizeallowed" => "MaxSizeAllowed",
                 other => other,
             };
             details.push((element.to_owned(), v));
@@ -332,6 +335,7 @@ mod tests {
             (UfsError::KeyTooLong("k".into()), S3ErrorCode::KeyTooLongError),
             (UfsError::BadDigest, S3ErrorCode::BadDigest),
             (UfsError::Body(Box::new(BodyError::ChecksumMismatch { algorithm: "CRC32" })), S3ErrorCode::BadDigest),
+            (UfsError::Body(Box::new(BodyError::IdleTimeout)), S3ErrorCode::RequestTimeout),
         ];
         for (e, code) in cases {
             assert_eq!(*s3_error_from(e).code(), code);

@@ -10,6 +10,8 @@ pub mod checksum;
 pub mod chunked;
 pub mod cors;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod host;
 pub mod integrity;
 pub mod limits;
@@ -38,6 +40,12 @@ pub enum BodyError {
     LengthMismatch,
     #[error("The body could not be read: {0}")]
     Transport(Box<dyn std::error::Error + Send + Sync>),
+    /// The client stopped sending the body for longer than the worker waits (`RequestTimeout`).
+    #[error("Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.")]
+    IdleTimeout,
+    /// A body that is read whole (an XML document) is larger than the worker accepts.
+    #[error("Your request was too big: XML bodies may have at most {limit} bytes (s3.max_xml_size).")]
+    TooLarge { limit: usize },
 }
 
 impl BodyError {

@@ -26,13 +26,16 @@ pub fn check_signing_times<B>(req: &mut http::Request<B>) -> S3Result<()> {
     Ok(())
 }
 
-fn check_presigned_expiry(query: &str, now: OffsetDateTime) -> S3Result<()> {
+pub(crate) fn check_presigned_expiry(query: &str, now: OffsetDateTime) -> S3Result<()> {
     let param = |name: &str| crate::auth::query_param(query, name);
     if param("X-Amz-Credential").is_some() {
         let Some(expires) = param("X-Amz-Expires") else { return Ok(()) };
         let seconds = presigned_expiry(&expires)?;
         let signed = param("X-Amz-Date").and_then(|d| parse_amz_date(&d));
-        if signed.is_some_and(|t| now > t + time::Duration::seconds(seconds)) {
+        // Checked: a date near the end of year 9999 plus a week is past what `time` can hold
+        // (such a URL is simply not expired yet).
+        let end = signed.map(|t| t.checked_add(time::Duration::seconds(seconds)));
+        if end.is_some_and(|end| end.is_some_and(|end| now > end)) {
             return Err(expired());
         }
     } else if param("AWSAccessKeyId").is_some() {
@@ -69,7 +72,7 @@ fn query_error(message: &str) -> S3Error {
 }
 
 /// A V4-signed request without `X-Amz-Date` was signed at its `Date`.
-fn date_from_date_header(headers: &mut http::HeaderMap) {
+pub(crate) fn date_from_date_header(headers: &mut http::HeaderMap) {
     let v4 = headers.get(http::header::AUTHORIZATION).is_some_and(|v| v.as_bytes().starts_with(b"AWS4-HMAC-SHA256"));
     if !v4 || headers.contains_key("x-amz-date") {
         return;
@@ -135,6 +138,16 @@ mod tests {
         assert!(check_presigned_expiry(&v2(now.unix_timestamp() + 5), now).is_ok());
         assert_eq!(code(check_presigned_expiry(&v2(now.unix_timestamp() - 5), now)), "AccessDenied");
         assert!(check_presigned_expiry("list-type=2", now).is_ok(), "not presigned");
+    }
+
+    /// Found by `fuzz::signing_time`: a date at the end of year 9999 plus the expiry overflowed
+    /// the time type and panicked the request.
+    #[test]
+    fn the_last_dates_do_not_overflow() {
+        let query =
+            "X-Amz-Credential=AK%2F1%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=99991225T000000Z&X-Amz-Expires=604800";
+        assert!(check_presigned_expiry(query, at("20260102T000000Z")).is_ok());
+        assert!(check_presigned_expiry(query, at("99991231T235959Z")).is_ok());
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod backend;
 pub mod bucket_state;
 mod dircache;
 mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod key;
 pub mod list;
 pub mod local;

@@ -480,6 +480,19 @@ pub struct S3Config {
     pub https_addr: Option<SocketAddr>,
     /// Answer S3 requests on the plain-HTTP port with `403 AccessDenied` (use HTTPS).
     pub https_only: bool,
+    /// Longest a request's headers may take to arrive, counted from the connection's opening
+    /// or its previous response (so it also closes connections idle that long).
+    pub header_timeout: Seconds,
+    /// Longest a request body may send nothing while it is read (then `RequestTimeout`).
+    pub body_idle_timeout: Seconds,
+    /// Largest header section (names, values and the query), in bytes.
+    pub max_header_size: ByteSize,
+    /// Most header lines in one request.
+    pub max_headers: usize,
+    /// Largest XML request body (DeleteObjects, CompleteMultipartUpload, tagging, CORS).
+    pub max_xml_size: ByteSize,
+    /// Most connections served at once; one more gets `503 SlowDown`.
+    pub max_connections: usize,
 }
 
 /// `[s3.redirect]`: how a worker hands on a request for a key another worker owns.
@@ -673,6 +686,12 @@ impl Default for S3Config {
             domains: Vec::new(),
             https_addr: None,
             https_only: false,
+            header_timeout: Seconds(Duration::from_secs(30)),
+            body_idle_timeout: Seconds(Duration::from_secs(60)),
+            max_header_size: ByteSize(8 << 10),
+            max_headers: 100,
+            max_xml_size: ByteSize(4 << 20),
+            max_connections: 4096,
         }
     }
 }
@@ -761,7 +780,57 @@ impl Config {
         config.cluster_settings()?;
         config.addressing()?;
         config.tls_settings()?;
+        config.request_limits()?;
         Ok(config)
+    }
+
+    /// The S3 port's limits on one request, checked against each other.
+    pub fn request_limits(&self) -> Result<crate::limits::RequestLimits, ConfigError> {
+        let s3 = &self.s3;
+        let header_bytes = usize::try_from(s3.max_header_size.0).unwrap_or(usize::MAX);
+        // User metadata travels in headers: the section must hold it and the usual headers.
+        let needed = s3.metadata_max_size.saturating_add(4096);
+        if header_bytes < needed {
+            return Err(ConfigError::Invalid(format!(
+                "s3.max_header_size = {header_bytes} must be at least s3.metadata_max_size + 4096 = {needed} bytes"
+            )));
+        }
+        if s3.max_headers < 16 {
+            return Err(ConfigError::Invalid(format!("s3.max_headers = {} must be at least 16", s3.max_headers)));
+        }
+        if s3.max_xml_size.0 < 64 << 10 {
+            return Err(ConfigError::Invalid(format!(
+                "s3.max_xml_size = {} must be at least 64 KiB",
+                s3.max_xml_size.0
+            )));
+        }
+        if s3.max_connections == 0 {
+            return Err(ConfigError::Invalid("s3.max_connections must be at least 1".into()));
+        }
+        Ok(crate::limits::RequestLimits {
+            max_header_bytes: header_bytes,
+            max_headers: s3.max_headers,
+            body_idle_timeout: s3.body_idle_timeout.0,
+        })
+    }
+
+    /// The largest XML body, in bytes.
+    pub fn max_xml_size(&self) -> usize {
+        usize::try_from(self.s3.max_xml_size.0).unwrap_or(usize::MAX)
+    }
+
+    /// hyper's header read timeout on the S3 port: `s3.header_timeout`, or `s3.idle_timeout`
+    /// when that is set and shorter (hyper measures both with one timer).
+    pub fn header_read_timeout(&self) -> Duration {
+        let header = self.s3.header_timeout.0;
+        self.idle_timeout().map_or(header, |idle| idle.min(header))
+    }
+
+    /// hyper's own limits on a request head, well above the S3 front end's (which answers
+    /// with an S3 error): bytes, header lines.
+    pub fn hyper_head_limits(&self) -> (usize, usize) {
+        let bytes = usize::try_from(self.s3.max_header_size.0).unwrap_or(usize::MAX);
+        (bytes.saturating_mul(4).max(64 << 10), self.s3.max_headers.saturating_mul(2))
     }
 
     /// TLS as configured (`None`: plain HTTP only). HTTPS, `s3.https_only` and `peer.tls` each
@@ -1479,6 +1548,43 @@ mod tests {
         assert!(refused(&format!("{oidc}jwks_url = \"ftp://x/keys\"\n")).contains("jwks_url"));
         assert!(refused(&oidc.replace("[auth.oidc]", "sts_key = \"short\"\n[auth.oidc]")).contains("sts_key"));
         assert!(refused(&format!("{oidc}client_secret = \"x\"\n")).contains("client_secret"), "a typo in a key");
+    }
+
+    #[test]
+    fn request_limits_have_defaults_and_are_checked() {
+        let c = Config::load(None, []).unwrap();
+        let limits = c.request_limits().unwrap();
+        assert_eq!((limits.max_header_bytes, limits.max_headers), (8192, 100));
+        assert_eq!(limits.body_idle_timeout, Duration::from_secs(60));
+        assert_eq!((c.max_xml_size(), c.s3.max_connections), (4 << 20, 4096));
+        assert_eq!(c.header_read_timeout(), Duration::from_secs(30));
+        assert_eq!(c.hyper_head_limits(), (64 << 10, 200));
+        let env =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let c = Config::load(
+            None,
+            env(&[
+                ("ALCOVE_S3_HEADER_TIMEOUT", "5s"),
+                ("ALCOVE_S3_IDLE_TIMEOUT", "2"),
+                ("ALCOVE_S3_MAX_CONNECTIONS", "10"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.header_read_timeout(), Duration::from_secs(2), "the shorter of the two");
+        assert_eq!(c.s3.max_connections, 10);
+        let c = Config::load(None, env(&[("ALCOVE_S3_MAX_HEADER_SIZE", "32KiB"), ("ALCOVE_S3_MAX_XML_SIZE", "1MiB")]))
+            .unwrap();
+        assert_eq!((c.request_limits().unwrap().max_header_bytes, c.max_xml_size()), (32 << 10, 1 << 20));
+        for bad in [
+            &[("ALCOVE_S3_MAX_HEADER_SIZE", "4096")][..],
+            &[("ALCOVE_S3_METADATA_MAX_SIZE", "8192")],
+            &[("ALCOVE_S3_MAX_HEADERS", "3")],
+            &[("ALCOVE_S3_MAX_XML_SIZE", "1000")],
+            &[("ALCOVE_S3_MAX_CONNECTIONS", "0")],
+            &[("ALCOVE_S3_BODY_IDLE_TIMEOUT", "0")],
+        ] {
+            assert!(Config::load(None, env(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The S3 front end of a worker: what happens to every request around the s3s service — a
-//! request id, STS calls (oidc mode), the auth pre-layer (simple mode, bearer tokens), the
-//! DeleteObjects integrity check, CORS (preflights and the `Access-Control-*` headers, see
-//! [`crate::cors`]), the error document's `Resource` and `RequestId`, metrics and the access log.
-//! Plain-HTTP requests under `s3.https_only` are refused here too ([`HttpsRequired`]), so the
-//! refusal is logged and shaped like any other error.
+//! request id, the header and body limits ([`crate::limits`]), STS calls (oidc mode), the auth
+//! pre-layer (simple mode, bearer tokens), the DeleteObjects integrity check, CORS (preflights
+//! and the `Access-Control-*` headers, see [`crate::cors`]), the error document's `Resource` and
+//! `RequestId`, metrics and the access log. Plain-HTTP requests under `s3.https_only` are
+//! refused here too ([`HttpsRequired`]), so the refusal is logged and shaped like any other error.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,19 +25,16 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Frame, SizeHint};
-use hyper::body::Incoming;
 use s3s::service::S3Service;
 use s3s::{S3Error, S3ErrorCode};
 
 use crate::attributes_etag::{is_get_object_attributes, unquote_etag};
 use crate::config::LogFormat;
 use crate::cors::FrontCors;
+use crate::limits::RequestLimits;
 use crate::metrics::Metrics;
 use crate::recent::FailedRequest;
 use crate::tls::HttpsRequired;
-
-/// Largest DeleteObjects body read for its integrity check (1000 keys of 1 KiB, plus XML).
-const MAX_DELETE_BODY: usize = 4 << 20;
 /// Largest error document rewritten to add Resource and RequestId.
 const MAX_ERROR_BODY: usize = 64 << 10;
 
@@ -58,6 +55,9 @@ pub struct S3Front {
     pub log_format: LogFormat,
     /// This worker's id, in a cluster.
     pub worker_id: Option<Arc<str>>,
+    pub limits: RequestLimits,
+    /// Largest XML body (s3.max_xml_size); s3s has the same limit for the bodies it reads.
+    pub max_xml_size: usize,
 }
 
 /// Set by the peer port on a request another worker forwarded here (verified): that worker's id.
@@ -82,7 +82,29 @@ struct AccessRecord {
 }
 
 impl S3Front {
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Response<LoggedBody> {
+    pub async fn handle<B>(self: Arc<Self>, req: Request<B>, remote: SocketAddr) -> Response<LoggedBody>
+    where
+        s3s::Body: From<B>,
+    {
+        let (resp, record) = self.respond(req, remote).await;
+        let log = self.access_log_all.load(std::sync::atomic::Ordering::Relaxed)
+            || record.status.is_client_error()
+            || record.status.is_server_error();
+        resp.map(|body| LoggedBody {
+            inner: body,
+            sent: 0,
+            record: Some(record),
+            log: log.then(|| AccessLog { format: self.log_format, worker: self.worker_id.clone() }),
+            metrics: Arc::clone(&self.metrics),
+        })
+    }
+
+    /// Everything [`Self::handle`] does but the access log and metrics: the answer, and what the
+    /// log says about it.
+    async fn respond<B>(&self, req: Request<B>, remote: SocketAddr) -> (Response<s3s::Body>, AccessRecord)
+    where
+        s3s::Body: From<B>,
+    {
         let started = Instant::now();
         let request_id = new_request_id();
         let alcove_s3::Addressed { bucket, key, .. } = self.addressing.target(&req);
@@ -92,7 +114,11 @@ impl S3Front {
         let close_always = expects_continue_without_body(req.headers());
         let cors_request = CorsRequest::actual(&method, req.headers()).filter(|_| method != Method::OPTIONS);
         let unquote = is_get_object_attributes(&req);
+        let section = self.limits.check_header_section(&req);
         let mut req = req.map(s3s::Body::from);
+        if close_on_error {
+            self.limits.watch_body(&mut req);
+        }
         let anonymous = matches!(claimed_access_key(&req), Ok(None));
         if anonymous {
             req.extensions_mut().insert(Anonymous);
@@ -106,6 +132,8 @@ impl S3Front {
         let sts = self.sts.as_ref().filter(|_| bucket.is_empty() && is_sts_request(&req));
         let (user, result) = if let Some(refusal) = https_refusal {
             (String::from("-"), Err(refusal))
+        } else if let Err(e) = section {
+            (String::from("-"), Err(e))
         } else if let Some(sts) = sts {
             let (resp, user) = sts.handle(req, &request_id).await;
             (user.unwrap_or_else(|| String::from("-")), Ok(resp))
@@ -155,16 +183,7 @@ impl S3Front {
         let status = resp.status();
         let record =
             AccessRecord { request_id, remote, method, action, bucket, key, user, status, bytes_in, started, via };
-        let log = self.access_log_all.load(std::sync::atomic::Ordering::Relaxed)
-            || record.status.is_client_error()
-            || record.status.is_server_error();
-        resp.map(|body| LoggedBody {
-            inner: body,
-            sent: 0,
-            record: Some(record),
-            log: log.then(|| AccessLog { format: self.log_format, worker: self.worker_id.clone() }),
-            metrics: Arc::clone(&self.metrics),
-        })
+        (resp, record)
     }
 
     /// Finds the user; in simple mode (and for bearer tokens) also turns the request into an
@@ -223,15 +242,17 @@ impl S3Front {
         check_content_md5_given(req.headers())?;
         // Reads never take a body; anything else may (even an empty one can fail its hash).
         let reads = req.method() == Method::GET || req.method() == Method::HEAD;
+        if !reads && !carries_object_data(&req, names_a_key) {
+            crate::limits::cap_body(&mut req, self.max_xml_size);
+        }
         let watch = (!reads).then(|| BodyWatch::install(&mut req));
         let body_failure = || watch.as_ref().and_then(BodyWatch::failure);
         if is_delete_objects(&req) {
             let body = std::mem::take(req.body_mut());
-            let bytes = match read_limited(body, MAX_DELETE_BODY).await {
+            let bytes = match read_limited(body, self.max_xml_size).await {
                 Ok(bytes) => bytes,
-                Err(e) => {
-                    return Err(body_failure().unwrap_or_else(|| S3Error::with_message(S3ErrorCode::MalformedXML, e)))
-                }
+                // The body arrived whole, so it was too large.
+                Err(_) => return Err(body_failure().unwrap_or_else(|| xml_too_large(self.max_xml_size))),
             };
             verify_whole_body(req.headers(), &bytes)?;
             *req.body_mut() = s3s::Body::from(bytes);
@@ -241,8 +262,9 @@ impl S3Front {
             tracing::error!(error = ?e, "the S3 service failed");
             S3Error::with_message(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
         })?;
-        // s3s calls a body it could not read an internal error; it was the client's.
-        if resp.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        // An error after the body failed is the body's failure (s3s calls a body it could not
+        // read an internal error, or a form it could not parse a malformed one): say what it was.
+        if resp.status().is_client_error() || resp.status().is_server_error() {
             if let Some(failure) = body_failure() {
                 return Err(failure);
             }
@@ -264,6 +286,17 @@ fn check_body_framing<B>(req: &Request<B>, names_a_key: bool) -> Result<(), S3Er
         ));
     }
     Ok(())
+}
+
+/// Object data (PutObject, UploadPart) may be large; every other body is an XML document read
+/// whole, capped by `s3.max_xml_size`. Object-level PUTs with a sub-resource (tagging, acl,
+/// retention, legal-hold) carry XML. POST form uploads are not implemented: s3s would read the
+/// whole file into memory before saying so, so their bodies are capped too.
+fn carries_object_data<B>(req: &Request<B>, names_a_key: bool) -> bool {
+    const XML_SUBRESOURCES: [&str; 4] = ["tagging", "acl", "retention", "legal-hold"];
+    let query = req.uri().query().unwrap_or_default();
+    let sub_resource = query.split('&').any(|p| XML_SUBRESOURCES.contains(&p.split_once('=').map_or(p, |(n, _)| n)));
+    req.method() == Method::PUT && names_a_key && !sub_resource
 }
 
 /// s3s reads an empty `Content-MD5` as none at all; AWS refuses it, as any other value that is
@@ -292,6 +325,14 @@ fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
 fn is_delete_objects<B>(req: &Request<B>) -> bool {
     req.method() == Method::POST
         && req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "delete" || p.starts_with("delete=")))
+}
+
+/// `MaxMessageLengthExceeded`, as s3s answers for the XML bodies it reads itself.
+fn xml_too_large(limit: usize) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::MaxMessageLengthExceeded,
+        format!("Your request was too big: XML bodies may have at most {limit} bytes (s3.max_xml_size)."),
+    )
 }
 
 async fn read_limited(mut body: s3s::Body, limit: usize) -> Result<Bytes, String> {
@@ -333,6 +374,9 @@ fn error_response(e: S3Error) -> Response<s3s::Body> {
     );
     let mut resp = Response::new(s3s::Body::from(xml));
     *resp.status_mut() = status;
+    if let Some(headers) = e.headers() {
+        resp.headers_mut().extend(headers.clone());
+    }
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
     resp
 }
@@ -502,6 +546,18 @@ mod tests {
         assert!(is_delete_objects(&req(Method::POST, "/b?delete=")));
         assert!(!is_delete_objects(&req(Method::POST, "/b?deleted")));
         assert!(!is_delete_objects(&req(Method::DELETE, "/b/k")));
+    }
+
+    #[test]
+    fn only_object_data_escapes_the_xml_cap() {
+        let req = |m: Method, uri: &str| Request::builder().method(m).uri(uri).body(()).unwrap();
+        assert!(carries_object_data(&req(Method::PUT, "/b/k"), true));
+        assert!(carries_object_data(&req(Method::PUT, "/b/k?partNumber=1&uploadId=x"), true));
+        assert!(!carries_object_data(&req(Method::PUT, "/b/k?tagging"), true));
+        assert!(!carries_object_data(&req(Method::PUT, "/b/k?acl="), true));
+        assert!(!carries_object_data(&req(Method::PUT, "/b"), false), "CreateBucket's configuration");
+        assert!(!carries_object_data(&req(Method::POST, "/b/k?uploadId=x"), true), "CompleteMultipartUpload");
+        assert!(!carries_object_data(&req(Method::POST, "/b"), false), "POST form uploads");
     }
 
     #[test]

@@ -12,7 +12,10 @@ pub mod config;
 pub mod config_reference;
 pub mod cors;
 pub mod front;
+#[cfg(test)]
+mod fuzz;
 pub mod gateway;
+pub mod limits;
 pub mod metrics;
 pub mod preload;
 pub mod recent;
@@ -89,10 +92,7 @@ impl Worker {
     /// Opens storage, binds the ports and starts serving.
     pub async fn start(config: Config) -> Result<Self, WorkerError> {
         let auth = config.auth_settings()?;
-        let live = LiveSettings {
-            access_log: Arc::new(std::sync::atomic::AtomicBool::new(config.s3.access_log)),
-            policies: alcove_s3::policy::live_policies(Arc::clone(&auth.policies)),
-        };
+        let live = LiveSettings::new(&config, &auth);
         let admin_token = config.admin_token()?;
         let tls_settings = config.tls_settings()?;
         let certificates = match &tls_settings {
@@ -135,7 +135,11 @@ impl Worker {
             objects = objects.with_observer(Arc::clone(link) as Arc<dyn alcove_cache::ChangeObserver>);
         }
         let objects = Arc::new(objects);
-        let mut metrics = metrics::Metrics::default().with_cache(Arc::clone(&cache)).with_mounts(Arc::clone(&mounts));
+        let connections = Arc::new(limits::ConnectionLimit::new(config.s3.max_connections));
+        let mut metrics = metrics::Metrics::default()
+            .with_cache(Arc::clone(&cache))
+            .with_mounts(Arc::clone(&mounts))
+            .with_connections(Arc::clone(&connections));
         if let Some(link) = &cluster {
             metrics = metrics.with_cluster(Arc::clone(link));
         }
@@ -152,42 +156,23 @@ impl Worker {
         let mut https_addr = None;
         let mut peer_addr = None;
         if config.s3.enabled {
-            let mut builder =
-                S3ServiceBuilder::new(gateway::Gateway::new(Arc::clone(&objects), config.limits(), cluster.clone()));
-            let addressing = config.addressing()?;
-            if addressing.is_virtual_host_enabled() {
-                builder.set_host(addressing.clone());
-            }
-            // s3s runs the access check (policies, and learning each request's S3 action for the
-            // log and metrics) only with an auth provider. Simple mode hands s3s unsigned
-            // requests, so its provider, with no keys, is never asked for a secret.
-            let (oidc, sts) = oidc_and_sts(&auth)?;
-            let store = Arc::new(CredentialStore {
-                keys: if auth.mode.verifies_signatures() { auth.credentials.clone() } else { Default::default() },
-                sts: sts.as_ref().map(|s| Arc::clone(&s.keys)),
-            });
-            builder.set_auth(CredentialStore::clone(&store));
-            builder.set_access(PolicyAccess {
-                policies: Arc::clone(&live.policies),
-                allow_anonymous: auth.allow_anonymous,
-                keys: store,
-            });
-            let front = Arc::new(front::S3Front {
-                service: builder.build(),
-                addressing,
-                auth: auth.clone(),
-                oidc,
-                sts,
-                access_log_all: Arc::clone(&live.access_log),
-                metrics: Arc::clone(&metrics),
-                cors: cors::FrontCors::new(Arc::clone(&objects)),
-                log_format: config.log.format,
-                worker_id: cluster.as_ref().map(|c| Arc::from(c.me.id.as_str())),
-            });
+            let front = Arc::new(s3_front(&config, &auth, &live, &objects, &metrics, cluster.as_ref())?);
             let listener = bind("S3", config.s3.addr).await?;
             s3_addr = listener.local_addr().ok();
-            let settings =
-                server::HttpSettings { keep_alive: config.s3.keep_alive, idle_timeout: config.idle_timeout(), grace };
+            let settings = server::HttpSettings {
+                keep_alive: config.s3.keep_alive,
+                idle_timeout: Some(config.header_read_timeout()),
+                grace,
+                head_limits: Some(config.hyper_head_limits()),
+                connections: Some(connections),
+            };
+            // Peer connections are pooled by the other workers for up to 90 s: the peer port
+            // waits longer than that for headers, so it never closes one a peer is about to use.
+            let peer_settings = server::HttpSettings {
+                idle_timeout: Some(config.header_read_timeout().max(Duration::from_secs(120))),
+                connections: None,
+                ..settings.clone()
+            };
             let rx = shutdown_rx.clone();
             if let (Some(link), Some(listener)) = (&cluster, peer_listener) {
                 peer_addr = listener.local_addr().ok();
@@ -198,7 +183,7 @@ impl Worker {
                     mounts: Arc::clone(&mounts),
                 });
                 let peer_acceptor = acceptor.clone().filter(|_| config.peer.tls);
-                tasks.spawn(server::serve(listener, peer_acceptor, settings, rx.clone(), move |req, remote| {
+                tasks.spawn(server::serve(listener, peer_acceptor, peer_settings, rx.clone(), move |req, remote| {
                     Arc::clone(&port).handle(req, remote)
                 }));
             }
@@ -227,7 +212,7 @@ impl Worker {
             if let (Some(t), Some(acceptor)) = (&tls_settings, &acceptor) {
                 let https = bind("HTTPS", t.https_addr).await?;
                 https_addr = https.local_addr().ok();
-                tasks.spawn(server::serve(https, Some(acceptor.clone()), settings, rx.clone(), handler(None)));
+                tasks.spawn(server::serve(https, Some(acceptor.clone()), settings.clone(), rx.clone(), handler(None)));
             }
             let https_required = match (&tls_settings, https_addr) {
                 (Some(t), Some(https_addr)) if t.https_only => Some(tls::HttpsRequired { https_addr }),
@@ -260,6 +245,8 @@ impl Worker {
             keep_alive: true,
             idle_timeout: Some(Duration::from_secs(60)),
             grace: Duration::from_secs(1),
+            head_limits: None,
+            connections: None,
         };
         let handler_admin = Arc::clone(&admin);
         tasks.spawn(server::serve(listener, None, settings, shutdown_rx, move |req, remote| {
@@ -369,10 +356,68 @@ fn oidc_and_sts(auth: &AuthSettings) -> Result<(Option<Arc<OidcVerifier>>, Optio
     Ok((Some(oidc), Some(sts)))
 }
 
+/// The S3 front end over `objects`: s3s with the gateway, the auth mode and the policies, and
+/// the front end's own settings. (The in-process request fuzzer builds its front end here too.)
+pub(crate) fn s3_front(
+    config: &Config,
+    auth: &AuthSettings,
+    live: &LiveSettings,
+    objects: &Arc<ObjectService>,
+    metrics: &Arc<metrics::Metrics>,
+    cluster: Option<&Arc<cluster::ClusterLink>>,
+) -> Result<front::S3Front, WorkerError> {
+    let mut builder =
+        S3ServiceBuilder::new(gateway::Gateway::new(Arc::clone(objects), config.limits(), cluster.cloned()));
+    let addressing = config.addressing()?;
+    if addressing.is_virtual_host_enabled() {
+        builder.set_host(addressing.clone());
+    }
+    // s3s runs the access check (policies, and learning each request's S3 action for the log and
+    // metrics) only with an auth provider. Simple mode hands s3s unsigned requests, so its
+    // provider, with no keys, is never asked for a secret.
+    let (oidc, sts) = oidc_and_sts(auth)?;
+    let store = Arc::new(CredentialStore {
+        keys: if auth.mode.verifies_signatures() { auth.credentials.clone() } else { Default::default() },
+        sts: sts.as_ref().map(|s| Arc::clone(&s.keys)),
+    });
+    builder.set_auth(CredentialStore::clone(&store));
+    builder.set_access(PolicyAccess {
+        policies: Arc::clone(&live.policies),
+        allow_anonymous: auth.allow_anonymous,
+        keys: store,
+    });
+    let mut s3s_config = s3s::config::S3Config::default();
+    s3s_config.xml_max_body_size = config.max_xml_size();
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(s3s_config))));
+    Ok(front::S3Front {
+        service: builder.build(),
+        addressing,
+        auth: auth.clone(),
+        oidc,
+        sts,
+        access_log_all: Arc::clone(&live.access_log),
+        metrics: Arc::clone(metrics),
+        cors: cors::FrontCors::new(Arc::clone(objects)),
+        log_format: config.log.format,
+        worker_id: cluster.map(|c| Arc::from(c.me.id.as_str())),
+        limits: config.request_limits()?,
+        max_xml_size: config.max_xml_size(),
+    })
+}
+
 /// What SIGHUP changes in a running worker.
-struct LiveSettings {
+pub(crate) struct LiveSettings {
     access_log: Arc<std::sync::atomic::AtomicBool>,
     policies: alcove_s3::policy::LivePolicies,
+}
+
+impl LiveSettings {
+    pub(crate) fn new(config: &Config, auth: &AuthSettings) -> Self {
+        LiveSettings {
+            access_log: Arc::new(std::sync::atomic::AtomicBool::new(config.s3.access_log)),
+            policies: alcove_s3::policy::live_policies(Arc::clone(&auth.policies)),
+        }
+    }
 }
 
 fn same<T: serde::Serialize>(a: &T, b: &T) -> bool {

@@ -8,6 +8,7 @@ use alcove_ufs::stats::{Histogram as LatencyHistogram, OpStats};
 use alcove_ufs::MountTable;
 
 use crate::cluster::ClusterLink;
+use crate::limits::ConnectionLimit;
 use crate::recent::RecentRequests;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -86,6 +87,12 @@ impl Metrics {
         self
     }
 
+    /// Adds the S3 port's connection figures, read at each scrape.
+    pub fn with_connections(mut self, limit: Arc<ConnectionLimit>) -> Self {
+        self.registry.register_collector(Box::new(ConnectionCollector(limit)));
+        self
+    }
+
     /// Adds the cluster's figures (members, and what the gate did), read at each scrape.
     pub fn with_cluster(mut self, cluster: Arc<ClusterLink>) -> Self {
         self.registry.register_collector(Box::new(ClusterCollector(cluster)));
@@ -99,6 +106,25 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// The S3 port's connections: `alcove_s3_connections` (open now), `alcove_s3_max_connections`
+/// and `alcove_s3_refused_connections_total` (answered `503 SlowDown` or closed at the limit).
+#[derive(Debug)]
+struct ConnectionCollector(Arc<ConnectionLimit>);
+
+impl Collector for ConnectionCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let e = &mut encoder;
+        single(e, "connections", "S3 connections being served", ConstGauge::new(self.0.open() as i64))?;
+        single(e, "max_connections", "S3 connections served at most at once", ConstGauge::new(self.0.max() as i64))?;
+        single(
+            e,
+            "refused_connections",
+            "S3 connections refused at the limit (503 SlowDown)",
+            ConstCounter::new(self.0.refused()),
+        )
     }
 }
 

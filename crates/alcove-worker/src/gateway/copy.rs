@@ -60,23 +60,25 @@ impl Source {
         Ok(stream.map(|r| r.map_err(|e| Box::new(e) as StdError)).boxed())
     }
 
-    /// Parses `x-amz-copy-source-range` (`bytes=first-last`, both inside the source).
+    /// Parses `x-amz-copy-source-range` against this source (see [`copy_source_range`]).
     pub fn range(&self, header: Option<&str>) -> S3Result<Option<std::ops::Range<u64>>> {
-        let Some(header) = header else { return Ok(None) };
-        let bad =
-            || s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last.");
-        let (first, last) = header.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
-        let first: u64 = first.parse().map_err(|_| bad())?;
-        let last: u64 = last.parse().map_err(|_| bad())?;
-        if first > last || last >= self.info.size {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Range specified is not valid for source object of size: {}",
-                self.info.size
-            ));
-        }
-        Ok(Some(first..last + 1))
+        copy_source_range(header, self.info.size)
     }
+}
+
+/// Parses `x-amz-copy-source-range` (`bytes=first-last`, both inside a source of `size` bytes).
+pub(super) fn copy_source_range(header: Option<&str>, size: u64) -> S3Result<Option<std::ops::Range<u64>>> {
+    let Some(header) = header else { return Ok(None) };
+    let bad = || s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last.");
+    let (first, last) = header.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
+    // Digits only: `u64::from_str` would also take a sign ("+5").
+    let number = |s: &str| s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse::<u64>().ok()).flatten();
+    let first = number(first).ok_or_else(bad)?;
+    let last = number(last).ok_or_else(bad)?;
+    if first > last || last >= size {
+        return Err(s3_error!(InvalidArgument, "Range specified is not valid for source object of size: {size}"));
+    }
+    Ok(Some(first..last + 1))
 }
 
 fn is_replace(directive: Option<&str>, name: &str) -> S3Result<bool> {

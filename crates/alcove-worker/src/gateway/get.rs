@@ -89,12 +89,18 @@ pub(super) fn invalid_range(size: u64, requested: Option<String>) -> S3Error {
 }
 
 /// The bytes a read asks for: a Range, a part of a multipart object, or (None) everything.
-fn requested_span(range: Option<&Range>, part_number: Option<i32>, info: &ObjectInfo) -> S3Result<Option<Span<u64>>> {
+pub(super) fn requested_span(
+    range: Option<&Range>,
+    part_number: Option<i32>,
+    info: &ObjectInfo,
+) -> S3Result<Option<Span<u64>>> {
     match (range, part_number) {
         (Some(_), Some(_)) => Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber.")),
-        (Some(r), None) => {
-            r.check(info.size).map(Some).map_err(|_| invalid_range(info.size, Some(r.to_header_string())))
-        }
+        // s3s calls a suffix of an empty object satisfiable (an empty span); RFC 9110 does not.
+        (Some(r), None) => match r.check(info.size) {
+            Ok(span) if !span.is_empty() => Ok(Some(span)),
+            _ => Err(invalid_range(info.size, Some(r.to_header_string()))),
+        },
         (None, Some(n)) => part_span(n, info).map(Some),
         (None, None) => Ok(None),
     }

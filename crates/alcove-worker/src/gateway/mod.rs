@@ -8,6 +8,8 @@ mod bucket;
 mod copy;
 mod cors;
 mod delete;
+#[cfg(test)]
+mod fuzz;
 mod get;
 mod list;
 mod multipart;
