@@ -90,7 +90,7 @@ pub struct Anonymous;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestUser(pub String);
 
-const SIGNING_QUERY_PARAMS: &[&str] = &[
+pub(crate) const SIGNING_QUERY_PARAMS: &[&str] = &[
     "X-Amz-Algorithm",
     "X-Amz-Credential",
     "X-Amz-Date",

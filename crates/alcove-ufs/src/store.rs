@@ -267,35 +267,23 @@ impl Store {
     where
         M: FnOnce(&[PartInfo]) -> UfsResult<ObjectMeta> + Send + 'static,
     {
-        self.timed(UfsOp::Write, self.assemble_and_publish(key, upload, chosen, precondition, tap, meta)).await
-    }
-
-    async fn assemble_and_publish<M>(
-        &self,
-        key: &ObjectKey,
-        upload: &UploadInfo,
-        chosen: Vec<CompletePart>,
-        precondition: Option<Precondition>,
-        tap: Option<ContentTap>,
-        meta: M,
-    ) -> UfsResult<ObjectInfo>
-    where
-        M: FnOnce(&[PartInfo]) -> UfsResult<ObjectMeta> + Send + 'static,
-    {
-        let remote = match &self.backend {
-            Backend::Local(fs) => return fs.complete_upload(key, upload, chosen, precondition, tap, meta).await,
-            Backend::Remote(remote) => remote,
-        };
-        let staging = remote.staging();
-        let parts = parts_digest(chosen.iter().map(|p| (p.number, p.etag.as_str())));
-        let assembled = staging.assemble_upload(upload, chosen, tap, meta).await?;
-        let file =
-            std::fs::File::open(&assembled.temp.0).map_err(|e| UfsError::io("reading the assembled upload", e))?;
-        let body = FileStream::new(file, 0..assembled.size);
-        let checks = PutChecks { expected_len: Some(assembled.size), precondition, ..Default::default() };
-        let meta = assembled.meta.clone();
-        let info = remote.put(key, body, move || meta, checks).await?;
-        staging.finish_upload(upload, parts, &info).await?;
-        Ok(info)
+        self.timed(UfsOp::Write, async move {
+            let remote = match &self.backend {
+                Backend::Local(fs) => return fs.complete_upload(key, upload, chosen, precondition, tap, meta).await,
+                Backend::Remote(remote) => remote,
+            };
+            let staging = remote.staging();
+            let parts = parts_digest(chosen.iter().map(|p| (p.number, p.etag.as_str())));
+            let assembled = staging.assemble_upload(upload, chosen, tap, meta).await?;
+            let file =
+                std::fs::File::open(&assembled.temp.0).map_err(|e| UfsError::io("reading the assembled upload", e))?;
+            let body = FileStream::new(file, 0..assembled.size);
+            let checks = PutChecks { expected_len: Some(assembled.size), precondition, ..Default::default() };
+            let meta = assembled.meta.clone();
+            let info = remote.put(key, body, move || meta, checks).await?;
+            staging.finish_upload(upload, parts, &info).await?;
+            Ok(info)
+        })
+        .await
     }
 }

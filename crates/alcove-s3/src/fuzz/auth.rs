@@ -10,18 +10,7 @@ use s3s::S3ErrorCode;
 
 use crate::auth::{claimed_access_key, query_param, simple_prelayer, AuthSettings};
 
-const SIGNING: &[&str] = &[
-    "X-Amz-Algorithm",
-    "X-Amz-Credential",
-    "X-Amz-Date",
-    "X-Amz-Expires",
-    "X-Amz-SignedHeaders",
-    "X-Amz-Signature",
-    "X-Amz-Security-Token",
-    "AWSAccessKeyId",
-    "Signature",
-    "Expires",
-];
+const SIGNING: &[&str] = crate::auth::SIGNING_QUERY_PARAMS;
 
 const OTHER_PARAMS: &[&str] =
     &["versionId", "uploadId", "partNumber", "tagging", "list-type", "prefix", "delete", "x-id", "acl", ""];
