@@ -278,8 +278,10 @@ def ufs_remote(alcove_bin, tmp_path_factory):
         return
     # The suites test Alcove's own limits (2 KB of x-amz-meta-*, 10 tags of 128/256 characters);
     # on a mount, Alcove also keeps tags and checksums in the remote's user metadata, so the remote
-    # gets room for both. A remote with S3's 2 KB budget is tested in test_remote_ufs.py.
-    w = Worker(alcove_bin, tmp_path_factory.mktemp("ufs-remote"), config="[s3]\nmetadata_max_size = 16384\n")
+    # gets room for both (and a header section that holds them). A remote with S3's 2 KB budget is
+    # tested in test_remote_ufs.py.
+    w = Worker(alcove_bin, tmp_path_factory.mktemp("ufs-remote"),
+               config='[s3]\nmetadata_max_size = 16384\nmax_header_size = "32KiB"\n')
     _ALL_WORKERS.append(w)
     w.start()
     yield w
