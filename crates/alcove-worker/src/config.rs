@@ -810,7 +810,7 @@ impl Config {
         Ok(crate::limits::RequestLimits {
             max_header_bytes: header_bytes,
             max_headers: s3.max_headers,
-            body_idle_timeout: s3.body_idle_timeout.0,
+            body_idle_timeout: crate::limits::LiveDuration::new(s3.body_idle_timeout.0),
         })
     }
 
@@ -1555,7 +1555,7 @@ mod tests {
         let c = Config::load(None, []).unwrap();
         let limits = c.request_limits().unwrap();
         assert_eq!((limits.max_header_bytes, limits.max_headers), (8192, 100));
-        assert_eq!(limits.body_idle_timeout, Duration::from_secs(60));
+        assert_eq!(limits.body_idle_timeout.get(), Duration::from_secs(60));
         assert_eq!((c.max_xml_size(), c.s3.max_connections), (4 << 20, 4096));
         assert_eq!(c.header_read_timeout(), Duration::from_secs(30));
         assert_eq!(c.hyper_head_limits(), (64 << 10, 200));

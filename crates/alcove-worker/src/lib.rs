@@ -161,7 +161,7 @@ impl Worker {
             s3_addr = listener.local_addr().ok();
             let settings = server::HttpSettings {
                 keep_alive: config.s3.keep_alive,
-                idle_timeout: Some(config.header_read_timeout()),
+                idle_timeout: Some(live.header_timeout.clone()),
                 grace,
                 head_limits: Some(config.hyper_head_limits()),
                 connections: Some(connections),
@@ -169,7 +169,9 @@ impl Worker {
             // Peer connections are pooled by the other workers for up to 90 s: the peer port
             // waits longer than that for headers, so it never closes one a peer is about to use.
             let peer_settings = server::HttpSettings {
-                idle_timeout: Some(config.header_read_timeout().max(Duration::from_secs(120))),
+                idle_timeout: Some(limits::LiveDuration::new(
+                    config.header_read_timeout().max(Duration::from_secs(120)),
+                )),
                 connections: None,
                 ..settings.clone()
             };
@@ -243,7 +245,7 @@ impl Worker {
         })?;
         let settings = server::HttpSettings {
             keep_alive: true,
-            idle_timeout: Some(Duration::from_secs(60)),
+            idle_timeout: Some(limits::LiveDuration::new(Duration::from_secs(60))),
             grace: Duration::from_secs(1),
             head_limits: None,
             connections: None,
@@ -273,8 +275,10 @@ impl Worker {
         })
     }
 
-    /// Applies what can change while the worker runs (SIGHUP): `s3.access_log`, the
-    /// authorization policies (`[[auth.policies]]`) and the TLS certificate and key. A
+    /// Applies what can change while the worker runs (SIGHUP): `s3.access_log`, the timeouts
+    /// (`s3.header_timeout`, `s3.idle_timeout`, `s3.body_idle_timeout`: for connections and
+    /// bodies that start after the reload), the authorization policies (`[[auth.policies]]`) and
+    /// the TLS certificate and key. A
     /// configuration that does not check out changes nothing; other changed keys are named in the
     /// log as needing a restart.
     pub fn reload(&mut self, config: Config) {
@@ -287,20 +291,29 @@ impl Worker {
         };
         self.live.access_log.store(config.s3.access_log, Ordering::Relaxed);
         self.live.policies.store(policies);
+        self.live.header_timeout.set(config.header_read_timeout());
+        self.live.body_idle_timeout.set(config.s3.body_idle_timeout.0);
         self.reload_tls();
         let restart = needs_restart(&self.running, &config);
+        let (was, now) = (&self.running.s3, &config.s3);
         let live_changes = [
-            ("s3.access_log", self.running.s3.access_log != config.s3.access_log),
+            ("s3.access_log", was.access_log != now.access_log),
             ("auth.policies", !same(&self.running.auth.policies, &config.auth.policies)),
+            ("s3.header_timeout", was.header_timeout != now.header_timeout),
+            ("s3.idle_timeout", was.idle_timeout != now.idle_timeout),
+            ("s3.body_idle_timeout", was.body_idle_timeout != now.body_idle_timeout),
         ];
         let applied: Vec<&str> = live_changes.iter().filter(|(_, changed)| *changed).map(|(key, _)| *key).collect();
         tracing::info!(applied = ?applied, "SIGHUP: reloaded the configuration");
         if !restart.is_empty() {
             tracing::warn!(keys = ?restart, "SIGHUP: these changes take effect at the next start");
         }
-        let (access_log, policies) = (config.s3.access_log, config.auth.policies.clone());
-        self.running.s3.access_log = access_log;
-        self.running.auth.policies = policies;
+        let running = &mut self.running;
+        running.s3.access_log = config.s3.access_log;
+        running.s3.header_timeout = config.s3.header_timeout;
+        running.s3.idle_timeout = config.s3.idle_timeout;
+        running.s3.body_idle_timeout = config.s3.body_idle_timeout;
+        running.auth.policies = config.auth.policies;
     }
 
     /// Reads the `[tls]` certificate and key again (SIGHUP): new handshakes present the new
@@ -400,7 +413,10 @@ pub(crate) fn s3_front(
         cors: cors::FrontCors::new(Arc::clone(objects)),
         log_format: config.log.format,
         worker_id: cluster.map(|c| Arc::from(c.me.id.as_str())),
-        limits: config.request_limits()?,
+        limits: crate::limits::RequestLimits {
+            body_idle_timeout: live.body_idle_timeout.clone(),
+            ..config.request_limits()?
+        },
         max_xml_size: config.max_xml_size(),
     })
 }
@@ -409,6 +425,9 @@ pub(crate) fn s3_front(
 pub(crate) struct LiveSettings {
     access_log: Arc<std::sync::atomic::AtomicBool>,
     policies: alcove_s3::policy::LivePolicies,
+    /// hyper's header read timeout on the S3 ports (`s3.header_timeout`, `s3.idle_timeout`).
+    header_timeout: limits::LiveDuration,
+    body_idle_timeout: limits::LiveDuration,
 }
 
 impl LiveSettings {
@@ -416,6 +435,8 @@ impl LiveSettings {
         LiveSettings {
             access_log: Arc::new(std::sync::atomic::AtomicBool::new(config.s3.access_log)),
             policies: alcove_s3::policy::live_policies(Arc::clone(&auth.policies)),
+            header_timeout: limits::LiveDuration::new(config.header_read_timeout()),
+            body_idle_timeout: limits::LiveDuration::new(config.s3.body_idle_timeout.0),
         }
     }
 }
@@ -430,7 +451,8 @@ fn needs_restart(running: &Config, wanted: &Config) -> Vec<String> {
     let (Ok(a), Ok(b)) = (serde_json::to_value(running), serde_json::to_value(wanted)) else { return Vec::new() };
     let mut changed = Vec::new();
     diff_keys("", &a, &b, &mut changed);
-    changed.retain(|key| !matches!(key.as_str(), "s3.access_log" | "auth.policies" | "tls.cert" | "tls.key"));
+    let live = ["s3.access_log", "s3.header_timeout", "s3.idle_timeout", "s3.body_idle_timeout", "tls.cert", "tls.key"];
+    changed.retain(|key| !live.contains(&key.as_str()) && !key.starts_with("auth.policies"));
     changed
 }
 

@@ -20,15 +20,33 @@ use s3s::stream::{ByteStream, RemainingLength};
 use s3s::{S3Error, S3ErrorCode, StdError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// A time limit that SIGHUP may change while connections and requests read it.
+#[derive(Debug, Clone)]
+pub struct LiveDuration(Arc<AtomicU64>);
+
+impl LiveDuration {
+    pub fn new(limit: Duration) -> Self {
+        LiveDuration(Arc::new(AtomicU64::new(limit.as_millis() as u64)))
+    }
+
+    pub fn get(&self) -> Duration {
+        Duration::from_millis(self.0.load(Ordering::Relaxed))
+    }
+
+    pub fn set(&self, limit: Duration) {
+        self.0.store(limit.as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
 /// The per-request limits of the S3 front end.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RequestLimits {
     /// Largest header section: every header's name and value (plus `: ` and CRLF) and the query.
     pub max_header_bytes: usize,
     /// Most header lines.
     pub max_headers: usize,
-    /// Longest a request body may send nothing while it is being read.
-    pub body_idle_timeout: Duration,
+    /// Longest a request body may send nothing while it is being read (live: SIGHUP).
+    pub body_idle_timeout: LiveDuration,
 }
 
 impl RequestLimits {
@@ -65,7 +83,7 @@ impl RequestLimits {
     /// under-storage does not count against it).
     pub fn watch_body(&self, req: &mut Request<s3s::Body>) {
         let inner = std::mem::take(req.body_mut());
-        let watched = IdleTimeout { inner, limit: self.body_idle_timeout, timer: None, expired: false };
+        let watched = IdleTimeout { inner, limit: self.body_idle_timeout.get(), timer: None, expired: false };
         *req.body_mut() = s3s::Body::from(Box::pin(watched) as s3s::stream::DynByteStream);
     }
 }
@@ -243,7 +261,11 @@ mod tests {
     use futures::StreamExt as _;
 
     fn limits() -> RequestLimits {
-        RequestLimits { max_header_bytes: 100, max_headers: 3, body_idle_timeout: Duration::from_millis(50) }
+        RequestLimits {
+            max_header_bytes: 100,
+            max_headers: 3,
+            body_idle_timeout: LiveDuration::new(Duration::from_millis(50)),
+        }
     }
 
     #[test]

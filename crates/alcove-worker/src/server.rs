@@ -19,7 +19,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::limits::{Admission, ConnectionLimit, REFUSAL_HEADER_TIMEOUT};
+use crate::limits::{Admission, ConnectionLimit, LiveDuration, REFUSAL_HEADER_TIMEOUT};
 use crate::tls::Acceptor;
 
 /// Connection settings of one port.
@@ -29,7 +29,7 @@ pub struct HttpSettings {
     /// Closes a connection whose next request's headers have not all arrived this long after it
     /// opened or after its previous response: it cuts clients that trickle their headers, and
     /// idle kept-alive connections (hyper measures both with one timer).
-    pub idle_timeout: Option<Duration>,
+    pub idle_timeout: Option<LiveDuration>,
     /// How long in-flight requests get after shutdown is asked for.
     pub grace: Duration,
     /// hyper's limits on a request head (bytes, header lines), beyond which it answers
@@ -42,7 +42,8 @@ pub struct HttpSettings {
 /// The HTTP/1.1 connection builder of a port.
 fn http1_builder(settings: &HttpSettings) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.keep_alive(settings.keep_alive).timer(TokioTimer::new()).header_read_timeout(settings.idle_timeout);
+    let header_timeout = settings.idle_timeout.as_ref().map(LiveDuration::get);
+    builder.keep_alive(settings.keep_alive).timer(TokioTimer::new()).header_read_timeout(header_timeout);
     if let Some((bytes, lines)) = settings.head_limits {
         builder.max_header_size(bytes).max_headers(lines);
     }
@@ -76,7 +77,6 @@ pub async fn serve<H, Fut, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let graceful = GracefulShutdown::new();
-    let builder = http1_builder(&settings);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -107,7 +107,8 @@ pub async fn serve<H, Fut, B>(
                     let handler = handler.clone();
                     async move { Ok::<_, Infallible>(handler(req, remote).await) }
                 });
-                let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+                // Built per connection, so a header timeout changed by SIGHUP applies to the next one.
+                let (builder, watcher, tls) = (http1_builder(&settings), graceful.watcher(), tls.clone());
                 tokio::spawn(async move {
                     let served = match tls {
                         None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
