@@ -171,10 +171,11 @@ fn rolled_up<'k>(query: &ListQuery, key: &'k str) -> Option<&'k str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn info() -> Option<ObjectInfo> {
+    /// The description of an empty object, for listings made in tests.
+    pub(crate) fn info() -> Option<ObjectInfo> {
         Some(ObjectInfo {
             size: 0,
             last_modified: time::OffsetDateTime::UNIX_EPOCH,

@@ -4,17 +4,8 @@
 
 use proptest::prelude::*;
 
+use crate::list::tests::info;
 use crate::list::{Collector, Flow, ListItem, ListQuery};
-use crate::meta::ObjectInfo;
-
-fn info() -> Option<ObjectInfo> {
-    Some(ObjectInfo {
-        size: 0,
-        last_modified: time::OffsetDateTime::UNIX_EPOCH,
-        etag: String::new(),
-        meta: Default::default(),
-    })
-}
 
 /// Keys over a small alphabet, so prefixes and delimiters collide often.
 fn keys() -> impl Strategy<Value = Vec<String>> {
